@@ -1,0 +1,27 @@
+"""pixgmm: evaluate a Gaussian mixture model at every pixel of an image, fast and exactly.
+
+>>> import numpy as np, pixgmm
+>>> model = pixgmm.Mixture([1.0], [[128, 128, 128]], [[100, 100, 100]], "diag", channels="RGB")
+>>> pixgmm.log_density(np.zeros((4, 5, 3), np.uint8), model, channels="BGR").shape
+(4, 5)
+"""
+
+from ._cache import cache_info, clear_cache, set_cache_limit
+from .evaluate import density, log_density, log_ratio, predict, responsibilities
+from .mixture import Mixture, as_mixture
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Mixture",
+    "__version__",
+    "as_mixture",
+    "cache_info",
+    "clear_cache",
+    "density",
+    "log_density",
+    "log_ratio",
+    "predict",
+    "responsibilities",
+    "set_cache_limit",
+]

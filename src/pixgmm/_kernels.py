@@ -1,0 +1,194 @@
+"""Direct evaluation kernels: any dtype, any D, any covariance type.
+
+Private layer: arguments are arrays and scalars only, already validated by the
+public layer. ``X`` is (N, D) in any numeric dtype and layout; model parameters
+come as ``means`` (K, D) float64, ``prec`` (K, D, D) float64 upper-triangular
+precision Cholesky factors, ``coef`` (K,) float64 log normalisers and ``full``
+(False when every ``prec[k]`` is diagonal, which skips the off-diagonal work).
+
+Each kernel splits the pixels into blocks of ``BLOCK``; ``prange`` runs over
+``ntasks`` contiguous groups of blocks (see :func:`n_tasks`), each with its own scratch, and
+writes disjoint parts of the output. Per block, the K log-terms
+``l_k = coef_k - |U_k^T (x - mu_k)|^2 / 2`` are computed with the pixels in the
+inner (vectorised) loop, then reduced by a two-pass log-sum-exp. No (N, K, D)
+or (N, K) temporary exists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from ._math import vexp
+
+MODE_LOG = 0
+MODE_PDF = 1
+
+
+def n_tasks(n):
+    """Number of pixel groups to hand to prange: a few per thread, for balance."""
+    nblocks = (n + BLOCK - 1) // BLOCK
+    return max(1, min(nblocks, 8 * numba.get_num_threads()))
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf):
+    """Fill lt[k, :nb] with the log-terms of pixels X[start:start+nb]."""
+    K, D = means.shape
+    for i in range(nb):
+        nanf[i] = False
+    for c in range(D):
+        for i in range(nb):
+            v = np.float64(X[start + i, c])
+            xt[c, i] = v
+            nanf[i] = nanf[i] or (v != v)
+    for k in range(K):
+        q = lt[k]
+        for i in range(nb):
+            q[i] = 0.0
+        if full:
+            for j in range(D):
+                for i in range(nb):
+                    y[i] = 0.0
+                for c in range(j + 1):
+                    u = prec[k, c, j]
+                    mc = means[k, c]
+                    for i in range(nb):
+                        y[i] += (xt[c, i] - mc) * u
+                for i in range(nb):
+                    q[i] += y[i] * y[i]
+        else:
+            for c in range(D):
+                u = prec[k, c, c]
+                mc = means[k, c]
+                for i in range(nb):
+                    t = (xt[c, i] - mc) * u
+                    q[i] += t * t
+        ck = coef[k]
+        for i in range(nb):
+            q[i] = ck - 0.5 * q[i]
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _block_lse(lt, K, nb, nanf, m, s, res):
+    """res[:nb] = log(sum_k exp(lt[k, :nb])), exactly, with NaN and -inf kept."""
+    for i in range(nb):
+        m[i] = -np.inf
+        s[i] = 0.0
+    for k in range(K):
+        q = lt[k]
+        for i in range(nb):
+            v = q[i]
+            m[i] = v if v > m[i] else m[i]
+    for k in range(K):
+        q = lt[k]
+        for i in range(nb):
+            s[i] += vexp(q[i] - m[i])
+    for i in range(nb):
+        if nanf[i]:
+            res[i] = np.nan
+        elif m[i] == -np.inf:
+            res[i] = -np.inf
+        else:
+            res[i] = m[i] + math.log(s[i])
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _scratch(K, D):
+    return (
+        np.empty((D, BLOCK)),
+        np.empty((K, BLOCK)),
+        np.empty(BLOCK),
+        np.empty(BLOCK, dtype=np.bool_),
+        np.empty(BLOCK),
+        np.empty(BLOCK),
+        np.empty(BLOCK),
+    )
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def log_sum_exp(X, means, prec, coef, full, mode, out, ntasks):
+    """out[i] = log p(X[i]) (mode 0) or p(X[i]) (mode 1)."""
+    N = X.shape[0]
+    K, D = means.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        xt, lt, y, nanf, m, s, res = _scratch(K, D)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
+            _block_lse(lt, K, nb, nanf, m, s, res)
+            if mode == MODE_LOG:
+                for i in range(nb):
+                    out[start + i] = res[i]
+            else:
+                for i in range(nb):
+                    out[start + i] = math.exp(res[i])
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def log_ratio(X, means_a, prec_a, coef_a, full_a, means_b, prec_b, coef_b, full_b, out, ntasks):
+    """out[i] = log p_a(X[i]) - log p_b(X[i])."""
+    N = X.shape[0]
+    Ka, D = means_a.shape
+    Kb = means_b.shape[0]
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        xt, lta, y, nanf, m, s, ra = _scratch(Ka, D)
+        ltb = np.empty((Kb, BLOCK))
+        rb = np.empty(BLOCK)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _block_log_terms(X, start, nb, means_a, prec_a, coef_a, full_a, xt, lta, y, nanf)
+            _block_lse(lta, Ka, nb, nanf, m, s, ra)
+            _block_log_terms(X, start, nb, means_b, prec_b, coef_b, full_b, xt, ltb, y, nanf)
+            _block_lse(ltb, Kb, nb, nanf, m, s, rb)
+            for i in range(nb):
+                out[start + i] = ra[i] - rb[i]
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def responsibilities(X, means, prec, coef, full, out, ntasks):
+    """out[i, k] = w_k N(X[i]; k) / p(X[i]); NaN where p is NaN or 0."""
+    N = X.shape[0]
+    K, D = means.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        xt, lt, y, nanf, m, s, res = _scratch(K, D)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
+            _block_lse(lt, K, nb, nanf, m, s, res)
+            for i in range(nb):
+                r = res[i]
+                for k in range(K):
+                    out[start + i, k] = vexp(lt[k, i] - r) if r > -np.inf else np.nan
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def predict(X, means, prec, coef, full, out, ntasks):
+    """out[i] = argmax_k l_k(X[i]) (first on ties); -1 for a NaN pixel."""
+    N = X.shape[0]
+    K, D = means.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        xt, lt, y, nanf, m, s, res = _scratch(K, D)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
+            for i in range(nb):
+                best = -1
+                bv = -np.inf
+                for k in range(K):
+                    v = lt[k, i]
+                    if v > bv or best < 0:
+                        best = k
+                        bv = v
+                out[start + i] = -1 if nanf[i] else best

@@ -1,0 +1,207 @@
+"""Table engines: the full colour table and per-channel separable tables.
+
+Private layer. The builders take model parameter arrays; the kernels take
+contiguous arrays and scalars.
+
+Separable tables (diagonal covariances, integer pixels with L levels)
+    A diagonal Gaussian factorises over channels, so for channel c, level v and
+    component k the log-factor ``f[c, v, k] = -((v - mu_kc) / sigma_kc)^2 / 2``
+    (plus the component's log normaliser folded into channel 0) is tabulated
+    once. Per channel and level the largest factor ``g[c, v] = max_k f[c, v, k]``
+    is split off and ``a[c, v, k] = exp(f - g)`` kept, so that
+
+        log p(x) = sum_c g[c, x_c] + log(sum_k prod_c a[c, x_c, k])
+
+    costs K*C multiplies and one log per pixel, no exp. When the scaled sum is
+    below ``TINY`` (its terms underflowed) the pixel is recomputed from ``f`` by
+    log-sum-exp, so the result is exact in the far tails too.
+
+Colour table (8-bit pixels, C <= 3)
+    The value for every one of the 256**C colours, gathered per pixel. For a
+    diagonal 3-channel model the 256**3 log-densities are, row (v0, v1) by column
+    v2, ``log(sum_k R[r, k] B[v2, k]) + rs[r] + cs[v2]`` with row and column
+    scales split off as above: one matrix product of (65536, K) by (K, 256),
+    done in row chunks so the float64 scratch stays small. Entries whose scaled
+    sum is below ``TINY`` are recomputed directly. Other models are evaluated
+    colour by colour with the direct kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from . import _kernels
+from ._config import BLOCK, NUMBA_PARALLEL_FLAGS, TINY
+
+#: Rows (pairs of the first two channel values) per chunk of the colour-table build.
+TABLE_CHUNK_ROWS = 4096
+
+
+# -- separable per-channel tables ----------------------------------------------------------
+
+
+def separable_tables(means, prec, coef, levels, offset):
+    """Return ``(f, g, a)`` of shapes (D, L, K), (D, L), (D, L, K) for a diagonal model.
+
+    Level ``v`` stands for the pixel value ``v - offset``.
+    """
+    k, d = means.shape
+    values = np.arange(levels, dtype=np.float64) - offset
+    sig_inv = np.diagonal(prec, axis1=1, axis2=2)  # (K, D)
+    # f[c, v, k]
+    z = (values[None, :, None] - means.T[:, None, :]) * sig_inv.T[:, None, :]
+    f = -0.5 * z * z
+    f[0] += coef[None, :]
+    with np.errstate(invalid="ignore"):
+        g = f.max(axis=2)
+        a = np.exp(f - g[:, :, None])
+    return f, g, a
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def separable_lse(X, offset, f, g, a, mode, out, ntasks):
+    """out[i] = log p(X[i]) (mode 0) or p(X[i]) (mode 1) from separable tables."""
+    N, D = X.shape
+    K = f.shape[2]
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        prod = np.empty(K)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+                out[i] = _separable_one(X, i, offset, f, g, a, prod, D, K, mode)
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def separable_log_ratio(X, offset, fa, ga, aa, fb, gb, ab, out, ntasks):
+    """out[i] = log p_a(X[i]) - log p_b(X[i]) from separable tables."""
+    N, D = X.shape
+    Ka = fa.shape[2]
+    Kb = fb.shape[2]
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        pa = np.empty(Ka)
+        pb = np.empty(Kb)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+                la = _separable_one(X, i, offset, fa, ga, aa, pa, D, Ka, 0)
+                lb = _separable_one(X, i, offset, fb, gb, ab, pb, D, Kb, 0)
+                out[i] = la - lb
+
+
+@numba.njit(inline="always", **{k: v for k, v in NUMBA_PARALLEL_FLAGS.items() if k != "parallel"})
+def _separable_one(X, i, offset, f, g, a, prod, D, K, mode):
+    v0 = np.int64(X[i, 0]) + offset
+    scale = g[0, v0]
+    for k in range(K):
+        prod[k] = a[0, v0, k]
+    for c in range(1, D):
+        v = np.int64(X[i, c]) + offset
+        scale += g[c, v]
+        for k in range(K):
+            prod[k] *= a[c, v, k]
+    s = 0.0
+    for k in range(K):
+        s += prod[k]
+    if s >= TINY:
+        lse = scale + math.log(s)
+    else:
+        # The scaled terms underflowed: exact log-sum-exp from the log-factors.
+        m = -np.inf
+        for k in range(K):
+            lk = 0.0
+            for c in range(D):
+                lk += f[c, np.int64(X[i, c]) + offset, k]
+            prod[k] = lk
+            m = lk if lk > m else m
+        if m == -np.inf:
+            lse = -np.inf
+        else:
+            s = 0.0
+            for k in range(K):
+                s += math.exp(prod[k] - m)
+            lse = m + math.log(s)
+    if mode == 0:
+        return lse
+    return math.exp(lse)
+
+
+# -- full colour table ---------------------------------------------------------------------
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def gather(X, shifts, table, out, ntasks):
+    """out[i] = table[sum_c X[i, c] << shifts[c]] for 8-bit pixels."""
+    N, C = X.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        lo = t * nblocks // ntasks * BLOCK
+        hi = min(N, (t + 1) * nblocks // ntasks * BLOCK)
+        if C == 3:
+            s0 = shifts[0]
+            s1 = shifts[1]
+            s2 = shifts[2]
+            for i in range(lo, hi):
+                idx = (
+                    (np.int64(X[i, 0]) << s0)
+                    | (np.int64(X[i, 1]) << s1)
+                    | (np.int64(X[i, 2]) << s2)
+                )
+                out[i] = table[idx]
+        else:
+            for i in range(lo, hi):
+                idx = np.int64(0)
+                for c in range(C):
+                    idx |= np.int64(X[i, c]) << shifts[c]
+                out[i] = table[idx]
+
+
+def _direct_log(colours, params):
+    out = np.empty(colours.shape[0])
+    means, prec, coef, full = params
+    _kernels.log_sum_exp(
+        colours, means, prec, coef, full, _kernels.MODE_LOG, out, _kernels.n_tasks(colours.shape[0])
+    )
+    return out
+
+
+def _colours(idx, n_channels):
+    """The 8-bit colours with table indices ``idx``, as an (n, C) uint8 array."""
+    cols = [(idx >> (8 * (n_channels - 1 - c))) & 255 for c in range(n_channels)]
+    return np.stack(cols, axis=1).astype(np.uint8)
+
+
+def log_table_chunks(params, n_channels):
+    """Yield ``(start, log_values)`` covering all 256**C colours of a model, in order.
+
+    ``params`` is ``(means, prec, coef, full)``. Memory is bounded by the chunk size.
+    """
+    means, prec, coef, full = params
+    n = 256**n_channels
+    if n_channels != 3 or full:
+        step = TABLE_CHUNK_ROWS * 256
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            yield start, _direct_log(_colours(np.arange(start, stop), n_channels), params)
+        return
+    f, g, a = separable_tables(means, prec, coef, 256, 0)
+    cs = g[2]  # (256,)
+    ca_t = np.ascontiguousarray(a[2].T)  # (K, 256)
+    for r0 in range(0, 65536, TABLE_CHUNK_ROWS):
+        r1 = r0 + TABLE_CHUNK_ROWS
+        rows = np.arange(r0, r1)
+        row_log = f[0][rows >> 8] + f[1][rows & 255]  # (R, K)
+        with np.errstate(invalid="ignore"):
+            rs = row_log.max(axis=1)
+            ra = np.exp(row_log - rs[:, None])
+        s = ra @ ca_t  # (R, 256)
+        with np.errstate(divide="ignore"):
+            out = np.log(s)
+        out += rs[:, None]
+        out += cs[None, :]
+        bad = np.flatnonzero(~(s >= TINY))
+        if bad.size:
+            out.reshape(-1)[bad] = _direct_log(_colours(bad + r0 * 256, 3), params)
+        yield r0 * 256, out.reshape(-1)
