@@ -64,6 +64,18 @@ _MODEL_PARAM = """model : Mixture, sequence of (mean, covariance, weight), or Ga
         The mixture; anything :func:`pixgmm.as_mixture` accepts."""
 
 
+def _is_dask_array(image):
+    """True for a dask array, checked without importing dask."""
+    return type(image).__module__.split(".")[0] == "dask" and hasattr(image, "map_blocks")
+
+
+def _dask(func, image, models, **kwargs):
+    """Evaluate ``func`` lazily over a dask array (see :mod:`pixgmm._dask`)."""
+    from . import _dask
+
+    return _dask.evaluate(func, image, models, **kwargs)
+
+
 def _doc(text, models=_MODEL_PARAM):
     return text.replace("{params}", _DOC_PARAMS.format(models=models))
 
