@@ -20,6 +20,8 @@ engine and calls a private kernel. The engine rule (``method="auto"``):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _kernels, _lut
@@ -69,11 +71,25 @@ def _is_dask_array(image):
     return type(image).__module__.split(".")[0] == "dask" and hasattr(image, "map_blocks")
 
 
-def _dask(func, image, models, **kwargs):
-    """Evaluate ``func`` lazily over a dask array (see :mod:`pixgmm._dask`)."""
-    from . import _dask
+def _dask_aware(n_models):
+    """Decorator: a dask-array image goes to :func:`pixgmm._dask.evaluate`, lazily.
 
-    return _dask.evaluate(func, image, models, **kwargs)
+    ``func(image, *models, **kwargs)`` is what runs on each NumPy block; dask is
+    imported only when a dask array arrives.
+    """
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(image, *args, **kwargs):
+            if _is_dask_array(image):
+                from . import _dask
+
+                return _dask.evaluate(func, image, args[:n_models], *args[n_models:], **kwargs)
+            return func(image, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _doc(text, models=_MODEL_PARAM):
@@ -228,6 +244,7 @@ def _run(quantity, image, models, names, *, normalized, channel_axis, channels, 
     return result
 
 
+@_dask_aware(1)
 def density(
     image,
     model,
@@ -284,6 +301,7 @@ density.__doc__ = _doc("""Mixture density ``p(x) = sum_k w_k N(x; mu_k, Sigma_k)
     """)
 
 
+@_dask_aware(1)
 def log_density(
     image,
     model,
@@ -330,6 +348,7 @@ log_density.__doc__ = _doc("""Natural log of the mixture density at every pixel,
     """)
 
 
+@_dask_aware(2)
 def log_ratio(
     image,
     model_a,
@@ -385,6 +404,7 @@ log_ratio.__doc__ = _doc(
 )
 
 
+@_dask_aware(1)
 def responsibilities(
     image,
     model,
@@ -445,6 +465,7 @@ responsibilities.__doc__ = _doc("""Posterior probability of each component at ev
     """)
 
 
+@_dask_aware(1)
 def predict(
     image, model, *, normalized=True, channel_axis=-1, channels=None, out=None, method="auto"
 ):
