@@ -104,15 +104,15 @@ def evaluate(func, image, models, *args, **kwargs):
 
     # 2. one engine for the whole image
     quantity = _QUANTITY.get(name)
-    if quantity is not None and kw.get("method") == "auto" and X.shape[0]:
-        kw["method"] = _ev._choose_engine("auto", quantity, X, ms)
+    if quantity is not None and X.shape[0]:  # also checks that a forced engine applies
+        kw["method"] = _ev._choose_engine(kw["method"], quantity, X, ms)
 
     # 3. the channel axis in one chunk
     if axis is not None and len(image.chunks[axis]) > 1:
         image = image.rechunk({axis: -1})
 
     # 4. each model once in the graph
-    token = dask.base.tokenize(name, kw, *(m._fingerprint for m in ms))
+    token = dask.base.tokenize(name, image.name, kw, *(m._fingerprint for m in ms))
     dmodels = [dask.delayed(m, pure=True, name=f"pixgmm-model-{m._fingerprint}") for m in ms]
 
     # 5. one task per spatial block

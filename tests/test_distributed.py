@@ -1,0 +1,162 @@
+"""pixgmm on a real ``distributed.LocalCluster``: 2 worker processes on 127.0.0.1.
+
+One cluster for the module (closed in teardown); every wait is bounded. The
+images are tiny: these tests are about the plumbing (models shipped once,
+tables built per worker process, retries after a worker dies, the completion
+marker of a Zarr store), not speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import pixgmm
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("zarr")
+from pixgmm import bigimage  # noqa: E402
+
+TIMEOUT = 60  # seconds for any one computation
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        timeout=TIMEOUT,
+    )
+    c = distributed.Client(cluster, timeout=TIMEOUT)
+    try:
+        c.wait_for_workers(2, timeout=TIMEOUT)
+        yield c
+    finally:
+        c.close(timeout=TIMEOUT)
+        cluster.close(timeout=TIMEOUT)
+
+
+def _compute(client, lazy):
+    return client.compute(lazy).result(timeout=TIMEOUT)
+
+
+def _models():
+    skin = pixgmm.Mixture(
+        [0.6, 0.4], [[200, 140, 120], [150, 100, 80]], [[400, 300, 300], [600, 500, 500]], "diag"
+    )
+    other = pixgmm.Mixture([1.0], [[120, 120, 120]], [[2500, 2500, 2500]], "diag")
+    return skin, other
+
+
+@pytest.mark.parametrize(
+    "name", ["density", "log_density", "log_ratio", "responsibilities", "predict"]
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_functions_on_the_cluster_equal_numpy(client, name, dtype, rng):
+    skin, other = _models()
+    img = (rng.random((40, 50, 3)) * 255).astype(dtype)
+    f = getattr(pixgmm, name)
+    args = (skin, other) if name == "log_ratio" else (skin,)
+    lazy = f(da.from_array(img, chunks=(13, 17, 2)), *args)
+    got = _compute(client, lazy)
+    expected = f(img, *args)
+    assert got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_table_engine_builds_one_table_per_worker_process(client, rng):
+    skin, _ = _models()
+
+    def reset():
+        pixgmm.clear_cache()
+        return pixgmm.cache_info()["entries"]
+
+    assert set(client.run(reset).values()) == {0}
+    img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    lazy = pixgmm.density(da.from_array(img, chunks=(16, 16, 3)), skin, method="table")
+    got = _compute(client, lazy)
+    np.testing.assert_array_equal(got, pixgmm.density(img, skin, method="table"))
+    entries = client.run(lambda: pixgmm.cache_info()["entries"])
+    assert set(entries.values()) <= {0, 1} and sum(entries.values()) >= 1
+    client.run(pixgmm.clear_cache)
+
+
+def test_model_is_one_key_sent_once_per_worker(client, rng):
+    """The model is one task; each worker receives it at most once, however many blocks."""
+    skin, _ = _models()
+    img = da.from_array(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), chunks=(8, 8, 3))
+    lazy = pixgmm.log_density(img, skin)
+    model_key = f"pixgmm-model-{skin._fingerprint}"
+    graph = dict(lazy.__dask_graph__())
+    users = [v for v in graph.values() if model_key in getattr(v, "dependencies", ())]
+    assert len(users) == lazy.npartitions == 36
+
+    def transfers(dask_worker, key=model_key):
+        return sum(key in entry["keys"] for entry in dask_worker.transfer_incoming_log)
+
+    before = client.run(transfers)
+    got = _compute(client, lazy)
+    np.testing.assert_allclose(got, pixgmm.log_density(img.compute(), skin), rtol=1e-12)
+    after = client.run(transfers)
+    assert all(after[w] - before.get(w, 0) <= 1 for w in after), (before, after)
+
+
+def _kill_once(block, marker):
+    """Kill this worker process the first time any task runs it; pass through afterwards."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        os._exit(1)
+    return block
+
+
+def test_a_worker_dying_mid_run_is_retried(client, rng, tmp_path):
+    assert dask.config.get("distributed.scheduler.allowed-failures") >= 1
+    skin, other = _models()
+    img = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    marker = str(tmp_path / "killed")
+    before = set(client.scheduler_info()["workers"])
+    dying = da.from_array(img, chunks=(10, 11, 3)).map_blocks(
+        _kill_once, marker, meta=np.empty((0, 0, 0), img.dtype)
+    )
+    path = tmp_path / "ratio.zarr"
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = bigimage.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
+    assert os.path.exists(marker)  # a worker really died
+    np.testing.assert_allclose(stored[...], pixgmm.log_ratio(img, skin, other), rtol=1e-12)
+    assert bigimage.is_complete(path)
+    client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it
+    assert set(client.scheduler_info()["workers"]) != before
+
+
+def _fail_on_last_block(block, block_info=None):
+    loc = block_info[0]["chunk-location"]
+    n = block_info[0]["num-chunks"]
+    if loc[0] == n[0] - 1 and loc[1] == n[1] - 1:
+        raise OSError("disk went away")
+    return block
+
+
+def test_failed_write_leaves_store_not_complete(client, rng, tmp_path):
+    skin, _ = _models()
+    img = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    failing = da.from_array(img, chunks=(10, 10, 3)).map_blocks(
+        _fail_on_last_block, meta=np.empty((0, 0, 0), img.dtype)
+    )
+    path = tmp_path / "density.zarr"
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        with pytest.raises(OSError, match="disk went away"):
+            bigimage.write_zarr(pixgmm.density(failing, skin), path)
+        assert not bigimage.is_complete(path)
+        # the same call with good input completes the same store
+        good = da.from_array(img, chunks=(10, 10, 3))
+        stored = bigimage.write_zarr(pixgmm.density(good, skin), path)
+    assert bigimage.is_complete(path)
+    np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)
