@@ -63,7 +63,8 @@ _DOC_PARAMS = """image : array_like
         Engine; see :mod:`pixgmm.evaluate` for the rule ``"auto"`` follows."""
 
 _MODEL_PARAM = """model : Mixture, sequence of (mean, covariance, weight), or GaussianMixture
-        The mixture; anything :func:`pixgmm.as_mixture` accepts."""
+        The mixture; anything :func:`pixgmm.as_mixture` accepts, or a
+        :class:`pixgmm.HistogramModel`."""
 
 
 def _is_dask_array(image):
@@ -107,7 +108,7 @@ def _params(model, normalized):
 
 def _resolve_models(models, names, channels, n_channels):
     """Coerce to Mixture, check feature counts agree, reorder to the image's channels."""
-    ms = [as_mixture(m, name) for m, name in zip(models, names)]
+    ms = [_as_model(m, name) for m, name in zip(models, names)]
     d = ms[0].n_features
     for m, name in zip(ms[1:], names[1:]):
         if m.n_features != d:
@@ -126,6 +127,8 @@ def _resolve_models(models, names, channels, n_channels):
 
 
 def _choose_engine(method, quantity, X, models):
+    if _has_table_model(models):
+        return _table_model_engine(method, quantity, X)
     n, c = X.shape
     dt = X.dtype
     table_ok = dt == np.uint8 and c <= 3 and quantity in ("log", "pdf", "ratio")
@@ -164,6 +167,8 @@ def _choose_engine(method, quantity, X, models):
 
 def _table(quantity, models, normalized, n_channels, dtype):
     """The colour table of ``quantity`` for 8-bit pixels, from the cache or built."""
+    if _has_table_model(models):
+        return _table_model_table(quantity, models, normalized, n_channels, dtype)
     fps = tuple(m._fingerprint for m in models)
     key = (*fps, quantity, bool(normalized) if quantity != "ratio" else None, dtype.str)
     table = TABLES.get(key)
@@ -205,9 +210,103 @@ def _shifts(n_channels):
     return np.array([8 * (n_channels - 1 - c) for c in range(n_channels)], dtype=np.int64)
 
 
+# -- models evaluated from their own values (pixgmm.HistogramModel) ---------------------------
+# Such a model marks itself with ``_pixgmm_table_model = True`` and provides ``n_features``,
+# ``_channels``, ``with_channels``, ``_fingerprint``, ``_log_density_pixels(X) -> float64 (N,)``
+# and ``_log_table(start, stop) -> float64`` (log-densities of the 8-bit colours with table
+# indices start:stop). It goes through the same colour table and ``_lut.gather`` as a
+# mixture; ``normalized`` does not apply to it (its density is always normalised).
+
+
+def _is_table_model(model):
+    return bool(getattr(model, "_pixgmm_table_model", False))
+
+
+def _has_table_model(models):
+    return any(_is_table_model(m) for m in models)
+
+
+def _as_model(model, name):
+    """A table model as is, anything else through :func:`as_mixture`."""
+    return model if _is_table_model(model) else as_mixture(model, name)
+
+
+def _table_model_engine(method, quantity, X):
+    """The engine rule with a table model: the colour table for uint8 images, else direct."""
+    n, c = X.shape
+    table_ok = X.dtype == np.uint8 and c <= 3 and quantity in ("log", "pdf", "ratio")
+    if method == "separable":
+        raise ValueError(
+            "method='separable' needs mixtures with diagonal covariances; a HistogramModel is "
+            "evaluated with method='table' (uint8 images) or 'direct'; use method='auto'"
+        )
+    if method == "table" and not table_ok:
+        raise ValueError(
+            "method='table' needs a uint8 image with at most 3 channels and a density, "
+            f"log-density or log-ratio (got {X.dtype} with {c} channels); use method='auto'"
+        )
+    if method == "table" or (
+        method == "auto" and table_ok and n >= (TABLE_MIN_PIXELS if c == 3 else 256**c)
+    ):
+        return "table"
+    return "direct"
+
+
+def _table_model_logs(models, normalized, n_channels):
+    """Yield ``(start, [log-values of each model])`` covering all 256**C colours in order."""
+    n = 256**n_channels
+    mix = [i for i, m in enumerate(models) if not _is_table_model(m)]
+    if mix:  # at most one: a log ratio has two models and one of them is a table model
+        chunks = _lut.log_table_chunks(_params(models[mix[0]], normalized), n_channels)
+    else:
+        chunks = ((start, None) for start in range(0, n, 1 << 20))
+    for start, values in chunks:
+        stop = start + values.shape[0] if values is not None else min(n, start + (1 << 20))
+        yield (
+            start,
+            [values if i in mix else m._log_table(start, stop) for i, m in enumerate(models)],
+        )
+
+
+def _table_model_table(quantity, models, normalized, n_channels, dtype):
+    key = (*(m._fingerprint for m in models), quantity, bool(normalized), dtype.str)
+    table = TABLES.get(key)
+    if table is not None:
+        return table
+    table = np.empty(256**n_channels, dtype=dtype)
+    for start, logs in _table_model_logs(models, normalized, n_channels):
+        _combine_logs(quantity, logs, table[start : start + logs[0].shape[0]])
+    table.setflags(write=False)
+    return TABLES.put(key, table)
+
+
+def _table_model_direct(quantity, X, models, normalized, flat):
+    logs = []
+    for m in models:
+        if _is_table_model(m):
+            logs.append(m._log_density_pixels(X))
+        else:
+            values = np.empty(X.shape[0])
+            _kernels.log_sum_exp(
+                X, *_params(m, normalized), _kernels.MODE_LOG, values, _kernels.n_tasks(X.shape[0])
+            )
+            logs.append(values)
+    _combine_logs(quantity, logs, flat)
+
+
+def _combine_logs(quantity, logs, out):
+    with np.errstate(invalid="ignore"):  # -inf - -inf (zero density in both) is NaN
+        if quantity == "log":
+            out[...] = logs[0]
+        elif quantity == "pdf":
+            out[...] = np.exp(logs[0])
+        else:
+            out[...] = logs[0] - logs[1]
+
+
 def _run(quantity, image, models, names, *, normalized, channel_axis, channels, dtype, out, method):
     check_method(method, METHODS)
-    first = as_mixture(models[0], names[0])
+    first = _as_model(models[0], names[0])
     X, spatial = pixels_view(image, first.n_features, channel_axis)
     models = _resolve_models(models, names, channels, X.shape[1])
     odt = resolve_dtype(X.dtype, dtype, out)
@@ -231,6 +330,8 @@ def _run(quantity, image, models, names, *, normalized, channel_axis, channels, 
                 off, (f, g, a) = _separable(models[0], normalized, X.dtype)
                 mode = _kernels.MODE_LOG if quantity == "log" else _kernels.MODE_PDF
                 _lut.separable_lse(X, off, f, g, a, mode, flat, ntasks)
+        elif _has_table_model(models):
+            _table_model_direct(quantity, X, models, normalized, flat)
         elif quantity == "ratio":
             _kernels.log_ratio(
                 X, *_params(models[0], normalized), *_params(models[1], normalized), flat, ntasks
@@ -399,8 +500,8 @@ log_ratio.__doc__ = _doc(
     >>> pixgmm.log_ratio(x, a, b, channel_axis=None).tolist()  # p_a and p_b are both 0.0 at 1000
     [0.5, -999.5]
     """,
-    models="""model_a, model_b : Mixture, kernel sequence or GaussianMixture
-        Numerator and denominator mixtures, with the same number of features.""",
+    models="""model_a, model_b : Mixture, kernel sequence, GaussianMixture or HistogramModel
+        Numerator and denominator models, with the same number of features.""",
 )
 
 

@@ -1,0 +1,270 @@
+"""Detector evaluation on labelled pixels: ROC curve, AUC, true-positive rate at a false-positive rate.
+
+Scores are any per-pixel numbers where larger means "more likely positive": a
+log likelihood ratio (:meth:`pixgmm.SkinDetector.log_ratio`), a posterior
+probability, or one column of :meth:`pixgmm.Classifier.probability`. A pixel is
+called positive when ``score >= threshold``. Everything is NumPy: one sort and
+one cumulative sum.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["auc", "plot_roc", "roc_curve", "tpr_at_fpr"]
+
+
+def _binary(scores, labels, positive):
+    """Validate and return ``(scores as float64 1-D, boolean truth 1-D)``."""
+    s = np.asarray(scores)
+    if s.dtype.kind not in "uifb":
+        raise TypeError(f"scores must be a numeric array, got dtype {s.dtype}")
+    s = s.astype(np.float64, copy=False).reshape(-1)
+    y = np.asarray(labels)
+    if y.shape != np.shape(scores):
+        if y.size != s.size:
+            raise ValueError(
+                f"labels has shape {y.shape} but scores has shape {np.shape(scores)}; "
+                "pass one label per score"
+            )
+    y = y.reshape(-1)
+    if np.isnan(s).any():
+        raise ValueError(
+            f"scores contains {int(np.isnan(s).sum())} NaN value(s); drop those pixels first"
+        )
+    if positive is None:
+        if y.dtype.kind == "b":
+            truth = y
+        else:
+            values = np.unique(y)
+            if not np.isin(values, [0, 1]).all():
+                raise ValueError(
+                    f"labels must be binary (bool, or 0 and 1), got values {values[:6].tolist()}; "
+                    f"pass positive= the label of the positive class, e.g. positive={values[0]!r}"
+                )
+            truth = y == 1
+    else:
+        values = np.unique(y)
+        if values.size > 2:
+            raise ValueError(
+                f"labels has {values.size} distinct values ({values[:6].tolist()}); a ROC curve "
+                "needs two classes"
+            )
+        truth = y == positive
+    n_pos = int(np.count_nonzero(truth))
+    if n_pos == 0 or n_pos == truth.size:
+        which = "positive" if n_pos == 0 else "negative"
+        raise ValueError(
+            f"labels has no {which} pixels; a ROC curve needs examples of both classes"
+            + ("" if positive is None else f" (positive={positive!r})")
+        )
+    return s, truth
+
+
+def _roc(s, truth):
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    tps_all = np.cumsum(truth[order], dtype=np.int64)
+    # last index of every run of equal scores: each distinct score is one threshold
+    last = np.flatnonzero(s_sorted[1:] != s_sorted[:-1])
+    last = np.append(last, s_sorted.size - 1)
+    tps = np.concatenate(([0], tps_all[last]))
+    fps = np.concatenate(([0], last + 1 - tps_all[last]))
+    thresholds = np.concatenate(([np.inf], s_sorted[last]))
+    return fps, tps, thresholds
+
+
+def roc_curve(scores, labels, *, positive=None):
+    """Receiver operating characteristic: every distinct score as a threshold.
+
+    Parameters
+    ----------
+    scores : array_like
+        Per-pixel scores, any shape; larger means more likely positive. NaN is
+        an error (drop those pixels first).
+    labels : array_like
+        Ground truth, one per score: bool, or 0/1 with 1 positive. With other
+        label values pass ``positive=``.
+    positive : scalar, optional
+        The label of the positive class (e.g. ``positive=1`` for the UCI skin
+        data, whose labels are 1 = skin and 2 = non-skin). ``labels`` must then
+        hold at most two distinct values.
+
+    Returns
+    -------
+    fpr, tpr, thresholds : numpy.ndarray
+        ``fpr[i]`` and ``tpr[i]`` are the false- and true-positive rates of the
+        rule ``score >= thresholds[i]``. Thresholds decrease; the first is
+        ``inf`` (nothing positive, the point (0, 0)) and the last is the
+        smallest score (everything positive, the point (1, 1)).
+
+    Raises
+    ------
+    ValueError
+        Labels that are not binary, a class with no pixels, NaN scores, or
+        ``labels`` and ``scores`` of different sizes.
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import roc_curve
+    >>> fpr, tpr, thr = roc_curve([0.9, 0.8, 0.4, 0.4, 0.1], [1, 0, 1, 0, 0])
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.3333333333333333, 0.6666666666666666, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    >>> thr.tolist()
+    [inf, 0.9, 0.8, 0.4, 0.1]
+    """
+    s, truth = _binary(scores, labels, positive)
+    fps, tps, thresholds = _roc(s, truth)
+    return fps / fps[-1], tps / tps[-1], thresholds
+
+
+def auc(scores, labels, *, positive=None):
+    """Area under the ROC curve (ties between scores count one half).
+
+    Equal to the probability that a random positive pixel scores higher than a
+    random negative one (the Mann-Whitney statistic).
+
+    Parameters
+    ----------
+    scores, labels, positive
+        As in :func:`roc_curve`.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import auc
+    >>> auc([0.9, 0.8, 0.4, 0.4, 0.1], [1, 0, 1, 0, 0])
+    0.75
+    >>> auc([3.0, 1.0, 2.0], ["skin", "sky", "skin"], positive="skin")
+    1.0
+    """
+    s, truth = _binary(scores, labels, positive)
+    fps, tps, _ = _roc(s, truth)
+    # trapezoids in integer counts, normalised once: exact for tied scores
+    area = float(np.sum(np.diff(fps) * (tps[1:] + tps[:-1]), dtype=np.float64))
+    return area / (2.0 * float(fps[-1]) * float(tps[-1]))
+
+
+def tpr_at_fpr(scores, labels, fpr, *, positive=None):
+    """The best true-positive rate with a false-positive rate at most ``fpr``, and its threshold.
+
+    Parameters
+    ----------
+    scores, labels, positive
+        As in :func:`roc_curve`.
+    fpr : float
+        Target false-positive rate, in [0, 1].
+
+    Returns
+    -------
+    tpr : float
+        Fraction of positive pixels with ``score >= threshold``.
+    threshold : float
+        The smallest score threshold whose false-positive rate on these pixels
+        does not exceed ``fpr`` (``inf`` when even the highest score would).
+        Pixels whose score equals the threshold are positive.
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import tpr_at_fpr
+    >>> scores = [0.9, 0.8, 0.7, 0.6, 0.3, 0.2, 0.1]
+    >>> labels = [1, 1, 0, 1, 0, 1, 0]
+    >>> tpr_at_fpr(scores, labels, 0.0)
+    (0.5, 0.8)
+    >>> tpr_at_fpr(scores, labels, 0.4)
+    (0.75, 0.6)
+    """
+    try:
+        target = float(fpr)
+    except (TypeError, ValueError):
+        raise TypeError(f"fpr must be a number in [0, 1], got {fpr!r}") from None
+    if not 0.0 <= target <= 1.0:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr!r}")
+    s, truth = _binary(scores, labels, positive)
+    fps, tps, thresholds = _roc(s, truth)
+    n_neg = int(fps[-1])
+    # largest number of false positives allowed, computed exactly in integers
+    allowed = math.floor(target * n_neg + 1e-9 * max(1.0, target * n_neg))
+    i = int(np.searchsorted(fps, allowed, side="right")) - 1
+    return float(tps[i] / tps[-1]), float(thresholds[i])
+
+
+def plot_roc(curves, path, *, title=None, max_fpr=1.0, mark_fpr=()):
+    """Write ROC curves to an image file (PNG) with matplotlib.
+
+    Parameters
+    ----------
+    curves : mapping of str to (fpr, tpr) or (fpr, tpr, thresholds)
+        One curve per detector, e.g. ``{"Jones & Rehg": roc_curve(s, y)}``.
+        A single ``roc_curve`` result is accepted too.
+    path : str or path-like
+        Output file; its suffix chooses the format (``.png``).
+    title : str, optional
+    max_fpr : float, default 1.0
+        Right end of the false-positive axis (e.g. 0.2 to look at low rates).
+    mark_fpr : sequence of float, default ()
+        False-positive rates to mark with vertical dotted lines.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed (``pip install 'pixgmm[plot]'``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pixgmm.metrics import plot_roc, roc_curve
+    >>> curve = roc_curve([0.9, 0.8, 0.4, 0.1], [1, 0, 1, 0])
+    >>> path = plot_roc({"toy": curve}, os.path.join(tempfile.mkdtemp(), "roc.png"))
+    >>> path.read_bytes()[:4] == b"\\x89PNG"
+    True
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "plot_roc needs matplotlib; install it with pip install 'pixgmm[plot]'"
+        ) from None
+    if isinstance(curves, tuple):
+        curves = {"": curves}
+    if not hasattr(curves, "items"):
+        raise TypeError(
+            "curves must be a mapping of name to (fpr, tpr[, thresholds]) such as "
+            f"{{'detector': roc_curve(scores, labels)}}, got {type(curves).__name__}"
+        )
+    if not 0.0 < float(max_fpr) <= 1.0:
+        raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
+    fig = Figure(figsize=(5.0, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        if not isinstance(curve, (tuple, list)) or len(curve) not in (2, 3):
+            raise ValueError(f"curves[{name!r}] must be (fpr, tpr) or (fpr, tpr, thresholds)")
+        ax.plot(np.asarray(curve[0]), np.asarray(curve[1]), label=str(name) or None, lw=1.5)
+    for x in mark_fpr:
+        ax.axvline(float(x), color="0.6", ls=":", lw=1)
+    ax.set_xlim(0.0, float(max_fpr))
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    if title:
+        ax.set_title(title)
+    if any(str(n) for n in curves):
+        ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    return path
