@@ -107,7 +107,7 @@ class HistogramModel:
     >>> hist
     HistogramModel(bins=(32, 32, 32), range=(0.0, 256.0), smoothing=1.0, channels='RGB')
     >>> p = pixgmm.density(np.array([[11, 21, 30], [90, 90, 90]], np.uint8), hist)
-    >>> (p / p[1]).tolist()  # two training pixels plus one pseudo-count vs one pseudo-count
+    >>> (p / p[1]).round(9).tolist()  # two training pixels plus one pseudo-count vs one pseudo-count
     [3.0, 1.0]
     """
 
