@@ -1,0 +1,238 @@
+"""Large images on disk: lazy TIFF/Zarr reading, Zarr writing and its completion marker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pixgmm
+
+da = pytest.importorskip("dask.array")
+zarr = pytest.importorskip("zarr")
+tifffile = pytest.importorskip("tifffile")
+from pixgmm import bigimage  # noqa: E402
+
+MODEL = pixgmm.Mixture(
+    [0.3, 0.7], [[200, 150, 120], [60, 90, 120]], [[300, 300, 300], [900, 600, 400]], "diag"
+)
+
+
+@pytest.fixture
+def image(rng):
+    return rng.integers(0, 256, (130, 97, 3), dtype=np.uint8)
+
+
+# -- reading -------------------------------------------------------------------
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("tile", [(32, 32), None], ids=["tiled", "stripped"])
+def test_tiff_is_read_lazily(tmp_path, image, tile, bigtiff):
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, image, tile=tile, bigtiff=bigtiff, rowsperstrip=16)
+    lazy = bigimage.open_image_lazy(path, chunks=50)
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks == ((50, 50, 30), (50, 47), (3,))  # channel axis whole
+    np.testing.assert_array_equal(lazy.compute(), image)
+    np.testing.assert_allclose(
+        pixgmm.density(lazy, MODEL).compute(), pixgmm.density(image, MODEL), rtol=1e-12
+    )
+
+
+def test_zarr_store_and_group(tmp_path, image):
+    path = tmp_path / "img.zarr"
+    zarr.create_array(path, data=image, chunks=(40, 40, 3))
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"array.chunk-size": "20KiB"}):  # "auto": multiples of the store's
+        lazy = bigimage.open_image_lazy(path)
+    assert lazy.chunks[2] == (3,) and lazy.npartitions > 1
+    assert all(c % 40 == 0 for dim in lazy.chunks[:2] for c in dim[:-1])
+    np.testing.assert_array_equal(lazy.compute(), image)
+    lazy = bigimage.open_image_lazy(str(path), chunks=(64, 97))
+    assert lazy.chunksize == (64, 97, 3)
+
+    group = zarr.open_group(tmp_path / "pyramid.zarr", mode="w")
+    group.create_array("0", data=image, chunks=(64, 64, 3))
+    group.create_array("1", data=image[::2, ::2], chunks=(64, 64, 3))
+    np.testing.assert_array_equal(bigimage.open_image_lazy(group.store_path.store.root), image)
+    half = bigimage.open_image_lazy(tmp_path / "pyramid.zarr", component="1")
+    np.testing.assert_array_equal(half.compute(), image[::2, ::2])
+    with pytest.raises(ValueError, match="component='2'"):
+        bigimage.open_image_lazy(tmp_path / "pyramid.zarr", component="2")
+
+
+def test_other_formats_and_missing_files(tmp_path, image):
+    iio = pytest.importorskip("imageio.v3")
+    iio.imwrite(tmp_path / "img.png", image)
+    lazy = bigimage.open_image_lazy(tmp_path / "img.png", chunks=64)
+    assert lazy.chunksize == (64, 64, 3)
+    np.testing.assert_array_equal(lazy.compute(), image)
+    with pytest.raises(FileNotFoundError, match=r"missing\.tif"):
+        bigimage.open_image_lazy(tmp_path / "missing.tif")
+    with pytest.raises(FileNotFoundError, match=r"missing\.zarr"):
+        bigimage.open_image_lazy(tmp_path / "missing.zarr")
+    with pytest.raises(TypeError, match="path"):
+        bigimage.open_image_lazy(42)
+    with pytest.raises(TypeError, match="chunks"):
+        bigimage.open_image_lazy(tmp_path / "img.png", chunks=2.5)
+
+
+def test_parse_chunks():
+    assert bigimage.parse_chunks("4096") == 4096
+    assert bigimage.parse_chunks(" 512,1024 ") == (512, 1024)
+    assert bigimage.parse_chunks("auto") == bigimage.parse_chunks(None) == "auto"
+    with pytest.raises(ValueError, match="chunks='big'"):
+        bigimage.parse_chunks("big")
+    with pytest.raises(ValueError, match="positive"):
+        bigimage.parse_chunks("0,5")
+    with pytest.raises(TypeError, match="chunks"):
+        bigimage.parse_chunks(4096)
+
+
+# -- writing -------------------------------------------------------------------
+def test_write_zarr_round_trip_end_to_end(tmp_path, image):
+    src = tmp_path / "img.tif"
+    tifffile.imwrite(src, image, tile=(32, 32))
+    lazy = bigimage.open_image_lazy(src, chunks=48)
+    out = tmp_path / "density.zarr"
+    stored = bigimage.write_zarr(
+        pixgmm.density(lazy, MODEL), out, attrs={"model": MODEL._fingerprint}
+    )
+    assert stored.shape == image.shape[:2] and stored.chunks == (48, 48)
+    np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
+    assert bigimage.is_complete(out)
+    assert zarr.open_array(out, mode="r").attrs["model"] == MODEL._fingerprint
+
+
+def test_irregular_chunks_are_made_regular(tmp_path, image):
+    lazy = da.from_array(image, chunks=((30, 50, 50), (97,), (3,)))
+    stored = bigimage.write_zarr(pixgmm.log_density(lazy, MODEL), tmp_path / "m.zarr")
+    assert stored.chunks == (50, 97)
+    np.testing.assert_allclose(stored[...], pixgmm.log_density(image, MODEL), rtol=1e-12)
+
+
+def test_numpy_array_can_be_written(tmp_path):
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(bigimage.write_zarr(x, tmp_path / "x.zarr")[...], x)
+    with pytest.raises(TypeError, match="array"):
+        bigimage.write_zarr([1, 2], tmp_path / "y.zarr")
+
+
+def test_store_shape_or_dtype_mismatch_is_a_value_error(tmp_path, image):
+    path = tmp_path / "old.zarr"
+    zarr.create_array(path, shape=(10, 10), chunks=(5, 5), dtype="f8")
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    with pytest.raises(ValueError, match=r"old\.zarr.*shape \(10, 10\).*\(130, 97\)"):
+        bigimage.write_zarr(lazy, path)
+    zarr.create_array(path, shape=(130, 97), chunks=(5, 5), dtype="f4", overwrite=True)
+    with pytest.raises(ValueError, match=r"old\.zarr.*dtype float32"):
+        bigimage.write_zarr(lazy, path)
+    assert not bigimage.is_complete(path)
+    stored = bigimage.write_zarr(lazy, path, overwrite=True)
+    assert stored.dtype == np.float64 and bigimage.is_complete(path)
+
+
+def test_existing_unfinished_store_is_written_in_its_own_chunks(tmp_path, image):
+    path = tmp_path / "pre.zarr"
+    zarr.create_array(path, shape=(130, 97), chunks=(20, 30), dtype="f8")
+    stored = bigimage.write_zarr(pixgmm.density(da.from_array(image, chunks=64), MODEL), path)
+    assert stored.chunks == (20, 30)
+    np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
+
+
+def test_complete_store_needs_overwrite(tmp_path, image):
+    path = tmp_path / "done.zarr"
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    bigimage.write_zarr(lazy, path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        bigimage.write_zarr(lazy, path)
+    stored = bigimage.write_zarr(lazy, path, overwrite=True)
+    assert bigimage.is_complete(path)
+    np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
+
+
+def test_not_an_array_needs_overwrite(tmp_path, image):
+    path = tmp_path / "group.zarr"
+    zarr.open_group(path, mode="w")
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    with pytest.raises(ValueError, match="not a Zarr array"):
+        bigimage.write_zarr(lazy, path)
+    bigimage.write_zarr(lazy, path, overwrite=True)
+    assert bigimage.is_complete(path)
+
+
+def _boom_on_block_1(block, block_info=None):
+    if block_info is not None and block_info[0]["chunk-location"][0] == 1:
+        raise MemoryError("simulated failure in block 1")
+    return block
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_failed_write_is_not_marked_complete(tmp_path, image, scheduler):
+    path = tmp_path / "partial.zarr"
+    failing = da.from_array(image, chunks=(50, 97, 3)).map_blocks(
+        _boom_on_block_1, meta=np.empty((0, 0, 0), np.uint8)
+    )
+    dask = pytest.importorskip("dask")
+    with dask.config.set(scheduler=scheduler), pytest.raises(MemoryError, match="block 1"):
+        bigimage.write_zarr(pixgmm.density(failing, MODEL), path)
+    assert zarr.open_array(path, mode="r").attrs[bigimage.COMPLETE_ATTR] is False
+    assert not bigimage.is_complete(path)
+    # a second, successful run completes the same store
+    bigimage.write_zarr(pixgmm.density(da.from_array(image, chunks=(50, 97, 3)), MODEL), path)
+    assert bigimage.is_complete(path)
+
+
+def test_is_complete_on_missing_and_foreign_stores(tmp_path):
+    assert not bigimage.is_complete(tmp_path / "nothing.zarr")
+    zarr.create_array(tmp_path / "foreign.zarr", shape=(2, 2), dtype="f8")
+    assert not bigimage.is_complete(tmp_path / "foreign.zarr")
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, image, capsys):
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    bigimage.write_zarr(lazy, tmp_path / "p.zarr", progress=True)
+    captured = capsys.readouterr()
+    assert "100%" in captured.err and captured.out == ""
+
+
+# -- clients -------------------------------------------------------------------
+def test_dask_client_without_cluster_and_bad_arguments():
+    with bigimage.dask_client(progress=False) as client:
+        assert client is None
+    with pytest.raises(ValueError, match="not both"):
+        with bigimage.dask_client(workers=2, scheduler="tcp://127.0.0.1:1"):
+            pass
+    with pytest.raises(ValueError, match="workers"):
+        with bigimage.dask_client(workers=0):
+            pass
+    with pytest.raises(TypeError, match="workers"):
+        with bigimage.dask_client(workers="two"):
+            pass
+    with pytest.raises(TypeError, match="scheduler"):
+        with bigimage.dask_client(scheduler=8786):
+            pass
+
+
+def test_dask_client_starts_and_stops_a_local_cluster(tmp_path, image):
+    pytest.importorskip("distributed")
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    path = tmp_path / "cluster.zarr"
+    with bigimage.dask_client(workers=1, progress=False, timeout=60) as client:
+        assert len(client.scheduler_info()["workers"]) == 1
+        lazy = pixgmm.predict(da.from_array(image, chunks=(64, 64, 3)), MODEL)
+        stored = bigimage.write_zarr(lazy, path)
+        inside = {p.pid for p in me.children(recursive=True)} - before
+    np.testing.assert_array_equal(stored[...], pixgmm.predict(image, MODEL))
+    assert inside  # a worker process was started ...
+    workers = [p for p in me.children(recursive=True) if p.pid in inside and _is_worker(p)]
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive  # ... and is gone after the block
+
+
+def _is_worker(proc):
+    """A spawned worker process (not multiprocessing's resource tracker, which stays)."""
+    try:
+        return "resource_tracker" not in " ".join(proc.cmdline())
+    except Exception:  # already gone
+        return False
