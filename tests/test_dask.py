@@ -259,3 +259,18 @@ def test_different_images_get_different_keys(rng):
     assert pixgmm.density(x, a).name != pixgmm.density(x, a, normalized=False).name
     got = da.stack([pixgmm.density(x, a), pixgmm.density(y, a)]).compute()
     np.testing.assert_array_equal(got[1], pixgmm.density(y.compute(), a))
+
+
+@pytest.mark.parametrize("name", ["density", "log_density", "log_ratio"])
+def test_histogram_model(name, rng):
+    if not hasattr(pixgmm, "HistogramModel"):
+        pytest.skip("pixgmm.HistogramModel is not available")
+    a, _ = _models()
+    pixels = rng.integers(0, 256, (5000, 3), dtype=np.uint8)
+    hist = pixgmm.HistogramModel.fit(pixels, bins=16)
+    img = rng.integers(0, 256, (31, 29, 3), dtype=np.uint8)
+    args = (hist, a) if name == "log_ratio" else (hist,)
+    f = getattr(pixgmm, name)
+    for method in ("auto", "table"):
+        expected = f(img, *args, method=method)
+        _check(f(da.from_array(img, chunks=(8, 9, 2)), *args, method=method), expected)

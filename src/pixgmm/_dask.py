@@ -10,6 +10,7 @@ How a call becomes a graph:
    dtype, shape and channel axis against the real shape, the models (coerced to
    :class:`~pixgmm.Mixture` and reordered to the image's ``channels`` once),
    every keyword, by running the NumPy function on an empty sample of the image.
+   (A :class:`~pixgmm.HistogramModel` is kept as it is.)
    That run also gives the output dtype (the NumPy rule, ``resolve_dtype``).
 2. ``method="auto"`` is resolved once for the whole image, with the NumPy rule
    applied to the whole image's pixel count, so every block uses the engine the
@@ -51,7 +52,6 @@ from ._validation import (
     normalize_channel_axis,
     pixels_view,
 )
-from .mixture import as_mixture
 
 #: The quantity each table-capable public function computes (``evaluate._run``'s names).
 _QUANTITY = {"density": "pdf", "log_density": "log", "log_ratio": "ratio"}
@@ -90,7 +90,7 @@ def evaluate(func, image, models, *args, **kwargs):
     check_image_dtype(image.dtype, "image")
     if any(np.isnan(c) for dim in image.chunks for c in dim):
         raise ValueError("image has unknown chunk sizes; call image.compute_chunk_sizes() first")
-    ms = [as_mixture(m, n) for m, n in zip(models, names)]
+    ms = [_ev._as_model(m, n) for m, n in zip(models, names)]
     channel_axis = kw.get("channel_axis", -1)
     kdtype = native_kernel_dtype(image.dtype)
     whole = np.broadcast_to(np.zeros((), kdtype), image.shape)  # zero strides: no memory
