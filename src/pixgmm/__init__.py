@@ -10,12 +10,14 @@ from ._cache import cache_info, clear_cache, set_cache_limit
 from .evaluate import density, log_density, log_ratio, predict, responsibilities
 from .histogram import HistogramModel
 from .mixture import Mixture, as_mixture
+from .skin import SkinDetector
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HistogramModel",
     "Mixture",
+    "SkinDetector",
     "__version__",
     "as_mixture",
     "cache_info",
