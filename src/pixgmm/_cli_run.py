@@ -1,0 +1,245 @@
+"""The loop every per-image command shares: inputs in, named outputs out, one summary line each.
+
+A command describes its outputs as :class:`Output` kinds and gives a
+``compute(page) -> {kind: array}`` function; :func:`run` does the rest: expand
+the inputs, read each image (every page of a multi-page file) or each video
+frame, check that no output exists (unless ``--overwrite``), write atomically,
+time it, catch and report failures per input, show a progress bar on a terminal,
+and print a text or JSON summary. It returns the exit status (0 or 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _cli_io
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output: ``name`` in the file name (``"mask"``), ``form`` ``"float"`` or ``"picture"``.
+
+    ``suffix`` fixes the file suffix of images (default: ``.png`` for pictures,
+    ``--float-format`` for float maps; videos always give ``.mp4`` and ``.tiff``);
+    ``key`` is the entry of ``compute``'s dict to write (default: ``name``).
+    """
+
+    name: str
+    form: str
+    suffix: str | None = None
+    key: str | None = None
+
+    @property
+    def map_key(self):
+        return self.key or self.name
+
+
+@dataclass
+class Result:
+    input: str
+    status: str = "ok"
+    seconds: float = 0.0
+    outputs: list = field(default_factory=list)
+    error: str | None = None
+    pages: int | None = None
+    frames: int | None = None
+
+    def as_dict(self):
+        d = {
+            "input": self.input,
+            "status": self.status,
+            "seconds": round(self.seconds, 4),
+            "outputs": self.outputs,
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        if self.pages is not None:
+            d["pages"] = self.pages
+        if self.frames is not None:
+            d["frames"] = self.frames
+        return d
+
+
+@dataclass
+class Options:
+    out: Path
+    overwrite: bool = False
+    quiet: bool = False
+    json: bool = False
+    float_format: str = "tiff"
+
+
+def _suffix(output, opts, video):
+    if output.suffix is not None and not video:
+        return output.suffix
+    if output.form == "picture":
+        return ".mp4" if video else ".png"
+    return ".tiff" if video else f".{opts.float_format}"
+
+
+def _page_label(i, n):
+    return f".page{i + 1}" if n > 1 else ""
+
+
+class _Progress:
+    """tqdm bars on stderr when it is a terminal and not ``--quiet``; no-ops otherwise."""
+
+    def __init__(self, opts):
+        self.enabled = not opts.quiet and sys.stderr.isatty()
+
+    def bar(self, total=None, desc=None, unit="file", leave=True, position=0):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, leave=leave, position=position)
+
+
+def _process_image(path, stem, outputs, compute, opts, result):
+    pages = _cli_io.read_pages(path)
+    targets = []
+    for i in range(len(pages)):
+        for o in outputs:
+            name = f"{stem}{_page_label(i, len(pages))}.{o.name}{_suffix(o, opts, False)}"
+            targets.append(opts.out / name)
+    for t in targets:
+        _cli_io.check_target(t, opts.overwrite)
+    if len(pages) > 1:
+        result.pages = len(pages)
+    it = iter(targets)
+    for page in pages:
+        maps = compute(page)
+        for o in outputs:
+            target = next(it)
+            if o.form == "picture":
+                _cli_io.write_png(target, maps[o.map_key], opts.overwrite)
+            else:
+                _cli_io.write_float(target, maps[o.map_key], opts.overwrite)
+            result.outputs.append(str(target))
+
+
+def _process_video(path, stem, outputs, compute, opts, result, progress):
+    import contextlib
+
+    # one stream per file name: a float map asked for as .tiff and .npy is one TIFF for a video
+    outputs = list({(o.name, _suffix(o, opts, True)): o for o in outputs}.values())
+    targets = {o.map_key: opts.out / f"{stem}.{o.name}{_suffix(o, opts, True)}" for o in outputs}
+    for t in targets.values():
+        _cli_io.check_target(t, opts.overwrite)
+    fps, frames = _cli_io.video_frames(path)
+    bar = progress.bar(desc=path.name, unit="frame", leave=False, position=1)
+    n = 0
+    with contextlib.ExitStack() as stack:
+        writers = {
+            o.map_key: stack.enter_context(
+                _cli_io.StreamWriter(
+                    targets[o.map_key],
+                    "video" if o.form == "picture" else "tiff",
+                    opts.overwrite,
+                    fps=fps,
+                )
+            )
+            for o in outputs
+        }
+        for frame in frames:
+            maps = compute(frame)
+            for name, w in writers.items():
+                w.append(maps[name])
+            n += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if n == 0:
+            raise _cli_io.InputError("video has no frames")
+    result.frames = n
+    result.outputs.extend(str(t) for t in targets.values())
+
+
+def _reason(exc):
+    if isinstance(exc, (_cli_io.InputError, _cli_io.OutputExists)):
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return f"cannot write output: permission denied ({exc.filename or ''})".replace(" ()", "")
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        return f"cannot write output: {what}" + (f" ({exc.filename})" if exc.filename else "")
+    if isinstance(exc, (ValueError, TypeError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run(inputs, outputs, compute, opts):
+    """Process every input; print the summary; return 0 if all succeeded, else 1."""
+    results = []
+    found = _cli_io.expand_inputs(inputs)
+    progress = _Progress(opts)
+    bar = progress.bar(total=len(found), unit="file")
+    seen = {}
+    try:
+        opts.out.mkdir(parents=True, exist_ok=True)
+        out_error = None
+    except OSError as exc:
+        out_error = f"cannot create output folder {opts.out}: {exc.strerror or exc}"
+    for arg, path, problem in found:
+        result = Result(input=str(path) if path is not None else arg)
+        start = time.perf_counter()
+        try:
+            if problem is not None:
+                raise _cli_io.InputError(problem)
+            if out_error is not None:
+                raise _cli_io.InputError(out_error)
+            stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
+            if stem in seen:
+                raise _cli_io.InputError(
+                    f"its outputs would have the same names as those of {seen[stem]} "
+                    f"({stem}.*); rename one of them or run them with different --out"
+                )
+            seen[stem] = str(path)
+            if _cli_io.is_video(path):
+                _process_video(path, stem, outputs, compute, opts, result, progress)
+            else:
+                _process_image(path, stem, outputs, compute, opts, result)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            result.status = "failed"
+            result.error = _reason(exc)
+        result.seconds = time.perf_counter() - start
+        results.append(result)
+        _report(result, opts, bar)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    failed = sum(r.status != "ok" for r in results)
+    if opts.json:
+        summary = {
+            "ok": len(results) - failed,
+            "failed": failed,
+            "results": [r.as_dict() for r in results],
+        }
+        print(json.dumps(summary, indent=1))
+    elif failed and not opts.quiet:
+        print(f"pixgmm: {failed} of {len(results)} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _write_line(text, bar, err=False):
+    stream = sys.stderr if err else sys.stdout
+    if bar is not None:
+        bar.write(text, file=stream)
+    else:
+        print(text, file=stream)
+
+
+def _report(result, opts, bar):
+    if result.status != "ok":
+        _write_line(f"pixgmm: error: {result.input}: {result.error}", bar, err=True)
+    elif not opts.quiet and not opts.json:
+        outs = ", ".join(result.outputs)
+        _write_line(f"{result.input} -> {outs} ({result.seconds:.2f} s)", bar)

@@ -1,0 +1,426 @@
+"""The ``pixgmm`` command line: skin masks, density maps and label maps for files and videos.
+
+Run ``pixgmm --help`` or ``pixgmm COMMAND --help``. Every command that takes
+images accepts files, folders and glob patterns, reads images in RGB order and
+writes its outputs next to each other in ``--out`` (default: the current folder),
+named after the input (``photo.jpg`` -> ``photo.mask.png``). Heavy modules
+(numba kernels, imageio, tifffile, matplotlib) are imported inside the commands,
+so ``pixgmm --help`` stays fast.
+
+Exit status: 0 when every input succeeded, 1 when any input failed (each
+failure is reported with its path and reason and the others are still
+processed), 2 for usage errors (bad options, a bad model file).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+_IMAGE_HELP = """
+Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page, BMP, WebP, GIF) are read in
+RGB order, the EXIF orientation applied; an alpha channel is ignored. Greyscale
+images are an error for colour models (the model needs 3 channels). A video
+(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: pictures become
+.mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
+set of outputs per page (photo.page2.mask.png).
+
+Outputs are written atomically (a temporary file renamed into place) and never
+replace an existing file unless --overwrite is given.
+"""
+
+BUILTIN_MODELS = ("jones-rehg-skin", "jones-rehg-nonskin")
+
+
+# -- shared options -------------------------------------------------------------
+
+
+def _common_options(func):
+    """--out, --overwrite, --quiet, --json for every command that writes per-input files."""
+
+    @click.option(
+        "--out",
+        "-o",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default="current folder",
+        help="Folder for the outputs (created if missing).",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+    @click.option("--quiet", "-q", is_flag=True, help="Print only errors; no progress bar.")
+    @click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print a JSON summary on stdout: per input its status, seconds and outputs.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _float_format_option(func):
+    return click.option(
+        "--float-format",
+        type=click.Choice(["tiff", "npy"]),
+        default="tiff",
+        show_default=True,
+        help="File format of float maps: float32 TIFF or NumPy .npy (videos: always TIFF).",
+    )(func)
+
+
+def _split_list(value, allowed, option):
+    items = [v.strip().lower() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise click.BadParameter(
+            f"{', '.join(bad) or value!r} is not one of {', '.join(allowed)} "
+            "(give a comma-separated list)",
+            param_hint=option,
+        )
+    return list(dict.fromkeys(items))
+
+
+def load_model(spec, option="--model"):
+    """A Mixture or HistogramModel from a JSON file or a built-in name; bad files are usage errors."""
+    if spec in BUILTIN_MODELS:
+        from . import models
+
+        return models.jones_rehg_skin() if spec.endswith("-skin") else models.jones_rehg_nonskin()
+    import json
+
+    from .histogram import HistogramModel
+    from .mixture import Mixture
+
+    path = Path(spec)
+    try:
+        kind = None
+        try:
+            kind = json.loads(path.read_text(encoding="utf-8")).get("schema")
+        except (ValueError, AttributeError, OSError, UnicodeDecodeError):
+            pass  # the loader below reports the problem precisely
+        cls = HistogramModel if kind == "pixgmm.histogram" else Mixture
+        return cls.load(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _options(out, overwrite, quiet, as_json, float_format="tiff"):
+    from ._cli_run import Options
+
+    return Options(
+        out=out, overwrite=overwrite, quiet=quiet, json=as_json, float_format=float_format
+    )
+
+
+def _colour_pixels(page, n_features, to_8bit):
+    """The pixels a colour model sees: alpha dropped, 16-bit optionally scaled to 0..255."""
+    import numpy as np
+
+    img = np.asarray(page)
+    if img.ndim == 3 and img.shape[-1] == n_features + 1 and n_features in (1, 3):
+        img = img[..., :n_features]  # alpha
+    if img.ndim == 2 and n_features == 1:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[-1] != n_features:
+        got = "a greyscale image" if img.ndim == 2 else f"an image of shape {img.shape}"
+        raise ValueError(
+            f"got {got} but the model needs {n_features} channel(s) per pixel"
+            + ("; convert it to RGB first" if img.ndim == 2 and n_features == 3 else "")
+        )
+    if to_8bit and img.dtype.kind in "ui" and img.dtype.itemsize > 1:
+        info = np.iinfo(img.dtype)
+        img = (img.astype(np.float32) - info.min) * np.float32(255.0 / (info.max - info.min))
+    return img
+
+
+def _model_channels(model, n):
+    """The image channel names to pass for ``model``: RGB order when the model names R, G, B."""
+    names = getattr(model, "channels", None)
+    if names is not None and n == 3 and set(names) == set("RGB"):
+        return "RGB"
+    return None
+
+
+# -- the group ------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="pixgmm", prog_name="pixgmm")
+def main():
+    """Evaluate Gaussian mixture colour models at every pixel of images and videos.
+
+    Start with `pixgmm demo`: it finds skin in a bundled photo and writes a mask,
+    a probability map, a heatmap and an overlay to ./pixgmm-demo.
+    """
+
+
+# -- skin -----------------------------------------------------------------------
+
+SKIN_OUTPUTS = ("mask", "probability", "logratio", "heatmap", "overlay")
+
+
+def _skin_compute(detector, save, ratio, threshold):
+    import math
+
+    import numpy as np
+
+    from . import _cli_render
+
+    if ratio is not None:
+        log_t = math.log(ratio) if ratio > 0 else -math.inf
+    else:
+        q = 0.5 if threshold is None else threshold
+        logit = math.inf if q == 1 else -math.inf if q == 0 else math.log(q) - math.log1p(-q)
+        log_t = logit - detector.log_prior_odds
+
+    def compute(page):
+        rgb = _colour_pixels(page, 3, to_8bit=True)
+        lr = detector.log_ratio(rgb, channels="RGB")
+        maps = {}
+        if "logratio" in save:
+            maps["logratio"] = lr.astype(np.float32)
+        if "probability" in save or "heatmap" in save:
+            # P(skin | x) = sigmoid(lr + log prior odds) = exp(-log(1 + exp(-z)))
+            z = lr + detector.log_prior_odds
+            p = np.exp(-np.logaddexp(0.0, -z))
+            maps["probability"] = p.astype(np.float32)
+            if "heatmap" in save:
+                maps["heatmap"] = _cli_render.heatmap(p, 0.0, 1.0)
+        if "mask" in save or "overlay" in save:
+            mask = lr >= log_t
+            maps["mask"] = _cli_render.mask_picture(mask)
+            if "overlay" in save:
+                maps["overlay"] = _cli_render.overlay(_cli_render.to_display(page), mask)
+        return maps
+
+    return compute
+
+
+def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts):
+    from ._cli_run import Output, run
+    from .skin import SkinDetector
+
+    skin = load_model(skin_model, "--skin-model") if skin_model else None
+    nonskin = load_model(nonskin_model, "--nonskin-model") if nonskin_model else None
+    try:
+        detector = SkinDetector(skin, nonskin, prior=prior)
+    except (TypeError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    outputs = [
+        Output(k, "float" if k in ("probability", "logratio") else "picture")
+        for k in SKIN_OUTPUTS
+        if k in save
+    ]
+    return run(inputs, outputs, _skin_compute(detector, save, ratio, threshold), opts)
+
+
+def _sample_path():
+    from importlib import resources
+
+    return resources.files("pixgmm").joinpath("data", "astronaut.jpg")
+
+
+@main.command(epilog=_IMAGE_HELP)
+@click.argument("inputs", nargs=-1, type=str)
+@click.option(
+    "--save",
+    default="mask,overlay",
+    show_default=True,
+    help="Comma-separated outputs: mask (PNG, 0/255), probability (float P(skin | colour)), "
+    "logratio (float log p(x|skin) - log p(x|non-skin)), heatmap (PNG of the probability, "
+    "viridis), overlay (PNG: the photo with skin tinted magenta).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Skin where P(skin | colour) >= this posterior probability. [default: 0.5]",
+)
+@click.option(
+    "--ratio",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Instead of --threshold: skin where p(x|skin) / p(x|non-skin) >= this likelihood "
+    "ratio (Jones & Rehg's convention; the prior does not enter).",
+)
+@click.option(
+    "--prior",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Prior probability of skin, P(skin).",
+)
+@click.option(
+    "--skin-model",
+    metavar="MODEL.json",
+    help="Skin colour model (Mixture or HistogramModel JSON) instead of Jones & Rehg's.",
+)
+@click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
+@click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
+@_float_format_option
+@_common_options
+def skin(
+    inputs,
+    save,
+    threshold,
+    ratio,
+    prior,
+    skin_model,
+    nonskin_model,
+    sample,
+    float_format,
+    out,
+    overwrite,
+    quiet,
+    as_json,
+):
+    """Find skin with the Jones & Rehg (1999) colour models.
+
+    The models are in RGB order on the 0..255 scale and are applied to RGB
+    pixels; 16-bit images are scaled to 0..255 first. Per pixel: the log
+    likelihood ratio L = log p(x | skin) - log p(x | non-skin), the posterior
+    P(skin | x) = 1 / (1 + exp(-L - log(prior / (1 - prior)))), and the mask
+    P(skin | x) >= --threshold (or p(x|skin) / p(x|non-skin) >= --ratio).
+
+    \b
+    Examples:
+      pixgmm skin photo.jpg                       # photo.mask.png, photo.overlay.png
+      pixgmm skin photos/ --out masks --save mask,probability
+      pixgmm skin clip.mp4 --save overlay          # clip.overlay.mp4
+    """
+    if ratio is not None and threshold is not None:
+        raise click.UsageError("give --threshold (a probability) or --ratio, not both")
+    save = _split_list(save, SKIN_OUTPUTS, "--save")
+    inputs = list(inputs)
+    if sample:
+        inputs.insert(0, str(_sample_path()))
+    if not inputs:
+        raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
+    opts = _options(out, overwrite, quiet, as_json, float_format)
+    sys.exit(_run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts))
+
+
+@main.command()
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("pixgmm-demo"),
+    show_default=True,
+    help="Folder for the outputs.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace outputs from an earlier run.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def demo(out, overwrite, quiet, as_json):
+    """Run the skin detector on the bundled sample photo.
+
+    The photo is NASA's public-domain portrait of astronaut Eileen Collins
+    (also shipped by scikit-image). Writes astronaut.mask.png,
+    astronaut.probability.tiff, astronaut.heatmap.png and astronaut.overlay.png
+    to --out. Same as: pixgmm skin --sample --save mask,probability,heatmap,overlay
+    """
+    opts = _options(out, overwrite, quiet, as_json)
+    save = ["mask", "probability", "heatmap", "overlay"]
+    status = _run_skin([str(_sample_path())], save, None, None, 0.5, None, None, opts)
+    if status == 0 and not quiet and not as_json:
+        click.echo(f"Open {out / 'astronaut.overlay.png'} to see the skin the detector found.")
+    sys.exit(status)
+
+
+# -- density --------------------------------------------------------------------
+
+DENSITY_FORMATS = ("tiff", "npy", "png")
+
+
+@main.command(epilog=_IMAGE_HELP)
+@click.argument("inputs", nargs=-1, required=True, type=str)
+@click.option(
+    "--model",
+    "-m",
+    "model_spec",
+    required=True,
+    metavar="MODEL.json",
+    help="Mixture or HistogramModel JSON (see Mixture.save), or jones-rehg-skin / "
+    "jones-rehg-nonskin.",
+)
+@click.option("--log", "log_", is_flag=True, help="Write the natural log of the density.")
+@click.option(
+    "--format",
+    "formats",
+    default="tiff",
+    show_default=True,
+    help="Comma-separated: tiff (float32), npy (float32), png (heatmap of the log-density, "
+    "viridis, from its 1st percentile to its maximum).",
+)
+@click.option(
+    "--to-8bit",
+    is_flag=True,
+    help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
+)
+@_common_options
+def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, as_json):
+    """Write the model's density (or log-density) at every pixel.
+
+    The model is applied to the image's channels in the order they are read
+    (RGB for colour images); a model that names its channels (e.g. "BGR") is
+    reordered to match RGB images. A single-feature model works on greyscale
+    images. Pixel values are used as read (0..65535 for 16-bit) unless --to-8bit.
+
+    \b
+    Example:
+      pixgmm density photo.jpg --model skin.json --log --format tiff,png
+    """
+    import numpy as np
+
+    from . import _cli_render
+    from ._cli_run import Output, run
+    from .evaluate import log_density
+
+    formats = _split_list(formats, DENSITY_FORMATS, "--format")
+    model = load_model(model_spec)
+    name = "logdensity" if log_ else "density"
+    outputs = [Output(name, "float", suffix=f".{f}") for f in formats if f != "png"]
+    if "png" in formats:
+        outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
+    channels = _model_channels(model, model.n_features)
+
+    def compute(page):
+        pixels = _colour_pixels(page, model.n_features, to_8bit)
+        logp = log_density(pixels, model, channels=channels)
+        maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
+        if "png" in formats:
+            maps["heatmap"] = _cli_render.heatmap(logp, *_cli_render.log_range(logp))
+        return maps
+
+    sys.exit(run(list(inputs), outputs, compute, _options(out, overwrite, quiet, as_json)))
+
+
+# -- info -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(model_spec, as_json):
+    """Summarise a model: MODEL.json, or jones-rehg-skin / jones-rehg-nonskin."""
+    from ._cli_info import describe, render
+
+    model = load_model(model_spec, "MODEL")
+    summary = describe(model, model_spec)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, indent=1))
+    else:
+        click.echo(render(summary))
+
+
+if __name__ == "__main__":  # python -m pixgmm.cli
+    main()
