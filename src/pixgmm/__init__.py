@@ -7,6 +7,7 @@
 """
 
 from ._cache import cache_info, clear_cache, set_cache_limit
+from .classify import Classifier
 from .evaluate import density, log_density, log_ratio, predict, responsibilities
 from .histogram import HistogramModel
 from .mixture import Mixture, as_mixture
@@ -15,6 +16,7 @@ from .skin import SkinDetector
 __version__ = "0.1.0"
 
 __all__ = [
+    "Classifier",
     "HistogramModel",
     "Mixture",
     "SkinDetector",
