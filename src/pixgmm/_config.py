@@ -40,5 +40,17 @@ TINY = 1e-280
 #: ``PIXGMM_TABLE_CACHE_MB`` overrides it.
 TABLE_CACHE_BYTES = int(float(os.environ.get("PIXGMM_TABLE_CACHE_MB", "512")) * 2**20)
 
-NUMBA_FLAGS = {"fastmath": set(FASTMATH), "cache": CACHE, "nogil": True}
+#: ``error_model="numpy"``: a float division by zero gives inf/NaN as in NumPy
+#: instead of raising, so a loop with a division has no exception branch and
+#: LLVM can vectorise it.
+NUMBA_FLAGS = {"fastmath": set(FASTMATH), "cache": CACHE, "nogil": True, "error_model": "numpy"}
 NUMBA_PARALLEL_FLAGS = {**NUMBA_FLAGS, "parallel": PARALLEL}
+
+#: Flags for the scalar helpers in ``_math`` (inlined into kernels by LLVM, so
+#: they need no on-disk cache of their own).
+MATH_FLAGS = {
+    "fastmath": set(EXACT_FASTMATH),
+    "cache": False,
+    "nogil": True,
+    "error_model": "numpy",
+}

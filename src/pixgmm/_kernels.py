@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
-from ._math import vexp
+from ._math import XMIN, vexp, vlog
 
 MODE_LOG = 0
 MODE_PDF = 1
@@ -88,12 +88,20 @@ def _block_lse(lt, K, nb, nanf, m, s, res):
         for i in range(nb):
             s[i] += vexp(q[i] - m[i])
     for i in range(nb):
-        if nanf[i]:
-            res[i] = np.nan
-        elif m[i] == -np.inf:
-            res[i] = -np.inf
-        else:
-            res[i] = m[i] + math.log(s[i])
+        r = m[i] + vlog(s[i])
+        r = -np.inf if m[i] == -np.inf else r
+        res[i] = np.nan if nanf[i] else r
+
+
+@numba.njit(**NUMBA_FLAGS)
+def block_exp(res, nb, tmp):
+    """res[:nb] = exp(res[:nb]), vectorised, with subnormal results kept exact."""
+    for i in range(nb):
+        tmp[i] = res[i]
+        res[i] = vexp(tmp[i])
+    for i in range(nb):
+        if tmp[i] < XMIN:  # vexp flushes results below the smallest normal to 0
+            res[i] = math.exp(tmp[i])
 
 
 @numba.njit(**NUMBA_FLAGS)
@@ -122,12 +130,10 @@ def log_sum_exp(X, means, prec, coef, full, mode, out, ntasks):
             nb = min(BLOCK, N - start)
             _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
             _block_lse(lt, K, nb, nanf, m, s, res)
-            if mode == MODE_LOG:
-                for i in range(nb):
-                    out[start + i] = res[i]
-            else:
-                for i in range(nb):
-                    out[start + i] = math.exp(res[i])
+            if mode == MODE_PDF:
+                block_exp(res, nb, m)
+            for i in range(nb):
+                out[start + i] = res[i]
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)

@@ -34,7 +34,8 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._config import BLOCK, NUMBA_PARALLEL_FLAGS, TINY
+from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS, TINY
+from ._math import vlog
 
 #: Rows (pairs of the first two channel values) per chunk of the colour-table build.
 TABLE_CHUNK_ROWS = 4096
@@ -55,77 +56,126 @@ def separable_tables(means, prec, coef, levels, offset):
     z = (values[None, :, None] - means.T[:, None, :]) * sig_inv.T[:, None, :]
     f = -0.5 * z * z
     f[0] += coef[None, :]
+    f = np.ascontiguousarray(f)  # the broadcast above may leave it in Fortran-like order
     with np.errstate(invalid="ignore"):
-        g = f.max(axis=2)
+        g = np.ascontiguousarray(f.max(axis=2))
         a = np.exp(f - g[:, :, None])
-    return f, g, a
+    return f, g, np.ascontiguousarray(a)
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _separable_block(X, start, nb, offset, f, g, a, prod, sc, res):
+    """res[:nb] = log p of pixels X[start:start+nb] from separable tables.
+
+    Per pixel the K scaled products are formed with the component loop innermost
+    (``a[c, v]`` is one contiguous row of K values); the logs of the sums are
+    then taken for the whole block at once, vectorised.
+    """
+    D = X.shape[1]
+    K = f.shape[2]
+    if D == 3:
+        for i in range(nb):
+            v0 = np.int64(X[start + i, 0]) + offset
+            v1 = np.int64(X[start + i, 1]) + offset
+            v2 = np.int64(X[start + i, 2]) + offset
+            s = 0.0
+            for k in range(K):
+                s += a[0, v0, k] * a[1, v1, k] * a[2, v2, k]
+            res[i] = s
+            sc[i] = g[0, v0] + g[1, v1] + g[2, v2]
+    elif D == 4:
+        for i in range(nb):
+            v0 = np.int64(X[start + i, 0]) + offset
+            v1 = np.int64(X[start + i, 1]) + offset
+            v2 = np.int64(X[start + i, 2]) + offset
+            v3 = np.int64(X[start + i, 3]) + offset
+            s = 0.0
+            for k in range(K):
+                s += a[0, v0, k] * a[1, v1, k] * a[2, v2, k] * a[3, v3, k]
+            res[i] = s
+            sc[i] = g[0, v0] + g[1, v1] + g[2, v2] + g[3, v3]
+    else:
+        for i in range(nb):
+            v = np.int64(X[start + i, 0]) + offset
+            scale = g[0, v]
+            for k in range(K):
+                prod[k] = a[0, v, k]
+            for c in range(1, D):
+                v = np.int64(X[start + i, c]) + offset
+                scale += g[c, v]
+                for k in range(K):
+                    prod[k] *= a[c, v, k]
+            s = 0.0
+            for k in range(K):
+                s += prod[k]
+            res[i] = s
+            sc[i] = scale
+    for i in range(nb):
+        r = sc[i] + vlog(res[i])
+        # A sum below TINY lost precision to underflow (or is 0): exact fallback.
+        sc[i] = r if res[i] >= TINY else np.nan
+        res[i] = r
+    for i in range(nb):
+        if sc[i] != sc[i]:
+            res[i] = _separable_exact(X, start + i, offset, f, prod, D, K)
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _separable_exact(X, i, offset, f, prod, D, K):
+    """log p of pixel X[i] by log-sum-exp over the log-factors (the underflow fallback)."""
+    m = -np.inf
+    for k in range(K):
+        lk = 0.0
+        for c in range(D):
+            lk += f[c, np.int64(X[i, c]) + offset, k]
+        prod[k] = lk
+        m = lk if lk > m else m
+    if m == -np.inf:
+        return -np.inf
+    s = 0.0
+    for k in range(K):
+        s += math.exp(prod[k] - m)
+    return m + math.log(s)
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
 def separable_lse(X, offset, f, g, a, mode, out, ntasks):
     """out[i] = log p(X[i]) (mode 0) or p(X[i]) (mode 1) from separable tables."""
-    N, D = X.shape
+    N = X.shape[0]
     K = f.shape[2]
     nblocks = (N + BLOCK - 1) // BLOCK
     for t in numba.prange(ntasks):
         prod = np.empty(K)
+        res = np.empty(BLOCK)
+        tmp = np.empty(BLOCK)
         for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
-            for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
-                out[i] = _separable_one(X, i, offset, f, g, a, prod, D, K, mode)
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _separable_block(X, start, nb, offset, f, g, a, prod, tmp, res)
+            if mode == _kernels.MODE_PDF:
+                _kernels.block_exp(res, nb, tmp)
+            for i in range(nb):
+                out[start + i] = res[i]
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
 def separable_log_ratio(X, offset, fa, ga, aa, fb, gb, ab, out, ntasks):
     """out[i] = log p_a(X[i]) - log p_b(X[i]) from separable tables."""
-    N, D = X.shape
-    Ka = fa.shape[2]
-    Kb = fb.shape[2]
+    N = X.shape[0]
+    K = max(fa.shape[2], fb.shape[2])
     nblocks = (N + BLOCK - 1) // BLOCK
     for t in numba.prange(ntasks):
-        pa = np.empty(Ka)
-        pb = np.empty(Kb)
+        prod = np.empty(K)
+        tmp = np.empty(BLOCK)
+        ra = np.empty(BLOCK)
+        rb = np.empty(BLOCK)
         for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
-            for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
-                la = _separable_one(X, i, offset, fa, ga, aa, pa, D, Ka, 0)
-                lb = _separable_one(X, i, offset, fb, gb, ab, pb, D, Kb, 0)
-                out[i] = la - lb
-
-
-@numba.njit(inline="always", **{k: v for k, v in NUMBA_PARALLEL_FLAGS.items() if k != "parallel"})
-def _separable_one(X, i, offset, f, g, a, prod, D, K, mode):
-    v0 = np.int64(X[i, 0]) + offset
-    scale = g[0, v0]
-    for k in range(K):
-        prod[k] = a[0, v0, k]
-    for c in range(1, D):
-        v = np.int64(X[i, c]) + offset
-        scale += g[c, v]
-        for k in range(K):
-            prod[k] *= a[c, v, k]
-    s = 0.0
-    for k in range(K):
-        s += prod[k]
-    if s >= TINY:
-        lse = scale + math.log(s)
-    else:
-        # The scaled terms underflowed: exact log-sum-exp from the log-factors.
-        m = -np.inf
-        for k in range(K):
-            lk = 0.0
-            for c in range(D):
-                lk += f[c, np.int64(X[i, c]) + offset, k]
-            prod[k] = lk
-            m = lk if lk > m else m
-        if m == -np.inf:
-            lse = -np.inf
-        else:
-            s = 0.0
-            for k in range(K):
-                s += math.exp(prod[k] - m)
-            lse = m + math.log(s)
-    if mode == 0:
-        return lse
-    return math.exp(lse)
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _separable_block(X, start, nb, offset, fa, ga, aa, prod, tmp, ra)
+            _separable_block(X, start, nb, offset, fb, gb, ab, prod, tmp, rb)
+            for i in range(nb):
+                out[start + i] = ra[i] - rb[i]
 
 
 # -- full colour table ---------------------------------------------------------------------
