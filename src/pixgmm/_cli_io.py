@@ -239,8 +239,15 @@ def write_png(path, array, overwrite):
 
 
 def write_float(path, array, overwrite):
-    """Write a float map as float32 TIFF (``.tiff``) or ``.npy``, atomically."""
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    """Write a float map as float32 TIFF (``.tiff``) or ``.npy``, atomically.
+
+    A stack of maps (H, W, K), e.g. one probability per class, is written to
+    TIFF as K pages (K, H, W) and to ``.npy`` as it is.
+    """
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3 and path.suffix != ".npy":
+        array = np.moveaxis(array, -1, 0)
+    array = np.ascontiguousarray(array)
     with atomic_target(path, overwrite) as tmp:
         if path.suffix == ".npy":
             with open(tmp, "wb") as fh:
@@ -307,7 +314,10 @@ class StreamWriter:
         if self.kind == "video":
             self._writer.append_data(np.ascontiguousarray(frame))
         else:
-            self._writer.write(np.ascontiguousarray(frame, np.float32), photometric="minisblack")
+            frame = np.asarray(frame, dtype=np.float32)
+            if frame.ndim == 3:  # (H, W, K) -> K pages
+                frame = np.moveaxis(frame, -1, 0)
+            self._writer.write(np.ascontiguousarray(frame), photometric="minisblack")
 
     def __exit__(self, exc_type, exc, tb):
         if self._writer is not None:

@@ -173,8 +173,11 @@ def _reason(exc):
     return f"{type(exc).__name__}: {exc}"
 
 
-def run(inputs, outputs, compute, opts):
-    """Process every input; print the summary; return 0 if all succeeded, else 1."""
+def run(inputs, outputs, compute, opts, extra=None):
+    """Process every input; print the summary; return 0 if all succeeded, else 1.
+
+    ``extra`` (a dict) is added to the JSON summary.
+    """
     results = []
     found = _cli_io.expand_inputs(inputs)
     progress = _Progress(opts)
@@ -219,6 +222,7 @@ def run(inputs, outputs, compute, opts):
     failed = sum(r.status != "ok" for r in results)
     if opts.json:
         summary = {
+            **(extra or {}),
             "ok": len(results) - failed,
             "failed": failed,
             "results": [r.as_dict() for r in results],
