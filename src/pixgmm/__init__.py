@@ -9,6 +9,7 @@
 from ._cache import cache_info, clear_cache, set_cache_limit
 from .classify import Classifier
 from .evaluate import density, log_density, log_ratio, predict, responsibilities
+from .fit import fit, fit_classes
 from .histogram import HistogramModel
 from .mixture import Mixture, as_mixture
 from .skin import SkinDetector
@@ -25,6 +26,8 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "density",
+    "fit",
+    "fit_classes",
     "log_density",
     "log_ratio",
     "predict",
