@@ -160,7 +160,7 @@ def _process_video(path, stem, outputs, compute, opts, result, progress):
     result.outputs.extend(str(t) for t in targets.values())
 
 
-def _reason(exc):
+def reason(exc):
     if isinstance(exc, (_cli_io.InputError, _cli_io.OutputExists)):
         return str(exc)
     if isinstance(exc, PermissionError):
@@ -211,14 +211,19 @@ def run(inputs, outputs, compute, opts, extra=None):
             raise
         except Exception as exc:
             result.status = "failed"
-            result.error = _reason(exc)
+            result.error = reason(exc)
         result.seconds = time.perf_counter() - start
         results.append(result)
-        _report(result, opts, bar)
+        report(result, opts, bar)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    return summarize(results, opts, extra)
+
+
+def summarize(results, opts, extra=None):
+    """Print the JSON summary (``--json``) or the failure count; return the exit status."""
     failed = sum(r.status != "ok" for r in results)
     if opts.json:
         summary = {
@@ -241,7 +246,7 @@ def _write_line(text, bar, err=False):
         print(text, file=stream)
 
 
-def _report(result, opts, bar):
+def report(result, opts, bar):
     if result.status != "ok":
         _write_line(f"pixgmm: error: {result.input}: {result.error}", bar, err=True)
     elif not opts.quiet and not opts.json:

@@ -14,138 +14,21 @@ processed), 2 for usage errors (bad options, a bad model file).
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import click
 
-_IMAGE_HELP = """
-Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page, BMP, WebP, GIF) are read in
-RGB order, the EXIF orientation applied; an alpha channel is ignored. Greyscale
-images are an error for colour models (the model needs 3 channels). A video
-(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: pictures become
-.mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
-set of outputs per page (photo.page2.mask.png).
-
-Outputs are written atomically (a temporary file renamed into place) and never
-replace an existing file unless --overwrite is given.
-"""
-
-BUILTIN_MODELS = ("jones-rehg-skin", "jones-rehg-nonskin")
-
-
-# -- shared options -------------------------------------------------------------
-
-
-def _common_options(func):
-    """--out, --overwrite, --quiet, --json for every command that writes per-input files."""
-
-    @click.option(
-        "--out",
-        "-o",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
-        show_default="current folder",
-        help="Folder for the outputs (created if missing).",
-    )
-    @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
-    @click.option("--quiet", "-q", is_flag=True, help="Print only errors; no progress bar.")
-    @click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        help="Print a JSON summary on stdout: per input its status, seconds and outputs.",
-    )
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        return func(*args, **kwargs)
-
-    return wrapper
-
-
-def _float_format_option(func):
-    return click.option(
-        "--float-format",
-        type=click.Choice(["tiff", "npy"]),
-        default="tiff",
-        show_default=True,
-        help="File format of float maps: float32 TIFF or NumPy .npy (videos: always TIFF).",
-    )(func)
-
-
-def _split_list(value, allowed, option):
-    items = [v.strip().lower() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad or not items:
-        raise click.BadParameter(
-            f"{', '.join(bad) or value!r} is not one of {', '.join(allowed)} "
-            "(give a comma-separated list)",
-            param_hint=option,
-        )
-    return list(dict.fromkeys(items))
-
-
-def load_model(spec, option="--model"):
-    """A Mixture or HistogramModel from a JSON file or a built-in name; bad files are usage errors."""
-    if spec in BUILTIN_MODELS:
-        from . import models
-
-        return models.jones_rehg_skin() if spec.endswith("-skin") else models.jones_rehg_nonskin()
-    import json
-
-    from .histogram import HistogramModel
-    from .mixture import Mixture
-
-    path = Path(spec)
-    try:
-        kind = None
-        try:
-            kind = json.loads(path.read_text(encoding="utf-8")).get("schema")
-        except (ValueError, AttributeError, OSError, UnicodeDecodeError):
-            pass  # the loader below reports the problem precisely
-        cls = HistogramModel if kind == "pixgmm.histogram" else Mixture
-        return cls.load(path)
-    except (OSError, ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def _options(out, overwrite, quiet, as_json, float_format="tiff"):
-    from ._cli_run import Options
-
-    return Options(
-        out=out, overwrite=overwrite, quiet=quiet, json=as_json, float_format=float_format
-    )
-
-
-def _colour_pixels(page, n_features, to_8bit):
-    """The pixels a colour model sees: alpha dropped, 16-bit optionally scaled to 0..255."""
-    import numpy as np
-
-    img = np.asarray(page)
-    if img.ndim == 3 and img.shape[-1] == n_features + 1 and n_features in (1, 3):
-        img = img[..., :n_features]  # alpha
-    if img.ndim == 2 and n_features == 1:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[-1] != n_features:
-        got = "a greyscale image" if img.ndim == 2 else f"an image of shape {img.shape}"
-        raise ValueError(
-            f"got {got} but the model needs {n_features} channel(s) per pixel"
-            + ("; convert it to RGB first" if img.ndim == 2 and n_features == 3 else "")
-        )
-    if to_8bit and img.dtype.kind in "ui" and img.dtype.itemsize > 1:
-        info = np.iinfo(img.dtype)
-        img = (img.astype(np.float32) - info.min) * np.float32(255.0 / (info.max - info.min))
-    return img
-
-
-def _model_channels(model, n):
-    """The image channel names to pass for ``model``: RGB order when the model names R, G, B."""
-    names = getattr(model, "channels", None)
-    if names is not None and n == 3 and set(names) == set("RGB"):
-        return "RGB"
-    return None
-
+from ._cli_common import (
+    IMAGE_HELP,
+    colour_pixels,
+    common_options,
+    float_format_option,
+    load_model,
+    make_options,
+    model_channels,
+    split_list,
+)
 
 # -- the group ------------------------------------------------------------------
 
@@ -180,7 +63,7 @@ def _skin_compute(detector, save, ratio, threshold):
         log_t = logit - detector.log_prior_odds
 
     def compute(page):
-        rgb = _colour_pixels(page, 3, to_8bit=True)
+        rgb = colour_pixels(page, 3, to_8bit=True)
         lr = detector.log_ratio(rgb, channels="RGB")
         maps = {}
         if "logratio" in save:
@@ -226,7 +109,7 @@ def _sample_path():
     return resources.files("pixgmm").joinpath("data", "astronaut.jpg")
 
 
-@main.command(epilog=_IMAGE_HELP)
+@main.command(epilog=IMAGE_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--save",
@@ -263,8 +146,8 @@ def _sample_path():
 )
 @click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
 @click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
-@_float_format_option
-@_common_options
+@float_format_option
+@common_options
 def skin(
     inputs,
     save,
@@ -296,13 +179,13 @@ def skin(
     """
     if ratio is not None and threshold is not None:
         raise click.UsageError("give --threshold (a probability) or --ratio, not both")
-    save = _split_list(save, SKIN_OUTPUTS, "--save")
+    save = split_list(save, SKIN_OUTPUTS, "--save")
     inputs = list(inputs)
     if sample:
         inputs.insert(0, str(_sample_path()))
     if not inputs:
         raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
-    opts = _options(out, overwrite, quiet, as_json, float_format)
+    opts = make_options(out, overwrite, quiet, as_json, float_format)
     sys.exit(_run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts))
 
 
@@ -326,7 +209,7 @@ def demo(out, overwrite, quiet, as_json):
     astronaut.probability.tiff, astronaut.heatmap.png and astronaut.overlay.png
     to --out. Same as: pixgmm skin --sample --save mask,probability,heatmap,overlay
     """
-    opts = _options(out, overwrite, quiet, as_json)
+    opts = make_options(out, overwrite, quiet, as_json)
     save = ["mask", "probability", "heatmap", "overlay"]
     status = _run_skin([str(_sample_path())], save, None, None, 0.5, None, None, opts)
     if status == 0 and not quiet and not as_json:
@@ -339,7 +222,7 @@ def demo(out, overwrite, quiet, as_json):
 DENSITY_FORMATS = ("tiff", "npy", "png")
 
 
-@main.command(epilog=_IMAGE_HELP)
+@main.command(epilog=IMAGE_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=str)
 @click.option(
     "--model",
@@ -364,7 +247,7 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
     is_flag=True,
     help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
 )
-@_common_options
+@common_options
 def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, as_json):
     """Write the model's density (or log-density) at every pixel.
 
@@ -383,23 +266,23 @@ def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, a
     from ._cli_run import Output, run
     from .evaluate import log_density
 
-    formats = _split_list(formats, DENSITY_FORMATS, "--format")
+    formats = split_list(formats, DENSITY_FORMATS, "--format")
     model = load_model(model_spec)
     name = "logdensity" if log_ else "density"
     outputs = [Output(name, "float", suffix=f".{f}") for f in formats if f != "png"]
     if "png" in formats:
         outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
-    channels = _model_channels(model, model.n_features)
+    channels = model_channels(model, model.n_features)
 
     def compute(page):
-        pixels = _colour_pixels(page, model.n_features, to_8bit)
+        pixels = colour_pixels(page, model.n_features, to_8bit)
         logp = log_density(pixels, model, channels=channels)
         maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
         if "png" in formats:
             maps["heatmap"] = _cli_render.heatmap(logp, *_cli_render.log_range(logp))
         return maps
 
-    sys.exit(run(list(inputs), outputs, compute, _options(out, overwrite, quiet, as_json)))
+    sys.exit(run(list(inputs), outputs, compute, make_options(out, overwrite, quiet, as_json)))
 
 
 # -- info -----------------------------------------------------------------------
