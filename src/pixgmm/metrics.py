@@ -99,7 +99,10 @@ def roc_curve(scores, labels, *, positive=None):
         ``fpr[i]`` and ``tpr[i]`` are the false- and true-positive rates of the
         rule ``score >= thresholds[i]``. Thresholds decrease; the first is
         ``inf`` (nothing positive, the point (0, 0)) and the last is the
-        smallest score (everything positive, the point (1, 1)).
+        smallest score (everything positive, the point (1, 1)), as in
+        ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``. When some
+        scores are ``+inf`` the second threshold is ``inf`` too, and the point
+        (0, 0) is not reached by any threshold.
 
     Raises
     ------
@@ -170,6 +173,12 @@ def tpr_at_fpr(scores, labels, fpr, *, positive=None):
         does not exceed ``fpr`` (``inf`` when even the highest score would).
         Pixels whose score equals the threshold are positive.
 
+    Raises
+    ------
+    ValueError
+        As :func:`roc_curve`; also when negative pixels score ``+inf`` and
+        so no threshold meets ``fpr``.
+
     Examples
     --------
     >>> from pixgmm.metrics import tpr_at_fpr
@@ -191,7 +200,16 @@ def tpr_at_fpr(scores, labels, fpr, *, positive=None):
     n_neg = int(fps[-1])
     # largest number of false positives allowed, computed exactly in integers
     allowed = math.floor(target * n_neg + 1e-9 * max(1.0, target * n_neg))
-    i = int(np.searchsorted(fps, allowed, side="right")) - 1
+    # with +inf scores the curve's first point (nothing positive) has no threshold:
+    # ``score >= inf`` still selects the +inf scores, so only later points are reachable
+    start = 1 if thresholds[1] == np.inf else 0
+    i = int(np.searchsorted(fps[start:], allowed, side="right")) - 1 + start
+    if i < start:
+        raise ValueError(
+            f"{int(fps[1])} negative pixel(s) score +inf, so no threshold keeps the "
+            f"false-positive rate at or below fpr={fpr!r} (the rule is score >= threshold); "
+            "smooth the models (e.g. HistogramModel(smoothing=1)) or drop those pixels"
+        )
     return float(tps[i] / tps[-1]), float(thresholds[i])
 
 
