@@ -274,3 +274,117 @@ def test_histogram_model(name, rng):
     for method in ("auto", "table"):
         expected = f(img, *args, method=method)
         _check(f(da.from_array(img, chunks=(8, 9, 2)), *args, method=method), expected)
+
+
+# -- the skin detector and the classifier on dask arrays -------------------------
+def _detector():
+    a, b = _models()
+    return pixgmm.SkinDetector(a, b, prior=0.3)
+
+
+def _classifier():
+    a, b = _models()
+    c = pixgmm.Mixture([1.0], [[60, 60, 200]], [[800, 800, 800]], "diag")
+    return pixgmm.Classifier({"skin": a, "sky": c, "other": b}, priors=[0.2, 0.3, 0.5])
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("log_ratio", {}),
+        ("log_ratio", {"dtype": np.float32, "channels": "BGR"}),
+        ("probability", {}),
+        ("mask", {}),
+        ("mask", {"ratio": 2.0}),
+        ("mask", {"probability": 0.8}),
+    ],
+)
+def test_skin_detector_methods_are_lazy_and_equal_numpy(method, kw, scheduler, rng):
+    detector = _detector()
+    img = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    img[:5, :5] = [205, 150, 125]  # some pixels on the skin side of every threshold
+    dimg = da.from_array(img, chunks=(10, 13, 2))  # the channel axis split
+    expected = getattr(detector, method)(img, **kw)
+    lazy = getattr(detector, method)(dimg, **kw)
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks == dimg.chunks[:2]
+    with dask.config.set(scheduler=scheduler):
+        got = _check(lazy, expected)
+    if method == "mask":
+        assert got.any() and not got.all()
+
+
+def test_skin_detector_on_float_channels_first(rng):
+    detector = _detector()
+    img = (rng.random((3, 25, 30)) * 255).astype(np.float32)
+    img[0, 2, 3] = np.nan
+    dimg = da.from_array(img, chunks=(1, 9, 8))
+    for method in ("log_ratio", "probability", "mask"):
+        expected = getattr(detector, method)(img, channel_axis=0)
+        lazy = getattr(detector, method)(dimg, channel_axis=0)
+        assert lazy.chunks == ((9, 9, 7), (8, 8, 8, 6))
+        got = lazy.compute()
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_skin_detector_models_are_in_the_graph_once(rng):
+    detector = _detector()
+    dimg = da.from_array(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), chunks=(8, 8, 3))
+    for method in ("log_ratio", "probability", "mask"):
+        graph = dict(getattr(detector, method)(dimg).__dask_graph__())
+        models = [v for v in graph.values() if _is_model_node(v)]
+        assert len(models) == 2, method  # skin and non-skin, once each, for 25 blocks
+
+
+@pytest.mark.parametrize("method", ["log_posterior", "probability"])
+def test_classifier_scores_equal_numpy(method, rng):
+    clf = _classifier()
+    img = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    dimg = da.from_array(img, chunks=(10, 13, 2))
+    expected = getattr(clf, method)(img)
+    lazy = getattr(clf, method)(dimg)
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks[:2] == dimg.chunks[:2]
+    _check(lazy, expected)
+    graph = dict(lazy.__dask_graph__())
+    assert len([v for v in graph.values() if _is_model_node(v)]) == 3
+
+
+CLASSIFIER_LAZY = (
+    "Classifier methods stack per-class dask results with np.stack (one chunk per class) "
+    "and predict() indexes a NumPy label array with a dask index, which computes eagerly; "
+    "classify.py needs a dask branch (da.stack(...).rechunk({-1: -1}) then map_blocks)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)
+@pytest.mark.parametrize("method", ["log_posterior", "probability", "predict"])
+def test_classifier_methods_are_lazy_with_the_class_axis_in_one_chunk(method, rng):
+    clf = _classifier()
+    img = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    dimg = da.from_array(img, chunks=(10, 13, 2))
+    expected = getattr(clf, method)(img)
+    lazy = getattr(clf, method)(dimg)
+    assert isinstance(lazy, da.Array)
+    if method == "predict":
+        assert lazy.chunks == dimg.chunks[:2]
+        np.testing.assert_array_equal(lazy.compute(), expected)
+    else:
+        assert lazy.chunks == (*dimg.chunks[:2], (3,))
+        _check(lazy, expected)
+
+
+@pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)
+def test_classifier_predict_with_fill_is_lazy(rng):
+    clf = _classifier()
+    img = (rng.random((20, 22, 3)) * 255).astype(np.float64)
+    img[3, 4, 1] = np.nan
+    dimg = da.from_array(img, chunks=(7, 8, 3))
+    lazy = clf.predict(dimg, fill="none")
+    assert isinstance(lazy, da.Array) and lazy.chunks == dimg.chunks[:2]
+    got = lazy.compute()
+    assert got[3, 4] == "none"
+    np.testing.assert_array_equal(got, clf.predict(img, fill="none"))
