@@ -132,3 +132,60 @@ def model_channels(model, n):
     if names is not None and n == 3 and set(names) == set("RGB"):
         return "RGB"
     return None
+
+
+DATA_HELP = """
+Labelled pixels come from a text table (--pixels FILE: one pixel per line,
+columns separated by spaces, tabs or commas, the label in the last column or
+--label-column, an optional header line; name the channel order with --columns,
+e.g. BGR for the UCI Skin Segmentation file) or from images (RGB) with masks
+(--masks FOLDER: the mask of photo.jpg is FOLDER/photo.png or
+FOLDER/photo.mask.png, same size; its values are the labels).
+"""
+
+
+def _label_column(value):
+    if value is None or str(value).strip().lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a column number; give e.g. -1 (the last) or none",
+            param_hint="--label-column",
+        ) from None
+
+
+def data_options(func):
+    """--pixels, --columns, --label-column, --masks, --to-8bit for commands reading labelled pixels."""
+    options = [
+        click.option(
+            "--pixels",
+            "pixels_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="A text table of pixels, one per line, with a label column.",
+        ),
+        click.option(
+            "--columns",
+            metavar="ORDER",
+            help="Channel order of the table's pixel columns, e.g. BGR or nir,red.",
+        ),
+        click.option(
+            "--label-column",
+            default="-1",
+            show_default=True,
+            callback=lambda ctx, param, value: _label_column(value),
+            help="The table's label column (0 = first, -1 = last), or none.",
+        ),
+        click.option(
+            "--masks",
+            type=click.Path(path_type=Path),
+            metavar="FOLDER",
+            help="Folder of label masks for the images, named like them.",
+        ),
+        click.option("--to-8bit", is_flag=True, help="Scale 16-bit images to 0..255 first."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

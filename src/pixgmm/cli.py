@@ -305,5 +305,15 @@ def info(model_spec, as_json):
         click.echo(render(summary))
 
 
+# -- commands in their own modules -----------------------------------------------
+
+from ._cli_classify import classify  # noqa: E402
+from ._cli_evaluate import evaluate  # noqa: E402
+from ._cli_fit import fit  # noqa: E402
+
+main.add_command(classify)
+main.add_command(evaluate)
+main.add_command(fit)
+
 if __name__ == "__main__":  # python -m pixgmm.cli
     main()

@@ -1,0 +1,259 @@
+"""Labelled pixels for ``pixgmm fit`` and ``pixgmm evaluate``: text tables and images with masks.
+
+Two sources give the same thing, pixels (N, C) and one label per pixel:
+
+- a text table (``--pixels FILE``): one pixel per line, columns separated by
+  whitespace or commas, the label in one column (the last by default), an
+  optional header line and ``#`` comments. The UCI Skin Segmentation file is
+  such a table (columns B G R label), read with ``--columns BGR``.
+- images with masks (``IMAGE... --masks FOLDER``): the mask of ``photo.jpg`` is
+  the image in FOLDER named ``photo.<suffix>`` or ``photo.mask.<suffix>``, of the
+  photo's height and width; its values are the labels (for a colour mask, the
+  first channel). Images are read in RGB order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _cli_io
+
+
+class DataError(Exception):
+    """Labelled pixels that cannot be read; the message names the file and the reason."""
+
+
+@dataclass
+class LabelledPixels:
+    """``pixels`` (N, C), ``labels`` (N,) or None, ``channels`` (str or None), ``source`` text."""
+
+    pixels: np.ndarray
+    labels: np.ndarray | None
+    channels: str | None
+    source: str
+
+    @property
+    def integer(self):
+        """True when every pixel value is a whole number (8/16-bit data)."""
+        px = self.pixels
+        return px.dtype.kind in "ui" or bool(np.all(px == np.round(px)))
+
+
+def parse_columns(text):
+    """``"BGR"`` or ``"B,G,R"`` or ``"nir,red"`` -> the channel names (a str of letters or a list)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if "," in text:
+        names = [t.strip() for t in text.split(",")]
+        if not all(names):
+            raise ValueError(f"--columns {text!r} has an empty name")
+        return names
+    if not text:
+        raise ValueError("--columns is empty; give the channel order, e.g. BGR")
+    return text
+
+
+def _is_number(token):
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _sniff(path):
+    """``(delimiter or None, rows to skip)``: commas or whitespace; a non-numeric header skipped."""
+    skip = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                skip += 1
+                continue
+            delimiter = "," if "," in stripped else None
+            fields = stripped.split(delimiter)
+            if not all(_is_number(f.strip()) for f in fields):
+                skip += 1  # a header line
+            return delimiter, skip
+    raise DataError(f"{path}: the file holds no rows")
+
+
+def _label_values(col):
+    """Labels as int64 when they are whole numbers, else float."""
+    if np.all(np.isfinite(col)) and np.all(col == np.round(col)):
+        return col.astype(np.int64)
+    return col
+
+
+def _compact(pixels):
+    """Whole numbers in 0..255 become uint8 (the colour table's fast path), else float64."""
+    if pixels.size and np.all(pixels == np.round(pixels)):
+        lo, hi = pixels.min(), pixels.max()
+        if lo >= 0 and hi <= 255:
+            return pixels.astype(np.uint8)
+        if lo >= 0 and hi <= 65535:
+            return pixels.astype(np.uint16)
+    return pixels
+
+
+def read_table(path, columns=None, label_column=-1):
+    """Labelled pixels from a text table; ``label_column=None`` for a table without labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    delimiter, skip = _sniff(path)
+    try:
+        data = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, dtype=np.float64)
+    except (ValueError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a table of numbers ({first})") from None
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: the file holds no rows")
+    n_cols = data.shape[1]
+    labels = None
+    if label_column is not None:
+        if not -n_cols <= label_column < n_cols:
+            raise DataError(
+                f"{path}: --label-column {label_column} is outside the file's {n_cols} columns"
+            )
+        idx = label_column % n_cols
+        labels = _label_values(data[:, idx])
+        data = np.delete(data, idx, axis=1)
+    names = parse_columns(columns) if isinstance(columns, str) else columns
+    if names is not None and len(names) != data.shape[1]:
+        raise DataError(
+            f"{path}: --columns {columns!r} names {len(names)} channel(s) but the file has "
+            f"{data.shape[1]} pixel column(s)"
+            + (" besides the label column" if label_column is not None else "")
+        )
+    if np.isnan(data).any():
+        keep = ~np.isnan(data).any(axis=1)
+        data = data[keep]
+        labels = None if labels is None else labels[keep]
+    return LabelledPixels(_compact(data), labels, names, str(path))
+
+
+def _find_mask(image_path, folder):
+    stem = image_path.name.rsplit(".", 1)[0]
+    candidates = [
+        p
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file()
+        and p.suffix.lower() in _cli_io.IMAGE_SUFFIXES
+        and p.name.rsplit(".", 1)[0] in (stem, f"{stem}.mask")
+        and p.resolve() != image_path.resolve()
+    ]
+    if not candidates:
+        raise DataError(
+            f"{image_path}: no mask in {folder} (looked for {stem}.png, {stem}.mask.png, ...)"
+        )
+    return candidates[0]
+
+
+def colour_pixels(page, to_8bit=False):
+    """RGB pixels (H, W, 3) of an image page; alpha dropped; 16-bit optionally scaled to 0..255."""
+    img = np.asarray(page)
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(
+            f"got {'a greyscale image' if img.ndim == 2 else f'an image of shape {img.shape}'}; "
+            "colour models need RGB images"
+        )
+    if to_8bit and img.dtype.kind in "ui" and img.dtype.itemsize > 1:
+        info = np.iinfo(img.dtype)
+        img = (img.astype(np.float32) - info.min) * np.float32(255.0 / (info.max - info.min))
+    return img
+
+
+def read_images(args, masks=None, to_8bit=False):
+    """Pixels (and mask labels when ``masks`` is a folder) of images given on the command line.
+
+    Every page of a multi-page file is used. Raises :class:`DataError` naming
+    the first file that cannot be used.
+    """
+    found = _cli_io.expand_inputs(args)
+    if masks is not None and not Path(masks).is_dir():
+        raise DataError(f"--masks {masks}: not a folder")
+    pixel_parts, label_parts, names = [], [], []
+    for arg, path, problem in found:
+        if problem is not None:
+            raise DataError(f"{arg}: {problem}")
+        if _cli_io.is_video(path):
+            raise DataError(f"{path}: videos are not supported here; give images")
+        try:
+            pages = [colour_pixels(p, to_8bit) for p in _cli_io.read_pages(path)]
+        except (_cli_io.InputError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
+        if masks is not None:
+            mask_path = _find_mask(path, masks)
+            try:
+                mask_pages = _cli_io.read_pages(mask_path)
+            except _cli_io.InputError as exc:
+                raise DataError(f"{mask_path}: {exc}") from None
+            if len(mask_pages) != len(pages):
+                raise DataError(
+                    f"{mask_path}: {len(mask_pages)} page(s) but {path} has {len(pages)}"
+                )
+            for page, mask in zip(pages, mask_pages):
+                mask = np.asarray(mask)
+                if mask.ndim == 3:
+                    mask = mask[..., 0]
+                if mask.shape != page.shape[:2]:
+                    raise DataError(
+                        f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but "
+                        f"{path} is {page.shape[1]}x{page.shape[0]}"
+                    )
+                label_parts.append(mask.reshape(-1).astype(np.int64))
+        pixel_parts.extend(p.reshape(-1, 3) for p in pages)
+        names.append(str(path))
+    if not pixel_parts:
+        raise DataError("no images given")
+    dtypes = {p.dtype for p in pixel_parts}
+    pixels = (
+        np.concatenate(pixel_parts)
+        if len(dtypes) == 1
+        else np.concatenate([p.astype(np.float64) for p in pixel_parts])
+    )
+    labels = np.concatenate(label_parts) if masks is not None else None
+    source = names[0] if len(names) == 1 else f"{len(names)} images"
+    return LabelledPixels(pixels, labels, "RGB", source)
+
+
+def load(inputs, pixels_file, columns, label_column, masks, to_8bit=False):
+    """Labelled pixels from ``--pixels`` or from images (with ``--masks``); exactly one source."""
+    if pixels_file is not None and inputs:
+        raise ValueError("give images or --pixels FILE, not both")
+    if pixels_file is None and not inputs:
+        raise ValueError("no data: give images (with --masks) or --pixels FILE")
+    if pixels_file is not None:
+        if masks is not None:
+            raise ValueError("--masks goes with images, not with --pixels")
+        return read_table(pixels_file, columns, label_column)
+    if columns is not None:
+        raise ValueError("--columns goes with --pixels; images are read in RGB order")
+    return read_images(inputs, masks, to_8bit)
+
+
+def class_label(value):
+    """A label as the user would type it: ``1`` not ``1.0``, strings as they are."""
+    if isinstance(value, (np.integer, int)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    ):
+        return int(value)
+    return value.item() if hasattr(value, "item") else value
+
+
+def parse_label(text, labels):
+    """The label ``text`` names, matched against the labels present (numbers as numbers)."""
+    present = [class_label(v) for v in np.unique(labels)]
+    for v in present:
+        if str(v) == text.strip():
+            return v
+    raise ValueError(
+        f"class {text!r} is not in the data; labels present: {', '.join(map(str, present[:20]))}"
+    )

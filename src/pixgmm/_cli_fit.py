@@ -1,0 +1,229 @@
+"""``pixgmm fit``: a mixture JSON from images (optionally with masks) or a table of labelled pixels."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ._cli_common import DATA_HELP, data_options
+
+COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
+
+
+def _target(out, label, many):
+    """The model file for ``label``: ``{label}`` in --out replaced, or ``.LABEL`` before the suffix."""
+    text = str(out)
+    if "{label}" in text:
+        return Path(text.replace("{label}", str(label)))
+    if not many:
+        return Path(out)
+    out = Path(out)
+    return out.with_name(f"{out.stem}.{label}{out.suffix or '.json'}")
+
+
+def _reg_covar(value, integer):
+    if value == "auto":
+        return 1.0 if integer else 1e-6
+    try:
+        v = float(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a number; give e.g. 1e-6, or auto", param_hint="--reg-covar"
+        ) from None
+    if not v >= 0:
+        raise click.BadParameter(f"must be >= 0, got {value}", param_hint="--reg-covar")
+    return v
+
+
+@click.command(epilog=DATA_HELP)
+@click.argument("inputs", nargs=-1, type=str)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    metavar="MODEL.json",
+    help="The model file to write. With several classes one file per class: "
+    "MODEL.LABEL.json, or put {label} in the name.",
+)
+@click.option("-k", "--components", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--covariance",
+    type=click.Choice(COVARIANCE_TYPES),
+    default="diag",
+    show_default=True,
+    help="Covariance type of every component.",
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    metavar="LABEL",
+    help="Fit the pixels with this label (repeat for several classes, one model each). "
+    "Default: with a table, every label; with masks, the pixels whose mask is not 0.",
+)
+@click.option(
+    "--per-class", is_flag=True, help="One model per label present (MODEL.LABEL.json each)."
+)
+@click.option(
+    "--max-samples",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many pixels per model, drawn at random.",
+)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option(
+    "--reg-covar",
+    default="auto",
+    show_default=True,
+    help="Added to every variance. auto: 1.0 for whole-number pixels (8/16-bit, so a "
+    "component cannot collapse onto one colour), 1e-6 otherwise.",
+)
+@data_options
+@click.option("--overwrite", is_flag=True, help="Replace model files that already exist.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def fit(
+    inputs,
+    out,
+    components,
+    covariance,
+    classes,
+    per_class,
+    max_samples,
+    seed,
+    reg_covar,
+    pixels_file,
+    columns,
+    label_column,
+    masks,
+    to_8bit,
+    overwrite,
+    quiet,
+    as_json,
+):
+    """Fit a Gaussian mixture colour model (scikit-learn) and write it as JSON.
+
+    From images: all their pixels, or with --masks only the pixels whose mask
+    is not 0 (--class V: mask value V; --per-class: one model per mask value).
+    From a table of labelled pixels (--pixels): one model per label, or the
+    labels given with --class. The model records its channel order (RGB for
+    images, --columns for a table), so it applies to images in any order.
+
+    \b
+    Examples:
+      pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -k 16 -o uci.json
+                                          # uci.1.json (skin), uci.2.json (non-skin)
+      pixgmm fit hands/*.jpg --masks hand-masks/ -o skin.json
+      pixgmm fit sky.jpg -k 3 -o sky.json
+    """
+    import json
+
+    from . import _cli_data
+
+    if per_class and classes:
+        raise click.UsageError("give --class LABEL or --per-class, not both")
+    start = time.perf_counter()
+    try:
+        data = _cli_data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except _cli_data.DataError as exc:
+        click.echo(f"pixgmm: error: {exc}", err=True)
+        sys.exit(1)
+    reg = _reg_covar(reg_covar, data.integer)
+
+    if data.labels is None:
+        if classes or per_class:
+            raise click.UsageError(
+                "--class and --per-class need labels: give --masks with images, or a table "
+                "with a label column"
+            )
+        groups = {None: data.pixels}
+    else:
+        try:
+            if classes:
+                wanted = [_cli_data.parse_label(c, data.labels) for c in classes]
+            elif per_class or pixels_file is not None:
+                wanted = [_cli_data.class_label(v) for v in _unique(data.labels)]
+            else:  # masks without --class: the pixels inside the mask
+                wanted = ["mask"]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--class") from None
+        groups = {}
+        for c in wanted:
+            sel = data.labels != 0 if c == "mask" else data.labels == c
+            groups[c] = data.pixels[sel]
+    many = len(groups) > 1
+    targets = {c: _target(out, c, many) for c in groups}
+    if len(set(targets.values())) != len(targets):
+        raise click.BadParameter("two classes would share one file name", param_hint="--out")
+    if not overwrite:
+        existing = [str(t) for t in targets.values() if t.exists()]
+        if existing:
+            click.echo(
+                f"pixgmm: error: {', '.join(existing)} exists (pass --overwrite to replace it)",
+                err=True,
+            )
+            sys.exit(1)
+
+    from . import _cli_io
+    from .fit import fit as fit_mixture
+
+    channels = data.channels
+    results = []
+    status = 0
+    for c, px in groups.items():
+        what = "all pixels" if c is None else f"class {c}"
+        entry = {"class": c, "model": str(targets[c]), "pixels": int(px.shape[0])}
+        t0 = time.perf_counter()
+        try:
+            model = fit_mixture(
+                px,
+                components,
+                covariance,
+                max_samples=max_samples,
+                random_state=seed,
+                reg_covar=reg,
+                channels=channels,
+            )
+            targets[c].parent.mkdir(parents=True, exist_ok=True)
+            with _cli_io.atomic_target(targets[c], overwrite) as tmp:
+                model.save(tmp)
+            entry["status"] = "ok"
+        except (ValueError, OSError, _cli_io.OutputExists) as exc:
+            entry["status"] = "failed"
+            entry["error"] = f"{what}: {exc}"
+            status = 1
+            click.echo(f"pixgmm: error: {data.source}: {what}: {exc}", err=True)
+        entry["seconds"] = round(time.perf_counter() - t0, 4)
+        results.append(entry)
+        if entry["status"] == "ok" and not quiet and not as_json:
+            used = min(px.shape[0], max_samples)
+            click.echo(
+                f"{what}: {components} components ({covariance}) from {used:,} of "
+                f"{px.shape[0]:,} pixels -> {targets[c]} ({entry['seconds']:.2f} s)"
+            )
+    if as_json:
+        summary = {
+            "source": data.source,
+            "channels": channels,
+            "components": components,
+            "covariance": covariance,
+            "reg_covar": reg,
+            "seconds": round(time.perf_counter() - start, 4),
+            "ok": sum(r["status"] == "ok" for r in results),
+            "failed": sum(r["status"] != "ok" for r in results),
+            "models": results,
+        }
+        click.echo(json.dumps(summary, indent=1))
+    sys.exit(status)
+
+
+def _unique(labels):
+    import numpy as np
+
+    return np.unique(labels)
