@@ -41,11 +41,18 @@ def _check_model(model, name):
     return as_mixture(model, name)
 
 
-def _check_probability(value, name, *, closed):
+def _as_real(value, name, what="a number"):
+    """``float(value)`` for real numbers only: strings and bools are a TypeError."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be {what}, got {value!r}")
     try:
-        p = float(value)
+        return float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
+        raise TypeError(f"{name} must be {what}, got {value!r}") from None
+
+
+def _check_probability(value, name, *, closed):
+    p = _as_real(value, name)
     ok = 0.0 <= p <= 1.0 if closed else 0.0 < p < 1.0
     if not ok:
         interval = "[0, 1]" if closed else "(0, 1), exclusive"
@@ -65,7 +72,8 @@ def _sigmoid_inplace(z):
     """``1 / (1 + exp(-z))`` in place, without overflow or 0/0: exact at +-inf, NaN stays NaN."""
     e = np.abs(z)
     np.negative(e, out=e)
-    np.exp(e, out=e)  # exp(-|z|) in [0, 1]
+    with np.errstate(under="ignore"):  # exp(-|z|) rounding to 0 is the exact answer's float
+        np.exp(e, out=e)  # exp(-|z|) in [0, 1]
     positive = z >= 0
     np.add(e, 1.0, out=z)  # z now holds the denominator 1 + exp(-|z|)
     num = np.where(positive, 1.0, e)
@@ -370,10 +378,7 @@ class SkinDetector:
                 "(probability=), not both"
             )
         if ratio is not None:
-            try:
-                theta = float(ratio)
-            except (TypeError, ValueError):
-                raise TypeError(f"ratio must be a number >= 0, got {ratio!r}") from None
+            theta = _as_real(ratio, "ratio", "a number >= 0")
             if not theta >= 0:
                 raise ValueError(f"ratio must be a likelihood ratio >= 0, got {ratio!r}")
             return math.log(theta) if theta > 0 else -math.inf
