@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from ._cli_big import BIG_HELP, big_options, requested
 from ._cli_common import (
     IMAGE_HELP,
     colour_pixels,
@@ -49,18 +50,11 @@ SKIN_OUTPUTS = ("mask", "probability", "logratio", "heatmap", "overlay")
 
 
 def _skin_compute(detector, save, ratio, threshold):
-    import math
-
     import numpy as np
 
     from . import _cli_render
 
-    if ratio is not None:
-        log_t = math.log(ratio) if ratio > 0 else -math.inf
-    else:
-        q = 0.5 if threshold is None else threshold
-        logit = math.inf if q == 1 else -math.inf if q == 0 else math.log(q) - math.log1p(-q)
-        log_t = logit - detector.log_prior_odds
+    log_t = _log_threshold(detector, ratio, threshold)
 
     def compute(page):
         rgb = colour_pixels(page, 3, to_8bit=True)
@@ -85,7 +79,17 @@ def _skin_compute(detector, save, ratio, threshold):
     return compute
 
 
-def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts):
+def _log_threshold(detector, ratio, threshold):
+    import math
+
+    if ratio is not None:
+        return math.log(ratio) if ratio > 0 else -math.inf
+    q = 0.5 if threshold is None else threshold
+    logit = math.inf if q == 1 else -math.inf if q == 0 else math.log(q) - math.log1p(-q)
+    return logit - detector.log_prior_odds
+
+
+def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy=None):
     from ._cli_run import Output, run
     from .skin import SkinDetector
 
@@ -95,6 +99,12 @@ def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, 
         detector = SkinDetector(skin, nonskin, prior=prior)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    if lazy is not None:
+        from . import _cli_big
+
+        compute = _cli_big.skin_maps(detector, save, _log_threshold(detector, ratio, threshold))
+        names = [k for k in SKIN_OUTPUTS if k in save]
+        return _cli_big.run_lazy(inputs, names, compute, opts, *lazy)
     outputs = [
         Output(k, "float" if k in ("probability", "logratio") else "picture")
         for k in SKIN_OUTPUTS
@@ -109,7 +119,7 @@ def _sample_path():
     return resources.files("pixgmm").joinpath("data", "astronaut.jpg")
 
 
-@main.command(epilog=IMAGE_HELP)
+@main.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--save",
@@ -147,6 +157,7 @@ def _sample_path():
 @click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
 @click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
 @float_format_option
+@big_options
 @common_options
 def skin(
     inputs,
@@ -158,6 +169,9 @@ def skin(
     nonskin_model,
     sample,
     float_format,
+    chunks,
+    workers,
+    scheduler,
     out,
     overwrite,
     quiet,
@@ -176,6 +190,7 @@ def skin(
       pixgmm skin photo.jpg                       # photo.mask.png, photo.overlay.png
       pixgmm skin photos/ --out masks --save mask,probability
       pixgmm skin clip.mp4 --save overlay          # clip.overlay.mp4
+      pixgmm skin slide.tif --workers 4 --save mask,probability   # Zarr stores
     """
     if ratio is not None and threshold is not None:
         raise click.UsageError("give --threshold (a probability) or --ratio, not both")
@@ -186,7 +201,10 @@ def skin(
     if not inputs:
         raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
     opts = make_options(out, overwrite, quiet, as_json, float_format)
-    sys.exit(_run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts))
+    lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
+    sys.exit(
+        _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy)
+    )
 
 
 @main.command()
@@ -222,7 +240,7 @@ def demo(out, overwrite, quiet, as_json):
 DENSITY_FORMATS = ("tiff", "npy", "png")
 
 
-@main.command(epilog=IMAGE_HELP)
+@main.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=str)
 @click.option(
     "--model",
@@ -247,8 +265,22 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
     is_flag=True,
     help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
 )
+@big_options
 @common_options
-def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, as_json):
+def density(
+    inputs,
+    model_spec,
+    log_,
+    formats,
+    to_8bit,
+    chunks,
+    workers,
+    scheduler,
+    out,
+    overwrite,
+    quiet,
+    as_json,
+):
     """Write the model's density (or log-density) at every pixel.
 
     The model is applied to the image's channels in the order they are read
@@ -259,6 +291,7 @@ def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, a
     \b
     Example:
       pixgmm density photo.jpg --model skin.json --log --format tiff,png
+      pixgmm density slide.tif --model skin.json --chunks 4096 --workers 4   # slide.density.zarr
     """
     import numpy as np
 
@@ -273,6 +306,18 @@ def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, a
     if "png" in formats:
         outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
     channels = model_channels(model, model.n_features)
+    opts = make_options(out, overwrite, quiet, as_json)
+    if requested(chunks, workers, scheduler):
+        from . import _cli_big
+
+        if "png" in formats:
+            raise click.BadParameter(
+                "png needs the whole map in memory (its colour scale comes from percentiles); "
+                "with --chunks/--workers/--scheduler the map is written as Zarr",
+                param_hint="--format",
+            )
+        compute = _cli_big.density_maps(model, name, log_, to_8bit, channels)
+        sys.exit(_cli_big.run_lazy(list(inputs), [name], compute, opts, chunks, workers, scheduler))
 
     def compute(page):
         pixels = colour_pixels(page, model.n_features, to_8bit)
@@ -282,7 +327,7 @@ def density(inputs, model_spec, log_, formats, to_8bit, out, overwrite, quiet, a
             maps["heatmap"] = _cli_render.heatmap(logp, *_cli_render.log_range(logp))
         return maps
 
-    sys.exit(run(list(inputs), outputs, compute, make_options(out, overwrite, quiet, as_json)))
+    sys.exit(run(list(inputs), outputs, compute, opts))
 
 
 # -- info -----------------------------------------------------------------------
