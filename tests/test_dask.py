@@ -388,3 +388,18 @@ def test_classifier_predict_with_fill_is_lazy(rng):
     got = lazy.compute()
     assert got[3, 4] == "none"
     np.testing.assert_array_equal(got, clf.predict(img, fill="none"))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_block_tasks_pickle_no_code(name, rng):
+    """Block tasks name pixgmm's functions; no function is pickled by value into each task."""
+    a, b = _models()
+    img = da.zeros((64, 64, 3), dtype=np.uint8, chunks=(16, 16, 3))
+    lazy = _call(name, img, a, b)
+    graph = dict(lazy.__dask_graph__())
+    block = cloudpickle.dumps(graph[(lazy.name,) + (0,) * lazy.ndim])
+    assert b"_make_function" not in block and b"CodeType" not in block
+    assert len(block) < 1024, len(block)
+    np.testing.assert_array_equal(
+        lazy.compute(), _call(name, np.zeros((64, 64, 3), np.uint8), a, b)
+    )

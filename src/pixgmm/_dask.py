@@ -132,7 +132,7 @@ def evaluate(func, image, models, *args, **kwargs):
         image,
         in_ind,
         *[a for d in dmodels for a in (d, None)],
-        fn=func,
+        fn=name,  # by name: a function object would be pickled by value into every task
         table=table,
         options=kw,
         name=f"pixgmm-{name}-{token}",
@@ -144,7 +144,12 @@ def evaluate(func, image, models, *args, **kwargs):
 
 
 def _block(block, *models, fn, table, options):
-    """Run on a worker: one NumPy block through ``fn(block, *models, **options)``."""
+    """Run on a worker: one NumPy block through ``fn(block, *models, **options)``.
+
+    ``fn`` is the name of a function of :mod:`pixgmm.evaluate`; its undecorated
+    NumPy version runs here.
+    """
+    fn = inspect.unwrap(getattr(_ev, fn))
     if table is not None:
         quantity, normalized, n_channels, dtype = table
         with _TABLE_LOCK:  # one build per process, whatever the number of threads
