@@ -6,6 +6,7 @@
 (4, 5)
 """
 
+from . import metrics, models
 from ._cache import cache_info, clear_cache, set_cache_limit
 from .classify import Classifier
 from .evaluate import density, log_density, log_ratio, predict, responsibilities
@@ -30,6 +31,8 @@ __all__ = [
     "fit_classes",
     "log_density",
     "log_ratio",
+    "metrics",
+    "models",
     "predict",
     "responsibilities",
     "set_cache_limit",

@@ -161,7 +161,7 @@ class Classifier:
 
     def log_posterior(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
         s = self._scores(image, channel_axis, channels, dtype, method)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             m = s.max(axis=-1, keepdims=True)
             finite = np.isfinite(m)
             shift = np.where(finite, m, 0)
