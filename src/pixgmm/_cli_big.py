@@ -187,6 +187,8 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                     raise _cli_io.InputError(problem)
                 if out_error is not None:
                     raise _cli_io.InputError(out_error)
+                if not _is_zarr(path):
+                    _cli_io.check_supported(path)
                 if _cli_io.is_video(path):
                     raise _cli_io.InputError(
                         "videos are not read lazily; drop --chunks/--workers/--scheduler"

@@ -132,6 +132,16 @@ def _read_pillow(path):
     return [arr]
 
 
+def check_supported(path):
+    """Raise :class:`InputError` unless ``path`` has an image or video suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise InputError(
+            f"unsupported file type {suffix or '(no suffix)'!r}; images: "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}"
+        )
+
+
 def read_pages(path):
     """The images in ``path`` as a list of arrays (one per page or frame), RGB(A) order.
 
@@ -143,10 +153,8 @@ def read_pages(path):
     if not path.is_file():
         raise InputError("not a file" if path.exists() else "no such file")
     if suffix not in IMAGE_SUFFIXES:
-        raise InputError(
-            f"unsupported file type {suffix or '(no suffix)'!r}; images: "
-            f"{', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}"
-        )
+        check_supported(path)
+        raise InputError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
     try:
         if suffix in TIFF_SUFFIXES:
             pages = _read_tiff(path)
@@ -166,7 +174,10 @@ def read_pages(path):
         raise InputError("not enough memory to decode the image") from None
     except Exception as exc:  # every decoder has its own exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Could not find a backend" in reason or "cannot identify image" in reason:
+        if any(
+            text in reason
+            for text in ("Could not find a backend", "cannot identify image", "can not handle")
+        ):
             reason = (
                 f"not a readable {suffix.lstrip('.').upper()} image (unknown or damaged format)"
             )
@@ -317,7 +328,10 @@ class StreamWriter:
             frame = np.asarray(frame, dtype=np.float32)
             if frame.ndim == 3:  # (H, W, K) -> K pages
                 frame = np.moveaxis(frame, -1, 0)
-            self._writer.write(np.ascontiguousarray(frame), photometric="minisblack")
+            # contiguous: the frames form one series, read back as one (N, H, W) array
+            self._writer.write(
+                np.ascontiguousarray(frame), photometric="minisblack", contiguous=True
+            )
 
     def __exit__(self, exc_type, exc, tb):
         if self._writer is not None:

@@ -196,6 +196,7 @@ def run(inputs, outputs, compute, opts, extra=None):
                 raise _cli_io.InputError(problem)
             if out_error is not None:
                 raise _cli_io.InputError(out_error)
+            _cli_io.check_supported(path)
             stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
             if stem in seen:
                 raise _cli_io.InputError(

@@ -361,4 +361,4 @@ main.add_command(evaluate)
 main.add_command(fit)
 
 if __name__ == "__main__":  # python -m pixgmm.cli
-    main()
+    main(prog_name="pixgmm")
