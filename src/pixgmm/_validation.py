@@ -115,6 +115,8 @@ def normalize_channel_axis(channel_axis, ndim, name="channel_axis"):
     if channel_axis is None:
         return None
     try:
+        if isinstance(channel_axis, (bool, np.bool_)):
+            raise TypeError
         axis = operator.index(channel_axis)
     except TypeError:
         raise TypeError(f"{name} must be an integer or None, got {channel_axis!r}") from None
@@ -182,6 +184,8 @@ def resolve_dtype(image_dtype, dtype=None, out=None):
         if dt not in FLOAT_DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dt}")
     if out is not None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
         odt = out.dtype.newbyteorder("=") if out.dtype.kind == "f" else out.dtype
         if odt not in FLOAT_DTYPES:
             raise ValueError(f"out must have dtype float32 or float64, got {out.dtype}")
@@ -220,3 +224,10 @@ def check_method(method, allowed):
     if not isinstance(method, str) or method not in allowed:
         raise ValueError(f"method must be one of {', '.join(map(repr, allowed))}; got {method!r}")
     return method
+
+
+def check_bool(value, name):
+    """Raise TypeError unless ``value`` is True or False (a string such as "no" is not)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

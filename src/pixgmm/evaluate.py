@@ -27,6 +27,7 @@ import numpy as np
 from . import _kernels, _lut
 from ._cache import TABLES
 from ._validation import (
+    check_bool,
     check_method,
     check_out,
     kernel_output,
@@ -306,6 +307,7 @@ def _combine_logs(quantity, logs, out):
 
 def _run(quantity, image, models, names, *, normalized, channel_axis, channels, dtype, out, method):
     check_method(method, METHODS)
+    check_bool(normalized, "normalized")
     first = _as_model(models[0], names[0])
     X, spatial = pixels_view(image, first.n_features, channel_axis)
     models = _resolve_models(models, names, channels, X.shape[1])
@@ -518,6 +520,7 @@ def responsibilities(
     method="auto",
 ):
     check_method(method, METHODS)
+    check_bool(normalized, "normalized")
     if method in ("table", "separable"):
         raise ValueError(f"responsibilities supports method='auto' or 'direct', not {method!r}")
     m = as_mixture(model, "model")
@@ -571,6 +574,7 @@ def predict(
     image, model, *, normalized=True, channel_axis=-1, channels=None, out=None, method="auto"
 ):
     check_method(method, METHODS)
+    check_bool(normalized, "normalized")
     if method in ("table", "separable"):
         raise ValueError(f"predict supports method='auto' or 'direct', not {method!r}")
     m = as_mixture(model, "model")
@@ -582,7 +586,7 @@ def predict(
             raise TypeError("out must be a signed integer numpy array for predict")
         if np.iinfo(out.dtype).max < m.n_components - 1:
             raise ValueError(f"out's dtype {out.dtype} cannot hold component {m.n_components - 1}")
-        odt = out.dtype
+        odt = out.dtype.newbyteorder("=")
         check_out(out, spatial, odt)
     result, copy_back = kernel_output(spatial, odt, out)
     if X.shape[0]:

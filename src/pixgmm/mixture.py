@@ -23,15 +23,30 @@ def _as_float_array(value, name, ndim=None):
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
+        if _is_ragged(value):
+            raise ValueError(
+                f"{name} is ragged (its rows have different lengths), got {value!r:.80}; "
+                "every row needs one value per feature"
+            ) from None
         raise TypeError(f"{name} must be an array of real numbers, got {value!r:.80}") from None
     if np.iscomplexobj(value):  # pragma: no cover - np.array(float) already refused
         raise TypeError(f"{name} must be real, got complex values")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name}{list(bad)} is {arr[tuple(bad)]}; every value must be finite")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        where = f"[{', '.join(map(str, bad))}]" if bad else ""
+        raise ValueError(f"{name}{where} is {arr[bad]}; every value must be finite")
     return arr
+
+
+def _is_ragged(value):
+    """True when ``value`` is nested sequences of numbers whose lengths differ."""
+    try:
+        flat = np.array(value, dtype=object).ravel()
+    except (TypeError, ValueError):
+        return True
+    return any(isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) for v in flat)
 
 
 class Mixture:
@@ -43,10 +58,12 @@ class Mixture:
         Non-negative mixture weights, not all zero. They are used as given
         (they need not sum to 1); see :meth:`renormalized`.
     means : array_like, shape (K, D)
+        Shape (D,) is accepted for a single component.
     covariances : array_like
         Shape depends on ``covariance_type``, as in scikit-learn:
         ``"full"`` (K, D, D), ``"diag"`` (K, D) variances, ``"spherical"`` (K,),
-        ``"tied"`` (D, D) shared by every component.
+        ``"tied"`` (D, D) shared by every component. For a single component the
+        leading K axis may be left out.
     covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
     channels : str or sequence of str, optional
         The model's channel (feature) order, e.g. ``"RGB"``. Evaluation functions
@@ -106,12 +123,19 @@ class Mixture:
         channels=None,
         reg_covar=0.0,
     ):
+        if not isinstance(covariance_type, str):
+            raise TypeError(
+                f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}; "
+                f"got {type(covariance_type).__name__} {covariance_type!r:.40}"
+            )
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}; "
                 f"got {covariance_type!r}"
             )
         try:
+            if isinstance(reg_covar, (bool, np.bool_, str, bytes)):
+                raise TypeError
             reg_covar = float(reg_covar)
         except (TypeError, ValueError):
             raise TypeError(f"reg_covar must be a number, got {reg_covar!r}") from None
@@ -143,6 +167,8 @@ class Mixture:
         expected = {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[
             covariance_type
         ]
+        if k == 1 and covariance_type != "tied" and cov.shape == expected[1:]:
+            cov = cov[None]  # one component given without its leading axis, like means
         if cov.shape != expected:
             raise ValueError(
                 f"covariances for covariance_type={covariance_type!r} must have shape "
@@ -349,7 +375,7 @@ class Mixture:
 
     # -- constructors -------------------------------------------------------
     @classmethod
-    def from_kernels(cls, kernels, *, channels=None):
+    def from_kernels(cls, kernels, *, channels=None, reg_covar=0.0):
         """Build a mixture from (mean, covariance, weight) triples.
 
         Parameters
@@ -361,6 +387,8 @@ class Mixture:
             (D,), (1, D) or (D, 1); ``covariance`` is the diagonal, shape (D,) or
             (1, D), or a (D, D) matrix.
         channels : str or sequence of str, optional
+        reg_covar : float, default 0
+            Added to every variance, as in :class:`Mixture`.
 
         Returns
         -------
@@ -432,9 +460,9 @@ class Mixture:
 
         if all(is_diag(c) for c in covs):
             var = np.array([c if c.ndim == 1 else np.diagonal(c) for c in covs])
-            return cls(weights, means, var, "diag", channels=channels)
+            return cls(weights, means, var, "diag", channels=channels, reg_covar=reg_covar)
         full = np.array([np.diag(c) if c.ndim == 1 else c for c in covs])
-        return cls(weights, means, full, "full", channels=channels)
+        return cls(weights, means, full, "full", channels=channels, reg_covar=reg_covar)
 
     @classmethod
     def from_sklearn(cls, gmm, *, channels=None):
@@ -471,6 +499,11 @@ class Mixture:
     def to_sklearn(self):
         """A fitted ``sklearn.mixture.GaussianMixture`` with these parameters.
 
+        The weights are exported as they are, so ``score_samples`` of the result
+        equals :func:`pixgmm.log_density` and ``Mixture.from_sklearn`` gives this
+        mixture back. scikit-learn's ``sample`` expects weights that sum to 1:
+        call :meth:`renormalized` first when they do not.
+
         Requires scikit-learn (``pip install pixgmm[fit]``).
 
         Examples
@@ -488,7 +521,7 @@ class Mixture:
             ) from None
         t = self._covariance_type
         gmm = GaussianMixture(n_components=self.n_components, covariance_type=t)
-        gmm.weights_ = self._weights / self._weights.sum()
+        gmm.weights_ = self._weights.copy()
         gmm.means_ = self._means.copy()
         gmm.covariances_ = self._covariances.copy()
         u = self._prec_chol
@@ -581,6 +614,10 @@ class Mixture:
                 json.dump(self.to_dict(), fh, indent=1)
                 fh.write("\n")
             os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
+            ) from None
         finally:
             if tmp.exists():
                 tmp.unlink()
