@@ -22,18 +22,21 @@ pytest.importorskip("zarr")
 from pixgmm import bigimage  # noqa: E402
 
 TIMEOUT = 60  # seconds for any one computation
+ALLOWED_FAILURES = 1  # worker deaths a task may cause and still be retried
 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        timeout=TIMEOUT,
-    )
+    # a task that killed two workers is given up (KilledWorker) instead of four
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            timeout=TIMEOUT,
+        )
     c = distributed.Client(cluster, timeout=TIMEOUT)
     try:
         c.wait_for_workers(2, timeout=TIMEOUT)
@@ -118,7 +121,7 @@ def _kill_once(block, marker):
 
 
 def test_a_worker_dying_mid_run_is_retried(client, rng, tmp_path):
-    assert dask.config.get("distributed.scheduler.allowed-failures") >= 1
+    assert client.cluster.scheduler.allowed_failures == ALLOWED_FAILURES >= 1
     skin, other = _models()
     img = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
     marker = str(tmp_path / "killed")
@@ -160,3 +163,75 @@ def test_failed_write_leaves_store_not_complete(client, rng, tmp_path):
         stored = bigimage.write_zarr(pixgmm.density(good, skin), path)
     assert bigimage.is_complete(path)
     np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)
+
+
+def _kill_on_first_block(block, block_info=None):
+    """Kill the worker process running the first block, every time it is tried."""
+    distributed.get_worker()  # raises outside a worker: never kill the test process
+    if block_info[0]["chunk-location"][:2] == (0, 0):
+        os._exit(1)
+    return block
+
+
+def test_a_block_that_keeps_killing_workers_fails_the_write(client, rng, tmp_path):
+    """Once the retries are used up the write fails and the store is not marked complete."""
+    skin, other = _models()
+    img = rng.integers(0, 256, (30, 32, 3), dtype=np.uint8)
+    dying = da.from_array(img, chunks=(10, 16, 3)).map_blocks(
+        _kill_on_first_block, meta=np.empty((0, 0, 0), img.dtype)
+    )
+    path = tmp_path / "ratio.zarr"
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        with pytest.raises(distributed.KilledWorker):
+            bigimage.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
+    assert path.exists() and not bigimage.is_complete(path)
+    client.wait_for_workers(2, timeout=TIMEOUT)  # the nannies restarted both
+
+
+# -- the skin detector and the classifier on the cluster ---------------------------
+@pytest.mark.parametrize("method", ["log_ratio", "probability", "mask"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_skin_detector_on_the_cluster_equals_numpy(client, method, dtype, rng):
+    skin, other = _models()
+    detector = pixgmm.SkinDetector(skin, other, prior=0.2)
+    img = (rng.random((40, 50, 3)) * 255).astype(dtype)
+    img[:4, :4] = [200, 140, 120]
+    lazy = getattr(detector, method)(da.from_array(img, chunks=(13, 17, 2)))
+    assert isinstance(lazy, da.Array) and lazy.chunks == ((13, 13, 13, 1), (17, 17, 16))
+    got = _compute(client, lazy)
+    expected = getattr(detector, method)(img)
+    assert got.dtype == expected.dtype
+    if method == "mask":
+        assert got.any() and not got.all()
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+CLASSIFIER_LAZY = (
+    "Classifier.predict indexes a NumPy label array with a dask index, which computes "
+    "eagerly; classify.py needs a dask branch (map_blocks over the stacked scores)"
+)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "log_posterior",
+        "probability",
+        pytest.param("predict", marks=pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)),
+    ],
+)
+def test_classifier_on_the_cluster_equals_numpy(client, method, rng):
+    skin, other = _models()
+    clf = pixgmm.Classifier({"skin": skin, "other": other}, priors=[0.3, 0.7])
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    lazy = getattr(clf, method)(da.from_array(img, chunks=(13, 17, 3)))
+    assert isinstance(lazy, da.Array)
+    got = _compute(client, lazy)
+    expected = getattr(clf, method)(img)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    if method == "predict":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
