@@ -104,6 +104,7 @@ def test_tpr_at_fpr_with_ties_never_exceeds_the_rate():
         ([0.1, 0.2, 0.3], [0, 0, 0], {}, ValueError, "labels has no positive"),
         ([0.1, 0.2, 0.3], [2, 2, 2], {"positive": 1}, ValueError, "no positive"),
         ([0.1, 0.2, 0.3], [0, 1], {}, ValueError, "one label per score"),
+        ([[0.1, 0.2], [0.3, 0.4]], [0, 1, 0, 1], {}, ValueError, r"labels has shape \(4,\)"),
         ([0.1, np.nan, 0.3], [0, 1, 1], {}, ValueError, "NaN"),
         (["a", "b"], [0, 1], {}, TypeError, "scores must be a numeric"),
     ],

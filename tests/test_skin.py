@@ -289,7 +289,10 @@ def test_threshold_for_fpr_bad_labels(rng):
         det.threshold_for_fpr(X, np.arange(20) % 3, 0.05)
     with pytest.raises(ValueError, match="labels has no negative"):
         det.threshold_for_fpr(X, np.ones(20, bool), 0.05)
-    with pytest.raises(ValueError, match="one label per score"):
+    with pytest.raises(ValueError, match=r"labels has shape \(10,\) but pixels has spatial"):
         det.threshold_for_fpr(X, y[:10], 0.05)
+    # a mask of the right size but the wrong shape (transposed) is refused, not reinterpreted
+    with pytest.raises(ValueError, match=r"labels has shape \(5, 4\).*\(4, 5\)"):
+        det.threshold_for_fpr(X.reshape(4, 5, 3), y.reshape(5, 4), 0.05)
     with pytest.raises(ValueError, match="fpr must be in"):
         det.threshold_for_fpr(X, y, 5)

@@ -25,11 +25,11 @@ def _binary(scores, labels, positive):
     s = s.astype(np.float64, copy=False).reshape(-1)
     y = np.asarray(labels)
     if y.shape != np.shape(scores):
-        if y.size != s.size:
-            raise ValueError(
-                f"labels has shape {y.shape} but scores has shape {np.shape(scores)}; "
-                "pass one label per score"
-            )
+        # equal sizes are not enough: a transposed mask would pair the wrong pixels
+        raise ValueError(
+            f"labels has shape {y.shape} but scores has shape {np.shape(scores)}; "
+            "pass one label per score, in the scores' shape"
+        )
     y = y.reshape(-1)
     if np.isnan(s).any():
         raise ValueError(
@@ -86,8 +86,8 @@ def roc_curve(scores, labels, *, positive=None):
         Per-pixel scores, any shape; larger means more likely positive. NaN is
         an error (drop those pixels first).
     labels : array_like
-        Ground truth, one per score: bool, or 0/1 with 1 positive. With other
-        label values pass ``positive=``.
+        Ground truth, one per score and of the scores' shape: bool, or 0/1
+        with 1 positive. With other label values pass ``positive=``.
     positive : scalar, optional
         The label of the positive class (e.g. ``positive=1`` for the UCI skin
         data, whose labels are 1 = skin and 2 = non-skin). ``labels`` must then
@@ -108,7 +108,7 @@ def roc_curve(scores, labels, *, positive=None):
     ------
     ValueError
         Labels that are not binary, a class with no pixels, NaN scores, or
-        ``labels`` and ``scores`` of different sizes.
+        ``labels`` and ``scores`` of different shapes.
 
     Examples
     --------

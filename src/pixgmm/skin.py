@@ -405,6 +405,12 @@ class SkinDetector:
         lr = self.log_ratio(
             pixels, channel_axis=channel_axis, channels=channels, dtype=dtype, method=method
         )
+        if np.shape(labels) != lr.shape:
+            raise ValueError(
+                f"labels has shape {np.shape(labels)} but pixels has spatial shape {lr.shape} "
+                f"(shape {np.shape(pixels)}, channel_axis={channel_axis}); pass one label per "
+                "pixel, e.g. a mask of the image's height and width"
+            )
         _, t = tpr_at_fpr(lr, labels, fpr, positive=positive)
         return _ratio_from_log(t)
 
@@ -438,7 +444,8 @@ class SkinDetector:
     Raises
     ------
     ValueError
-        Labels not binary, only one class present, or NaN pixels.
+        Labels not binary, only one class present, labels whose shape is not
+        the pixels' spatial shape, or NaN pixels.
 
     Examples
     --------
