@@ -241,12 +241,23 @@ def atomic_target(path, overwrite):
             tmp.unlink()
 
 
+#: zlib level for PNG outputs: 3 writes a 12-megapixel overlay about 3x faster than
+#: Pillow's default 6, for files about 15% larger.
+PNG_COMPRESS_LEVEL = 3
+
+
 def write_png(path, array, overwrite):
     """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
     import imageio.v3 as iio
 
     with atomic_target(path, overwrite) as tmp:
-        iio.imwrite(tmp, np.ascontiguousarray(array), plugin="pillow", extension=".png")
+        iio.imwrite(
+            tmp,
+            np.ascontiguousarray(array),
+            plugin="pillow",
+            extension=".png",
+            compress_level=PNG_COMPRESS_LEVEL,
+        )
 
 
 def write_float(path, array, overwrite):

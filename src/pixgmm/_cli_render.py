@@ -108,10 +108,13 @@ def mask_picture(mask):
 
 def overlay(picture, mask):
     """The picture with the pixels where ``mask`` is True tinted magenta."""
-    out = picture.astype(np.float32)
+    out = np.array(picture, dtype=np.uint8, copy=True)
     m = np.asarray(mask, dtype=bool)
-    out[m] = out[m] * (1.0 - TINT_ALPHA) + TINT * TINT_ALPHA
-    return np.round(out).astype(np.uint8)
+    tinted = out[m].astype(np.float32)  # only the tinted pixels go through float
+    tinted *= np.float32(1.0 - TINT_ALPHA)
+    tinted += TINT * np.float32(TINT_ALPHA)
+    out[m] = np.round(tinted).astype(np.uint8)
+    return out
 
 
 #: A palette for label maps (classes 0..9 repeat after 10): tab10 as 8-bit RGB.
