@@ -167,7 +167,9 @@ def test_unwritable_output_folder(photos, tmp_path):
     # tests run as root, where chmod does not stop writes: use a folder whose parent is a file
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = run_cli("skin", photos / "coffee.png", "--out", blocker / "sub", cwd=tmp_path, check_rc=1)
+    proc = run_cli(
+        "skin", photos / "coffee.png", "--out", blocker / "sub", cwd=tmp_path, check_rc=1
+    )
     assert "coffee.png: cannot create output folder" in proc.stderr
 
 
@@ -219,7 +221,9 @@ def test_density_outputs_match_log_density(photos, tmp_path):
     )
     rgb = _rgb(photos / "coffee.png")
     expected = pixgmm.log_density(rgb, model).astype(np.float32)
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out/coffee.logdensity.tiff"), expected)
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "out/coffee.logdensity.tiff"), expected
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "out/coffee.logdensity.npy"), expected)
     heat = imageio.imread(tmp_path / "out/coffee.logdensity.png")
     assert heat.shape == (*rgb.shape[:2], 3) and heat.dtype == np.uint8
@@ -277,9 +281,7 @@ def test_fit_classify_evaluate_on_uci_pixels(shared_data, photos, tmp_path):
     )
     summary = json.loads(proc.stdout)
     assert [c["label"] for c in summary["classes"]] == ["skin", "other"]
-    clf = pixgmm.Classifier(
-        {"skin": skin, "other": pixgmm.Mixture.load(tmp_path / "uci.2.json")}
-    )
+    clf = pixgmm.Classifier({"skin": skin, "other": pixgmm.Mixture.load(tmp_path / "uci.2.json")})
     rgb = _rgb(photos / "astronaut.jpg")
     labels = imageio.imread(tmp_path / "cls/astronaut.labels.png")
     expected = clf.predict(rgb, channels="RGB")
