@@ -235,3 +235,78 @@ def test_classifier_on_the_cluster_equals_numpy(client, method, rng):
         np.testing.assert_array_equal(got, expected)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+# -- each model is unpickled once per worker, however many blocks ------------------
+def _count_model_rebuilds():
+    """On a worker: count Mixture unpicklings (pixgmm.mixture._rebuild calls) from now on."""
+    import pixgmm.mixture as mx
+
+    if not hasattr(mx, "_uncounted_rebuild"):
+        mx._uncounted_rebuild = mx._rebuild
+
+        def counting(*args, **kwargs):
+            mx._rebuild_count += 1
+            return mx._uncounted_rebuild(*args, **kwargs)
+
+        mx._rebuild = counting
+    mx._rebuild_count = 0
+
+
+def _model_rebuilds():
+    import pixgmm.mixture as mx
+
+    return mx._rebuild_count
+
+
+def _stop_counting():
+    import pixgmm.mixture as mx
+
+    if hasattr(mx, "_uncounted_rebuild"):
+        mx._rebuild = mx._uncounted_rebuild
+        del mx._uncounted_rebuild
+
+
+DETECTOR_PROBABILITY = (
+    "SkinDetector.probability maps the bound method self._posterior_block over the blocks, "
+    "so the detector (both models) is pickled into every task; skin.py needs a module-level "
+    "function taking log_prior_odds"
+)
+
+
+@pytest.mark.parametrize(
+    "call, n_models",
+    [
+        (lambda img, s, o: pixgmm.density(img, s), 1),
+        (lambda img, s, o: pixgmm.log_ratio(img, s, o), 2),
+        (lambda img, s, o: pixgmm.SkinDetector(s, o).log_ratio(img), 2),
+        (lambda img, s, o: pixgmm.SkinDetector(s, o).mask(img), 2),
+        pytest.param(
+            lambda img, s, o: pixgmm.SkinDetector(s, o).probability(img),
+            2,
+            marks=pytest.mark.xfail(strict=True, reason=DETECTOR_PROBABILITY),
+        ),
+        (lambda img, s, o: pixgmm.Classifier({0: s, 1: o}).log_posterior(img), 2),
+    ],
+    ids=[
+        "density",
+        "log_ratio",
+        "detector.log_ratio",
+        "detector.mask",
+        "detector.probability",
+        "classifier.log_posterior",
+    ],
+)
+def test_each_model_is_unpickled_once_per_worker(client, call, n_models, rng):
+    skin, other = _models()
+    img = da.from_array(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), chunks=(8, 8, 3))
+    lazy = call(img, skin, other)
+    assert lazy.numblocks[:2] == (8, 8)  # 64 spatial blocks
+    client.run(_count_model_rebuilds)
+    try:
+        _compute(client, lazy.sum())
+        counts = client.run(_model_rebuilds)
+    finally:
+        client.run(_stop_counting)
+    assert 1 <= sum(counts.values()), counts  # the models did travel
+    assert all(n <= n_models for n in counts.values()), counts
