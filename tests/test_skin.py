@@ -296,3 +296,22 @@ def test_threshold_for_fpr_bad_labels(rng):
         det.threshold_for_fpr(X.reshape(4, 5, 3), y.reshape(5, 4), 0.05)
     with pytest.raises(ValueError, match="fpr must be in"):
         det.threshold_for_fpr(X, y, 5)
+
+
+def test_dask_image_is_not_computed_when_the_engine_is_chosen():
+    da = pytest.importorskip("dask.array")
+    calls = []
+
+    def spy(block):
+        calls.append(block.shape)
+        return block
+
+    img = np.random.default_rng(3).integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    lazy = da.from_array(img, chunks=(32, 24, 3)).map_blocks(spy, dtype=np.uint8)
+    before = len(calls)
+    det = pixgmm.SkinDetector()
+    lr = det.log_ratio(lazy, channels="BGR")
+    prob = det.probability(lazy, channels="BGR")
+    assert len(calls) == before  # nothing computed yet
+    np.testing.assert_allclose(lr.compute(), det.log_ratio(img, channels="BGR"), atol=1e-12)
+    np.testing.assert_allclose(prob.compute(), det.probability(img, channels="BGR"), atol=1e-12)

@@ -175,13 +175,13 @@ class SkinDetector:
         return self._log_prior_odds
 
     def _method(self, image, method):
-        if (
-            method == "auto"
-            and np.dtype(getattr(image, "dtype", np.asarray(image).dtype)) == np.uint8
-            and self._skin.n_features <= 3
-        ):
-            return "table"
-        return method
+        if method != "auto" or self._skin.n_features > 3:
+            return method
+        # an array's own dtype: np.asarray would compute a whole dask array
+        dtype = getattr(image, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(image).dtype
+        return "table" if np.dtype(dtype) == np.uint8 else method
 
     def log_ratio(
         self, image, *, channel_axis=-1, channels=None, dtype=None, out=None, method="auto"
