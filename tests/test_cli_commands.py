@@ -297,3 +297,35 @@ def test_fit_target_names():
     assert _target("m.json", 1, many=False) == Path("m.json")
     assert _target("m.json", 1, many=True) == Path("m.1.json")
     assert _target("out/{label}-skin.json", "a", many=True) == Path("out/a-skin.json")
+
+
+def test_skin_on_a_running_scheduler_reads_tiff_blocks_in_the_tasks(scene):
+    # --scheduler ADDRESS: an in-process cluster (threads) keeps this test at about a second
+    distributed = pytest.importorskip("distributed")
+    zarr = pytest.importorskip("zarr")
+    tmp, image, _ = scene
+    tifffile.imwrite(tmp / "tiled.tif", image, tile=(16, 16))
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        result = invoke(
+            "skin",
+            "tiled.tif",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--chunks",
+            "32",
+            "--save",
+            "probability,heatmap",
+            "-o",
+            "out",
+            cwd=tmp,
+        )
+    assert result.exit_code == 0, result.output
+    prob = zarr.open_array(tmp / "out/tiled.probability.zarr", mode="r")
+    assert prob.chunks == (32, 32)
+    np.testing.assert_allclose(
+        prob[:], pixgmm.SkinDetector().probability(image), rtol=2e-6, atol=1e-7
+    )
+    heat = zarr.open_array(tmp / "out/tiled.heatmap.zarr", mode="r")
+    assert heat.shape == (*image.shape[:2], 3) and heat.dtype == np.uint8
