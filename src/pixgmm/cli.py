@@ -1,5 +1,10 @@
 """The ``pixgmm`` command line: skin masks, density maps and label maps for files and videos.
 
+Commands: ``skin``, ``demo``, ``density`` and ``info`` here; ``fit``, ``classify``
+and ``evaluate`` in ``_cli_fit``, ``_cli_classify`` and ``_cli_evaluate``; the
+Dask options of ``skin`` and ``density`` (``--chunks``, ``--workers``,
+``--scheduler``) in ``_cli_big``.
+
 Run ``pixgmm --help`` or ``pixgmm COMMAND --help``. Every command that takes
 images accepts files, folders and glob patterns, reads images in RGB order and
 writes its outputs next to each other in ``--out`` (default: the current folder),
