@@ -60,6 +60,21 @@ def test_models_may_be_sklearn_kernels_or_histograms(rng):
     assert pixgmm.SkinDetector(hist, hist).skin is hist
 
 
+def test_log_ratio_of_sklearn_mixtures_equals_score_samples_difference(rng):
+    sk = pytest.importorskip("sklearn.mixture")
+    skin_px = rng.normal([190, 130, 100], 20, size=(400, 3))
+    other_px = rng.uniform(0, 255, size=(600, 3))
+    a = sk.GaussianMixture(3, covariance_type="full", random_state=0).fit(skin_px)
+    b = sk.GaussianMixture(4, covariance_type="diag", random_state=0).fit(other_px)
+    det = pixgmm.SkinDetector(a, b, prior=0.3)
+    X = rng.uniform(0, 255, size=(300, 3))
+    expected = a.score_samples(X) - b.score_samples(X)
+    np.testing.assert_allclose(det.log_ratio(X), expected, rtol=0, atol=1e-9)
+    # the posterior is Bayes' rule on scikit-learn's densities
+    pa, pb = np.exp(a.score_samples(X)), np.exp(b.score_samples(X))
+    np.testing.assert_allclose(det.probability(X), 0.3 * pa / (0.3 * pa + 0.7 * pb), rtol=1e-9)
+
+
 @pytest.mark.parametrize("prior", [0.0, 1.0, -0.1, 1.5, float("nan"), float("inf")])
 def test_bad_prior_is_a_value_error_naming_prior(prior):
     with pytest.raises(ValueError, match=r"prior must be a probability in \(0, 1\)"):
