@@ -265,6 +265,8 @@ def test_density_lazy_from_zarr_and_overwrite(scene):
     tmp, image, _ = scene
     store = zarr.create_array(tmp / "scene.zarr", shape=image.shape, chunks=(16, 32, 3), dtype="u1")
     store[:] = image
+    result = invoke("density", "scene.zarr", "-m", "jones-rehg-skin", cwd=tmp)
+    assert result.exit_code == 1 and "read it lazily with --chunks auto" in result.output
     args = ["density", "scene.zarr", "-m", "jones-rehg-skin", "--log", "--chunks", "25,40"]
     result = invoke(*args, "-o", "out", "--json", cwd=tmp)
     assert result.exit_code == 0, result.output

@@ -75,7 +75,9 @@ def expand_inputs(args):
     found = []
     for arg in args:
         path = Path(arg)
-        if path.is_dir():
+        if path.is_dir() and path.suffix.lower() == ".zarr":
+            found.append((arg, None, "a Zarr store: read it lazily with --chunks auto"))
+        elif path.is_dir():
             files = sorted(
                 p
                 for p in path.iterdir()
