@@ -189,3 +189,14 @@ def data_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def fail(message, as_json):
+    """Report a failure that stops a command (exit 1): on stderr, and as JSON with --json."""
+    import json
+    import sys
+
+    click.echo(f"pixgmm: error: {message}", err=True)
+    if as_json:
+        click.echo(json.dumps({"ok": 0, "failed": 1, "error": message}, indent=1))
+    sys.exit(1)

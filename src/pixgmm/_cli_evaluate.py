@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from ._cli_common import DATA_HELP, data_options, load_model
+from ._cli_common import DATA_HELP, data_options, fail, load_model
 
 BUILTIN_DETECTOR = "jones-rehg"
 
@@ -150,15 +149,13 @@ def evaluate(
         raise click.BadParameter("two detectors have the same name", param_hint="--detector")
     scorers = [(name, *_scorer(name, specs)) for name, specs in parsed]
     if plot is not None and not overwrite and plot.exists():
-        click.echo(f"pixgmm: error: {plot} exists (pass --overwrite to replace it)", err=True)
-        sys.exit(1)
+        fail(f"{plot} exists (pass --overwrite to replace it)", as_json)
     try:
         data = _cli_data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     except _cli_data.DataError as exc:
-        click.echo(f"pixgmm: error: {exc}", err=True)
-        sys.exit(1)
+        fail(str(exc), as_json)
     if data.labels is None:
         raise click.UsageError("evaluate needs labels: a table with a label column, or --masks")
     if positive is not None:
@@ -173,20 +170,18 @@ def evaluate(
         pos, truth = 1, data.labels == 1
     n_pos = int(truth.sum())
     if n_pos == 0 or n_pos == truth.size:
-        click.echo(
-            f"pixgmm: error: {data.source}: no {'positive' if n_pos == 0 else 'negative'} "
+        fail(
+            f"{data.source}: no {'positive' if n_pos == 0 else 'negative'} "
             f"pixels (positive label {pos}); a ROC curve needs both",
-            err=True,
+            as_json,
         )
-        sys.exit(1)
 
     rows, curves = [], {}
     for name, score_fn, score_name in scorers:
         try:
             scores = np.asarray(score_fn(data.pixels, data.channels), dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            click.echo(f"pixgmm: error: detector {name}: {exc}", err=True)
-            sys.exit(1)
+            fail(f"detector {name}: {exc}", as_json)
         keep = ~np.isnan(scores)
         s, t = scores[keep], truth[keep]
         curve = roc_curve(s, t)
@@ -218,8 +213,7 @@ def evaluate(
                     mark_fpr=fprs,
                 )
         except (ImportError, OSError, _cli_io.OutputExists) as exc:
-            click.echo(f"pixgmm: error: {plot}: {exc}", err=True)
-            sys.exit(1)
+            fail(f"{plot}: {exc}", as_json)
 
     if as_json:
         summary = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._cli_common import DATA_HELP, data_options
+from ._cli_common import DATA_HELP, data_options, fail
 
 COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 
@@ -132,8 +132,7 @@ def fit(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     except _cli_data.DataError as exc:
-        click.echo(f"pixgmm: error: {exc}", err=True)
-        sys.exit(1)
+        fail(str(exc), as_json)
     reg = _reg_covar(reg_covar, data.integer)
 
     if data.labels is None:
@@ -164,11 +163,7 @@ def fit(
     if not overwrite:
         existing = [str(t) for t in targets.values() if t.exists()]
         if existing:
-            click.echo(
-                f"pixgmm: error: {', '.join(existing)} exists (pass --overwrite to replace it)",
-                err=True,
-            )
-            sys.exit(1)
+            fail(f"{', '.join(existing)} exists (pass --overwrite to replace it)", as_json)
 
     from . import _cli_io
     from .fit import fit as fit_mixture
