@@ -331,3 +331,28 @@ def test_skin_on_a_running_scheduler_reads_tiff_blocks_in_the_tasks(scene):
     )
     heat = zarr.open_array(tmp / "out/tiled.heatmap.zarr", mode="r")
     assert heat.shape == (*image.shape[:2], 3) and heat.dtype == np.uint8
+
+
+def test_unsupported_and_unwritable_targets_fail_alone(scene):
+    tmp, image, _ = scene
+    (tmp / "notes.txt").write_text("hello")
+    (tmp / "out").mkdir()
+    (tmp / "out" / "scene.mask.png").mkdir()  # a folder where the mask should go
+    result = invoke(
+        "skin",
+        "notes.txt",
+        "photos/scene.png",
+        "--save",
+        "mask",
+        "-o",
+        "out",
+        "--overwrite",
+        "--json",
+        cwd=tmp,
+    )
+    assert result.exit_code == 1
+    first, second = json.loads(result.stdout)["results"]
+    assert "unsupported file type '.txt'" in first["error"]
+    assert second["status"] == "failed" and "cannot write output" in second["error"]
+    assert "scene.png: cannot write output" in result.stderr
+    assert sorted(p.name for p in (tmp / "out").iterdir()) == ["scene.mask.png"]
