@@ -189,7 +189,10 @@ def evaluate(
         at = []
         for f in fprs:
             tpr, threshold = tpr_at_fpr(s, t, f)
-            at.append({"fpr": f, "tpr": tpr, "threshold": threshold})
+            # JSON has no infinity: a threshold above every score (nothing positive) is null
+            at.append(
+                {"fpr": f, "tpr": tpr, "threshold": threshold if np.isfinite(threshold) else None}
+            )
         rows.append(
             {
                 "detector": name,
@@ -242,7 +245,9 @@ def evaluate(
         click.echo(line)
     for r in rows:
         thresholds = ", ".join(
-            f"{a['threshold']:.4g} (FPR {_pct(a['fpr'])})" for a in r["tpr_at_fpr"]
+            f"{'inf' if a['threshold'] is None else format(a['threshold'], '.4g')} "
+            f"(FPR {_pct(a['fpr'])})"
+            for a in r["tpr_at_fpr"]
         )
         click.echo(f"  {r['detector']}: {r['score']} thresholds {thresholds}")
         if r["dropped_nan"]:
