@@ -356,3 +356,19 @@ def test_unsupported_and_unwritable_targets_fail_alone(scene):
     assert second["status"] == "failed" and "cannot write output" in second["error"]
     assert "scene.png: cannot write output" in result.stderr
     assert sorted(p.name for p in (tmp / "out").iterdir()) == ["scene.mask.png"]
+
+
+def test_demo_writes_four_outputs_once(tmp_path):
+    result = invoke("demo", "--out", "demo", "--json", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    outputs = json.loads(result.stdout)["results"][0]["outputs"]
+    assert [Path(o).name for o in outputs] == [
+        "astronaut.mask.png",
+        "astronaut.probability.tiff",
+        "astronaut.heatmap.png",
+        "astronaut.overlay.png",
+    ]
+    prob = tifffile.imread(tmp_path / "demo" / "astronaut.probability.tiff")
+    assert prob.shape == (512, 512) and 0.0 <= prob.min() and prob.max() <= 1.0
+    result = invoke("demo", "--out", "demo", cwd=tmp_path)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
