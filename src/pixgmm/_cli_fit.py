@@ -175,6 +175,8 @@ def fit(
         what = "all pixels" if c is None else f"class {c}"
         entry = {"class": c, "model": str(targets[c]), "pixels": int(px.shape[0])}
         t0 = time.perf_counter()
+        if not quiet and sys.stderr.isatty():  # a fit can take a while: say what is running
+            click.echo(f"fitting {what} ({px.shape[0]:,} pixels) ...", err=True)
         try:
             model = fit_mixture(
                 px,
