@@ -116,6 +116,7 @@ def open_lazy(path, chunks, distributed):
     reachable at the same path on the workers).
     """
     import dask.array as da
+    import numpy as np
 
     from .bigimage import open_image_lazy
 
@@ -127,7 +128,7 @@ def open_lazy(path, chunks, distributed):
         str(Path(path).resolve()),
         dtype=image.dtype,
         chunks=image.chunks,
-        meta=image._meta,
+        meta=np.empty((0,) * image.ndim, image.dtype),
     )
 
 
