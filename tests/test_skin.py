@@ -214,7 +214,7 @@ def test_mask_thresholds(rng):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"ratio": 2.0, "probability": 0.5}, ValueError, "not both"),
+        ({"ratio": 2.0, "probability": 0.5}, ValueError, "not ratio= and probability= together"),
         ({"ratio": -1.0}, ValueError, "ratio must be a likelihood ratio >= 0"),
         ({"ratio": float("nan")}, ValueError, "ratio must be"),
         ({"ratio": "2"}, TypeError, "ratio must be a number"),
@@ -330,3 +330,58 @@ def test_dask_image_is_not_computed_when_the_engine_is_chosen():
     assert len(calls) == before  # nothing computed yet
     np.testing.assert_allclose(lr.compute(), det.log_ratio(img, channels="BGR"), atol=1e-12)
     np.testing.assert_allclose(prob.compute(), det.probability(img, channels="BGR"), atol=1e-12)
+
+
+def far_apart_pair():
+    """1-D models whose log ratio reaches -+thousands: skin N(0, 1), non-skin N(0, 100)."""
+    skin = pixgmm.Mixture([1.0], [[0.0]], [1.0], "spherical")
+    nonskin = pixgmm.Mixture([1.0], [[0.0]], [100.0], "spherical")
+    return pixgmm.SkinDetector(skin, nonskin)
+
+
+def test_log_ratio_threshold_where_the_ratio_underflows():
+    det = far_apart_pair()
+    x = np.array([0.0, 0.5, 1.0, 3.0, 10.0, 40.0, 45.0, 50.0])
+    y = np.array([1, 1, 1, 0, 0, 0, 1, 0], bool)
+    lr = det.log_ratio(x, channel_axis=None)
+    assert lr[6] < -745  # exp(lr) is 0.0 in float64
+    # allowing 3 of 4 false positives puts the threshold at the positive at x=45
+    t = det.threshold_for_fpr(x, y, 0.75, log=True, channel_axis=None)
+    assert t == lr[6]
+    mask = det.mask(x, log_ratio=t, channel_axis=None)
+    assert mask.tolist() == [True] * 7 + [False]
+    # as a plain ratio it would be 0.0 and admit x=50 as well: refused, pointing to log=True
+    with pytest.raises(ValueError, match="pass log=True"):
+        det.threshold_for_fpr(x, y, 0.75, channel_axis=None)
+
+
+def test_log_ratio_threshold_where_the_ratio_overflows():
+    det = far_apart_pair()
+    # the same models swapped: now far pixels have log ratios in the thousands
+    det = pixgmm.SkinDetector(det.nonskin, det.skin)
+    x = np.array([0.0, 3.0, 40.0, 45.0, 50.0, 60.0])
+    y = np.array([0, 0, 1, 0, 1, 1], bool)
+    lr = det.log_ratio(x, channel_axis=None)
+    assert lr[2] > 710  # exp(lr) overflows
+    t = det.threshold_for_fpr(x, y, 0.0, log=True, channel_axis=None)
+    assert t == lr[4]
+    assert det.mask(x, log_ratio=t, channel_axis=None).tolist() == [False] * 4 + [True] * 2
+    with pytest.raises(ValueError, match="pass log=True"):
+        det.threshold_for_fpr(x, y, 0.0, channel_axis=None)
+    # a threshold that needs no separation from a lower score is still returned as a ratio
+    assert det.threshold_for_fpr(x, y, 1.0, channel_axis=None) == pytest.approx(math.exp(lr[0]))
+
+
+def test_log_ratio_threshold_keyword(rng):
+    det = pixgmm.SkinDetector(*small_pair())
+    X = rng.uniform(0, 255, size=(300, 3))
+    lr = det.log_ratio(X)
+    for t in (-5.0, 0.0, 2.5, math.inf, -math.inf):
+        np.testing.assert_array_equal(det.mask(X, log_ratio=t), lr >= t)
+    np.testing.assert_array_equal(det.mask(X, log_ratio=math.log(3.0)), det.mask(X, ratio=3.0))
+    with pytest.raises(ValueError, match="not probability= and log_ratio= together"):
+        det.mask(X, log_ratio=0.0, probability=0.5)
+    with pytest.raises(ValueError, match="log_ratio must be a number"):
+        det.mask(X, log_ratio=float("nan"))
+    with pytest.raises(TypeError, match="log_ratio must be a number"):
+        det.mask(X, log_ratio="0")

@@ -106,7 +106,8 @@ class SkinDetector:
     Three ways to set the decision threshold of :meth:`mask`, all with ">=":
 
     - ``ratio=theta``: skin where ``p(x | skin) / p(x | non-skin) >= theta``,
-      the convention of Jones & Rehg (the prior does not enter);
+      the convention of Jones & Rehg (the prior does not enter); or the same
+      in log space, ``log_ratio=log(theta)``;
     - ``probability=q``: skin where ``P(skin | x) >= q``;
     - from labelled pixels at a target false-positive rate:
       ``mask(image, ratio=detector.threshold_for_fpr(pixels, labels, 0.05))``.
@@ -276,12 +277,13 @@ class SkinDetector:
         *,
         ratio=None,
         probability=None,
+        log_ratio=None,
         channel_axis=-1,
         channels=None,
         dtype=None,
         method="auto",
     ):
-        log_threshold = self._log_threshold(ratio, probability)
+        log_threshold = self._log_threshold(ratio, probability, log_ratio)
         fast = self._table_mask(image, log_threshold, channel_axis, channels, dtype, method)
         if fast is not None:
             return fast
@@ -301,8 +303,13 @@ class SkinDetector:
         not enter. Use :meth:`threshold_for_fpr` to pick it from labelled pixels.
     probability : float, optional
         Posterior threshold q in [0, 1]: skin where ``P(skin | x) >= q``.
-        Default (when ``ratio`` is not given either): 0.5, the Bayes decision
-        under the detector's ``prior``.
+        Default (when no threshold is given): 0.5, the Bayes decision under
+        the detector's ``prior``.
+    log_ratio : float, optional
+        The threshold in log space: skin where ``log_ratio(x) >= log_ratio``.
+        Any float, also where ``exp(log_ratio)`` over- or underflows (fitted
+        models can give log ratios in the thousands);
+        ``threshold_for_fpr(..., log=True)`` returns one.
     {_KEYWORDS}
 
     Returns
@@ -313,7 +320,8 @@ class SkinDetector:
     Raises
     ------
     ValueError
-        Both ``ratio`` and ``probability`` given, or a value out of range.
+        More than one of ``ratio``, ``probability`` and ``log_ratio`` given,
+        or a value out of range.
 
     Examples
     --------
@@ -371,12 +379,19 @@ class SkinDetector:
             _lut.gather(X, shifts, table, out.reshape(-1), _kernels.n_tasks(n))
         return out
 
-    def _log_threshold(self, ratio, probability):
-        if ratio is not None and probability is not None:
+    def _log_threshold(self, ratio, probability, log_ratio=None):
+        given = [k for k, v in (("ratio", ratio), ("probability", probability),
+                                ("log_ratio", log_ratio)) if v is not None]  # fmt: skip
+        if len(given) > 1:
             raise ValueError(
-                "pass a likelihood-ratio threshold (ratio=) or a posterior threshold "
-                "(probability=), not both"
+                f"pass one threshold, not {' and '.join(f'{k}=' for k in given)} together "
+                "(ratio= a likelihood ratio, log_ratio= its log, probability= a posterior)"
             )
+        if log_ratio is not None:
+            t = _as_real(log_ratio, "log_ratio")
+            if math.isnan(t):
+                raise ValueError("log_ratio must be a number or +-inf, got nan")
+            return t
         if ratio is not None:
             theta = _as_real(ratio, "ratio", "a number >= 0")
             if not theta >= 0:
@@ -396,12 +411,12 @@ class SkinDetector:
         fpr,
         *,
         positive=None,
+        log=False,
         channel_axis=-1,
         channels=None,
         dtype=None,
         method="auto",
     ):
-        # the largest ratio whose log does not exceed t, so mask(ratio=...) reproduces t exactly
         lr = self.log_ratio(
             pixels, channel_axis=channel_axis, channels=channels, dtype=dtype, method=method
         )
@@ -412,13 +427,28 @@ class SkinDetector:
                 "pixel, e.g. a mask of the image's height and width"
             )
         _, t = tpr_at_fpr(lr, labels, fpr, positive=positive)
-        return _ratio_from_log(t)
+        if log:
+            return t
+        # a ratio theta whose log lies in (next lower score, t]: mask(ratio=theta) then
+        # selects exactly the pixels with log ratio >= t
+        theta = _ratio_from_log(t)
+        below = lr[lr < t]
+        if below.size:
+            log_theta = math.log(theta) if theta > 0 else -math.inf
+            if not lr.dtype.type(log_theta) > below.max():
+                raise ValueError(
+                    f"the threshold's log ratio {t:.6g} has no float likelihood ratio that "
+                    "separates the labelled pixels (exp over- or underflows); pass log=True "
+                    "and use mask(log_ratio=...)"
+                )
+        return theta
 
     threshold_for_fpr.__doc__ = f"""The likelihood-ratio threshold for a target false-positive rate.
 
     Scores the labelled ``pixels`` and returns the smallest ratio theta whose
     false-positive rate on them is at most ``fpr``; pass it to
-    :meth:`mask` as ``ratio=``. The true-positive rate it achieves is
+    :meth:`mask` as ``ratio=`` (or, with ``log=True``, its log as
+    ``log_ratio=``). The true-positive rate it achieves is
     :func:`pixgmm.metrics.tpr_at_fpr` of :meth:`log_ratio` on the same pixels.
 
     Parameters
@@ -433,19 +463,24 @@ class SkinDetector:
         Target false-positive rate in [0, 1].
     positive : scalar, optional
         The label of skin pixels when labels are not bool or 0/1.
+    log : bool, default False
+        Return the log-ratio threshold t instead, for ``mask(log_ratio=t)``;
+        it is representable however large or small the ratio.
     {_KEYWORDS}
 
     Returns
     -------
     float
         theta >= 0 (``inf`` when even the highest-scoring colour exceeds the
-        rate). ``mask(x, ratio=theta)`` on these pixels reproduces the rate.
+        rate), or t with ``log=True``. ``mask(x, ratio=theta)`` on these
+        pixels reproduces the rate.
 
     Raises
     ------
     ValueError
         Labels not binary, only one class present, labels whose shape is not
-        the pixels' spatial shape, or NaN pixels.
+        the pixels' spatial shape, or NaN pixels; and, with ``log=False``, a
+        threshold whose ratio over- or underflows a float (use ``log=True``).
 
     Examples
     --------
