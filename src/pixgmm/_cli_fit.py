@@ -48,7 +48,14 @@ def _reg_covar(value, integer):
     help="The model file to write. With several classes one file per class: "
     "MODEL.LABEL.json, or put {label} in the name.",
 )
-@click.option("-k", "--components", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "-k",
+    "--components",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Gaussian components per model.",
+)
 @click.option(
     "--covariance",
     type=click.Choice(COVARIANCE_TYPES),
@@ -74,7 +81,13 @@ def _reg_covar(value, integer):
     type=click.IntRange(min=1),
     help="At most this many pixels per model, drawn at random.",
 )
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    help="Seed of the subsample and of scikit-learn's initialisation (same seed, same model).",
+)
 @click.option(
     "--reg-covar",
     default="auto",
