@@ -11,7 +11,9 @@ Each kernel splits the pixels into blocks of ``BLOCK``; ``prange`` runs over
 writes disjoint parts of the output. Per block, the K log-terms
 ``l_k = coef_k - |U_k^T (x - mu_k)|^2 / 2`` are computed with the pixels in the
 inner (vectorised) loop, then reduced by a two-pass log-sum-exp. No (N, K, D)
-or (N, K) temporary exists.
+or (N, K) temporary exists. For 3 and 4 channels each component's log-terms
+take one pass over the block with ``U_k`` and ``mu_k`` in registers; other
+channel counts pass over the block once per entry of ``U_k``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf):
             v = np.float64(X[start + i, c])
             xt[c, i] = v
             nanf[i] = nanf[i] or (v != v)
+    if D == 3:
+        _block_log_terms3(xt, nb, means, prec, coef, full, lt)
+        return
+    if D == 4:
+        _block_log_terms4(xt, nb, means, prec, coef, full, lt)
+        return
     for k in range(K):
         q = lt[k]
         for i in range(nb):
@@ -70,6 +78,92 @@ def _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf):
         ck = coef[k]
         for i in range(nb):
             q[i] = ck - 0.5 * q[i]
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _block_log_terms3(xt, nb, means, prec, coef, full, lt):
+    """The log-terms of a block of 3-channel pixels, one pass over the block per component.
+
+    The same sums as the general loop of :func:`_block_log_terms`, in the same order, with
+    the factor's entries in registers: the general loop passes over the block once per
+    entry of ``U_k`` and keeps ``y`` and ``q`` in memory in between.
+    """
+    K = means.shape[0]
+    x0 = xt[0]
+    x1 = xt[1]
+    x2 = xt[2]
+    for k in range(K):
+        q = lt[k]
+        m0 = means[k, 0]
+        m1 = means[k, 1]
+        m2 = means[k, 2]
+        u00 = prec[k, 0, 0]
+        u11 = prec[k, 1, 1]
+        u22 = prec[k, 2, 2]
+        ck = coef[k]
+        if full:
+            u01 = prec[k, 0, 1]
+            u02 = prec[k, 0, 2]
+            u12 = prec[k, 1, 2]
+            for i in range(nb):
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                d2 = x2[i] - m2
+                y0 = d0 * u00
+                y1 = d0 * u01 + d1 * u11
+                y2 = d0 * u02 + d1 * u12 + d2 * u22
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
+        else:
+            for i in range(nb):
+                y0 = (x0[i] - m0) * u00
+                y1 = (x1[i] - m1) * u11
+                y2 = (x2[i] - m2) * u22
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _block_log_terms4(xt, nb, means, prec, coef, full, lt):
+    """:func:`_block_log_terms3` for 4-channel pixels (RGBA, multispectral)."""
+    K = means.shape[0]
+    x0 = xt[0]
+    x1 = xt[1]
+    x2 = xt[2]
+    x3 = xt[3]
+    for k in range(K):
+        q = lt[k]
+        m0 = means[k, 0]
+        m1 = means[k, 1]
+        m2 = means[k, 2]
+        m3 = means[k, 3]
+        u00 = prec[k, 0, 0]
+        u11 = prec[k, 1, 1]
+        u22 = prec[k, 2, 2]
+        u33 = prec[k, 3, 3]
+        ck = coef[k]
+        if full:
+            u01 = prec[k, 0, 1]
+            u02 = prec[k, 0, 2]
+            u12 = prec[k, 1, 2]
+            u03 = prec[k, 0, 3]
+            u13 = prec[k, 1, 3]
+            u23 = prec[k, 2, 3]
+            for i in range(nb):
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                d2 = x2[i] - m2
+                d3 = x3[i] - m3
+                y0 = d0 * u00
+                y1 = d0 * u01 + d1 * u11
+                y2 = d0 * u02 + d1 * u12 + d2 * u22
+                y3 = d0 * u03 + d1 * u13 + d2 * u23 + d3 * u33
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3)
+        else:
+            for i in range(nb):
+                y0 = (x0[i] - m0) * u00
+                y1 = (x1[i] - m1) * u11
+                y2 = (x2[i] - m2) * u22
+                y3 = (x3[i] - m3) * u33
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3)
 
 
 @numba.njit(**NUMBA_FLAGS)

@@ -21,9 +21,9 @@ Colour table (8-bit pixels, C <= 3)
     diagonal 3-channel model the 256**3 log-densities are, row (v0, v1) by column
     v2, ``log(sum_k R[r, k] B[v2, k]) + rs[r] + cs[v2]`` with row and column
     scales split off as above: one matrix product of (65536, K) by (K, 256),
-    done in row chunks so the float64 scratch stays small. Entries whose scaled
-    sum is below ``TINY`` are recomputed directly. Other models are evaluated
-    colour by colour with the direct kernel.
+    done by a parallel kernel in row chunks so the float64 scratch stays small
+    (8 MiB). Entries whose scaled sum is below ``TINY`` are recomputed directly.
+    Other models are evaluated colour by colour with the direct kernel.
 """
 
 from __future__ import annotations
@@ -226,7 +226,9 @@ def _colours(idx, n_channels):
 def log_table_chunks(params, n_channels):
     """Yield ``(start, log_values)`` covering all 256**C colours of a model, in order.
 
-    ``params`` is ``(means, prec, coef, full)``. Memory is bounded by the chunk size.
+    ``params`` is ``(means, prec, coef, full)``. Memory is bounded by the chunk size:
+    for a diagonal 3-channel model one float64 buffer is yielded again for every chunk,
+    so a caller that keeps a chunk must copy it.
     """
     means, prec, coef, full = params
     n = 256**n_channels
@@ -237,21 +239,49 @@ def log_table_chunks(params, n_channels):
             yield start, _direct_log(_colours(np.arange(start, stop), n_channels), params)
         return
     f, g, a = separable_tables(means, prec, coef, 256, 0)
-    cs = g[2]  # (256,)
     ca_t = np.ascontiguousarray(a[2].T)  # (K, 256)
+    out = np.empty((TABLE_CHUNK_ROWS, 256))
+    ntasks = _kernels.n_tasks(TABLE_CHUNK_ROWS * 256)
     for r0 in range(0, 65536, TABLE_CHUNK_ROWS):
-        r1 = r0 + TABLE_CHUNK_ROWS
-        rows = np.arange(r0, r1)
-        row_log = f[0][rows >> 8] + f[1][rows & 255]  # (R, K)
-        with np.errstate(invalid="ignore"):
-            rs = row_log.max(axis=1)
-            ra = np.exp(row_log - rs[:, None])
-        s = ra @ ca_t  # (R, 256)
-        with np.errstate(divide="ignore"):
-            out = np.log(s)
-        out += rs[:, None]
-        out += cs[None, :]
-        bad = np.flatnonzero(~(s >= TINY))
+        _diag3_rows(f[0], f[1], ca_t, g[2], r0, out, ntasks)
+        flat = out.reshape(-1)
+        bad = np.flatnonzero(np.isnan(flat))
         if bad.size:
-            out.reshape(-1)[bad] = _direct_log(_colours(bad + r0 * 256, 3), params)
-        yield r0 * 256, out.reshape(-1)
+            flat[bad] = _direct_log(_colours(bad + r0 * 256, 3), params)
+        yield r0 * 256, flat
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def _diag3_rows(f0, f1, ca_t, cs, r0, out, ntasks):
+    """out[r, v2] = log p(colour (v0, v1, v2)) for the rows r0 + r = v0 * 256 + v1.
+
+    Per row the K log-factors of (v0, v1) are summed and scaled by their largest, ``rs``;
+    then for all 256 values v2 at once ``s = sum_k exp(row_k - rs) * ca_t[k, v2]`` and
+    ``rs + cs[v2] + log(s)``: a (1, K) by (K, 256) product, then a vectorised log. An
+    entry whose ``s`` is below ``TINY`` (its terms underflowed) is set to NaN for the
+    caller to recompute exactly.
+    """
+    nrows = out.shape[0]
+    K = ca_t.shape[0]
+    for t in numba.prange(ntasks):
+        rl = np.empty(K)
+        s = np.empty(256)
+        for r in range(t * nrows // ntasks, (t + 1) * nrows // ntasks):
+            v0 = (r0 + r) >> 8
+            v1 = (r0 + r) & 255
+            rs = -np.inf
+            for k in range(K):
+                rl[k] = f0[v0, k] + f1[v1, k]
+                rs = max(rs, rl[k])
+            for k in range(K):
+                rl[k] = math.exp(rl[k] - rs)
+            for v in range(256):
+                s[v] = 0.0
+            for k in range(K):
+                w = rl[k]
+                for v in range(256):
+                    s[v] += w * ca_t[k, v]
+            o = out[r]
+            for v in range(256):
+                val = rs + cs[v] + vlog(s[v])
+                o[v] = val if s[v] >= TINY else np.nan
