@@ -94,6 +94,7 @@ def test_help_lists_every_command(tmp_path):
 
 
 def test_skin_on_real_files_matches_the_python_api(photos, tmp_path):
+    # one subprocess over seven inputs (about 2 s of CPU; longer on a busy machine)
     out = tmp_path / "out"
     names = ["astronaut.jpg", "coffee.png", "coffee16.png", "pages.tif", "truncated.jpg"]
     names += ["notes.png", "missing.jpg"]
@@ -240,6 +241,7 @@ def test_bad_model_file_is_a_usage_error_naming_the_field(photos, tmp_path):
 
 
 def test_fit_classify_evaluate_on_uci_pixels(shared_data, photos, tmp_path):
+    # three subprocesses over the 245,057 UCI pixels: fit, classify with the fit, evaluate it
     uci = shared_data / "Skin_NonSkin.txt"
     if not uci.is_file():
         pytest.skip(f"{uci} is absent")
@@ -328,6 +330,7 @@ def test_fit_classify_evaluate_on_uci_pixels(shared_data, photos, tmp_path):
 
 
 def test_skin_lazy_zarr_on_a_local_cluster(photos, tmp_path):
+    # --workers starts a real one-process LocalCluster: a few seconds of start-up and shutdown
     zarr = pytest.importorskip("zarr")
     pytest.importorskip("distributed")
     rgb = _rgb(photos / "astronaut.jpg")
