@@ -238,8 +238,10 @@ def skin_maps(detector, save, log_t):
 
     from . import _cli_render
 
+    odds = float(detector.log_prior_odds)  # only this float travels with each task
+
     def posterior(lr):
-        z = lr.astype(np.float64) + detector.log_prior_odds
+        z = lr.astype(np.float64) + odds
         return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)
 
     def heat(p):
