@@ -37,6 +37,43 @@ def test_tiff_is_read_lazily(tmp_path, image, tile, bigtiff):
     )
 
 
+def test_lazy_tiff_pickles_and_holds_no_file_open(tmp_path, image):
+    """Tasks open the TIFF by path: the array pickles (for a cluster), no handle stays open."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    psutil = pytest.importorskip("psutil")
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, image, tile=(32, 32))
+    me = psutil.Process()
+    lazy = bigimage.open_image_lazy(path, chunks=64)
+    assert not [f for f in me.open_files() if f.path == str(path)]
+    again = cloudpickle.loads(cloudpickle.dumps(lazy))
+    np.testing.assert_array_equal(again.compute(), image)
+    assert not [f for f in me.open_files() if f.path == str(path)]
+    # "auto" chunks are whole multiples of the file's tiles
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"array.chunk-size": "20KiB"}):
+        auto = bigimage.open_image_lazy(path)
+    assert auto.npartitions > 1 and auto.chunks[2] == (3,)
+    assert all(c % 32 == 0 for dim in auto.chunks[:2] for c in dim[:-1])
+    # a rewritten file is a different array (its blocks are not reused from a cache)
+    tifffile.imwrite(path, image[::-1], tile=(32, 32))
+    changed = bigimage.open_image_lazy(path, chunks=64)
+    assert changed.name != lazy.name
+    np.testing.assert_array_equal(changed.compute(), image[::-1])
+
+
+def test_pyramid_tiff_level(tmp_path, image):
+    path = tmp_path / "pyramid.ome.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image, tile=(32, 32), subifds=1, photometric="rgb")
+        tif.write(image[::2, ::2], tile=(16, 16), subfiletype=1, photometric="rgb")
+    half = bigimage.open_image_lazy(path, chunks=32, component="1")
+    np.testing.assert_array_equal(half.compute(), image[::2, ::2])
+    np.testing.assert_array_equal(bigimage.open_image_lazy(path, chunks=32).compute(), image)
+    with pytest.raises(ValueError, match="component='7'"):
+        bigimage.open_image_lazy(path, component="7")
+
+
 def test_zarr_store_and_group(tmp_path, image):
     path = tmp_path / "img.zarr"
     zarr.create_array(path, data=image, chunks=(40, 40, 3))

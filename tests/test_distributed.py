@@ -310,3 +310,24 @@ def test_each_model_is_unpickled_once_per_worker(client, call, n_models, rng):
         client.run(_stop_counting)
     assert 1 <= sum(counts.values()), counts  # the models did travel
     assert all(n <= n_models for n in counts.values()), counts
+
+
+# -- images on disk, read by the workers ---------------------------------------------
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_image_on_disk_to_zarr_on_the_cluster(client, suffix, rng, tmp_path):
+    """A lazily opened TIFF or Zarr image goes to the workers (only its path travels)."""
+    tifffile = pytest.importorskip("tifffile")
+    zarr = pytest.importorskip("zarr")
+    skin, other = _models()
+    img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    src = tmp_path / f"img{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(src, img, tile=(32, 32))
+    else:
+        zarr.create_array(src, data=img, chunks=(32, 32, 3))
+    lazy = bigimage.open_image_lazy(src, chunks=32)
+    out = tmp_path / "ratio.zarr"
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = bigimage.write_zarr(pixgmm.log_ratio(lazy, skin, other), out)
+    assert bigimage.is_complete(out) and stored.chunks == (32, 32)
+    np.testing.assert_allclose(stored[...], pixgmm.log_ratio(img, skin, other), rtol=1e-12)

@@ -87,7 +87,9 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     """Open an image on disk as a lazy ``dask.array.Array``, reading nothing yet.
 
     TIFF and BigTIFF (``.tif``, ``.tiff``, ``.btf``, ``.svs``) are read through
-    ``tifffile``'s Zarr interface, tile by tile or strip by strip; Zarr stores
+    ``tifffile``'s Zarr interface, tile by tile or strip by strip, each task
+    opening the file by its path (so the array can be sent to a ``distributed``
+    cluster; the file must be at the same path on every worker); Zarr stores
     (a ``.zarr`` directory or any path or URL zarr opens) directly. Any other
     format is read whole into memory with ``imageio`` and then chunked.
 
@@ -128,14 +130,8 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     name = os.fspath(path)
     lower = name.lower().rstrip("/")
     if lower.endswith(_TIFF_SUFFIXES):
-        import tifffile
-        import zarr
-
-        if not Path(name).is_file():
-            raise FileNotFoundError(f"no such TIFF file: {name!r}")
-        node = zarr.open(tifffile.imread(name, aszarr=True), mode="r")
-        arr = _array_in(node, component, name)
-    elif lower.endswith(".zarr") or Path(name).is_dir() or "://" in name:
+        return _open_tiff_lazy(name, chunks, channel_axis, component)
+    if lower.endswith(".zarr") or Path(name).is_dir() or "://" in name:
         import zarr
 
         try:
@@ -151,6 +147,51 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     if isinstance(arr, np.ndarray):
         return da.from_array(arr, chunks=spec)
     return da.from_zarr(arr, chunks=spec)
+
+
+def _open_tiff_lazy(name, chunks, channel_axis, component):
+    """A TIFF as a dask array whose tasks open the file by path and read one block each.
+
+    tifffile's Zarr store holds an open file handle and a lock, which cannot be
+    pickled: a dask array wrapping it could not be sent to a ``distributed``
+    cluster. Here only the path travels (the file must be reachable at the same
+    path on every worker), and no file handle stays open.
+    """
+    import dask.array as da
+    import tifffile
+    import zarr
+    from dask.base import tokenize
+
+    if not Path(name).is_file():
+        raise FileNotFoundError(f"no such TIFF file: {name!r}")
+    path = os.path.abspath(name)
+    with tifffile.imread(path, aszarr=True) as store:
+        arr = _array_in(zarr.open(store, mode="r"), component, name)
+        shape, dtype, file_chunks = tuple(arr.shape), np.dtype(arr.dtype), arr.chunks
+    ndim = len(shape)
+    spec = _normalize_chunks(chunks, ndim, channel_axis if ndim >= 3 else None)
+    blocks = da.core.normalize_chunks(spec, shape, dtype=dtype, previous_chunks=file_chunks)
+    stat = os.stat(path)
+    token = tokenize(path, component, stat.st_size, stat.st_mtime_ns, blocks)
+    return da.map_blocks(
+        _read_tiff_block,
+        path,
+        component,
+        name=f"tiff-{token}",
+        chunks=blocks,
+        dtype=dtype,
+        meta=np.empty((0,) * ndim, dtype),
+    )
+
+
+def _read_tiff_block(path, component, block_info=None):
+    """Run in a task: open the TIFF at ``path`` and read the block dask asks for."""
+    import tifffile
+    import zarr
+
+    where = tuple(slice(a, b) for a, b in block_info[None]["array-location"])
+    with tifffile.imread(path, aszarr=True) as store:
+        return _array_in(zarr.open(store, mode="r"), component, path)[where]
 
 
 def _array_in(node, component, name):
