@@ -9,9 +9,11 @@ engine and calls a private kernel. The engine rule (``method="auto"``):
    3-channel models, whose table is one matrix product, and 256**C otherwise,
    whose table costs one direct evaluation per colour. The table is then kept
    in the table cache (see :func:`pixgmm.cache_info`) for the next image.
-2. ``"separable"`` — an 8- or 16-bit integer image (signed or not) and diagonal
-   or spherical covariances (density, log-density, log-ratio), when the image
-   has at least as many pixels as the dtype has levels (256 or 65536).
+2. ``"separable"`` — an 8-bit integer image (signed or not) with at least 256
+   pixels and diagonal or spherical covariances (density, log-density,
+   log-ratio). 16-bit images go to ``"direct"``: their per-channel tables
+   (65536 levels) miss the CPU caches for wide-ranged images and direct is
+   faster there; ``method="separable"`` still accepts them.
 3. ``"direct"`` — everything else: any dtype, any covariance type.
 
 ``method=`` forces an engine; a forced engine that does not apply is a
@@ -161,7 +163,7 @@ def _choose_engine(method, quantity, X, models):
         threshold = TABLE_MIN_PIXELS if diag3 else 256**c
         if n >= threshold:
             return "table"
-    if sep_ok and n >= 2 ** (8 * dt.itemsize):
+    if sep_ok and dt.itemsize == 1 and n >= 256:
         return "separable"
     return "direct"
 
