@@ -94,44 +94,6 @@ def lazy_colour(image, n_features, to_8bit):
     return image
 
 
-def _read_tiff_block(path, block_info=None):
-    """One block of a TIFF, read in the task through tifffile's Zarr interface."""
-    import tifffile
-    import zarr
-
-    from .bigimage import _array_in
-
-    loc = block_info[None]["array-location"]
-    with tifffile.imread(path, aszarr=True) as store:
-        arr = _array_in(zarr.open(store, mode="r"), None, path)
-        return arr[tuple(slice(a, b) for a, b in loc)]
-
-
-def open_lazy(path, chunks, distributed):
-    """:func:`pixgmm.bigimage.open_image_lazy`, with TIFF blocks read inside the tasks on a cluster.
-
-    A lazily opened TIFF holds tifffile's file handle and lock, which a
-    ``distributed`` cluster cannot ship to its workers; there each task opens
-    the file by its path and reads its own block instead (the file must be
-    reachable at the same path on the workers).
-    """
-    import dask.array as da
-    import numpy as np
-
-    from .bigimage import open_image_lazy
-
-    image = open_image_lazy(path, chunks)
-    if not distributed or Path(path).suffix.lower() not in (".tif", ".tiff", ".btf"):
-        return image
-    return da.map_blocks(
-        _read_tiff_block,
-        str(Path(path).resolve()),
-        dtype=image.dtype,
-        chunks=image.chunks,
-        meta=np.empty((0,) * image.ndim, image.dtype),
-    )
-
-
 def _open_client(workers, scheduler, progress):
     """Enter :func:`pixgmm.bigimage.dask_client`; a cluster that cannot start is a usage error."""
     from .bigimage import dask_client
@@ -163,7 +125,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     """
     from . import _cli_io
     from ._cli_run import Result, _Progress, reason, report, summarize
-    from .bigimage import is_complete, parse_chunks, write_zarr
+    from .bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr
 
     try:
         chunk_spec = parse_chunks(chunks)
@@ -172,7 +134,6 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     found = _expand(inputs)
     show = _Progress(opts).enabled
     results = []
-    distributed = workers is not None or scheduler is not None
     with _open_client(workers, scheduler, show):
         try:
             opts.out.mkdir(parents=True, exist_ok=True)
@@ -205,7 +166,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                     if not opts.overwrite and t.exists() and (is_complete(t) or not t.is_dir()):
                         raise _cli_io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
                 try:
-                    image = open_lazy(path, chunk_spec, distributed)
+                    image = open_image_lazy(path, chunk_spec)
                 except (OSError, ValueError, KeyError) as exc:
                     raise _cli_io.InputError(f"cannot open image lazily: {exc}") from None
                 maps = compute(image)
