@@ -385,3 +385,15 @@ def test_log_ratio_threshold_keyword(rng):
         det.mask(X, log_ratio=float("nan"))
     with pytest.raises(TypeError, match="log_ratio must be a number"):
         det.mask(X, log_ratio="0")
+
+
+def test_dask_log_ratio_and_probability_computed_together():
+    # both graphs hold the same log-ratio blocks; the posterior must not overwrite them
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    det = pixgmm.SkinDetector(*small_pair(), prior=0.3)
+    img = np.random.default_rng(4).uniform(0, 255, size=(40, 30, 3))
+    lazy = da.from_array(img, chunks=(20, 15, 3))
+    lr, p = dask.compute(det.log_ratio(lazy), det.probability(lazy))
+    np.testing.assert_allclose(lr, det.log_ratio(img), rtol=1e-12)
+    np.testing.assert_allclose(p, det.probability(img), rtol=1e-12)

@@ -81,6 +81,16 @@ def _sigmoid_inplace(z):
     return z
 
 
+def _posterior_inplace(z, log_prior_odds):
+    """``sigmoid(z + log_prior_odds)``, overwriting the float array ``z``."""
+    z += z.dtype.type(log_prior_odds)
+    return _sigmoid_inplace(z)
+
+
+def _posterior_copy(z, log_prior_odds):
+    return _posterior_inplace(np.array(z, copy=True), log_prior_odds)
+
+
 class SkinDetector:
     """Classify pixels as skin or not by the ratio of two colour densities.
 
@@ -235,13 +245,12 @@ class SkinDetector:
             method=method,
         )
         if hasattr(z, "map_blocks") and not isinstance(z, np.ndarray):  # a dask array
-            return z.map_blocks(self._posterior_block, dtype=z.dtype)
-        return self._posterior_block(z)
-
-    def _posterior_block(self, z):
-        z = np.array(z, copy=True) if not z.flags.writeable else z
-        z += z.dtype.type(self._log_prior_odds)
-        return _sigmoid_inplace(z)
+            # never in place: the log-ratio block may be shared with another result
+            # computed in the same graph (dask names equal computations alike)
+            return z.map_blocks(_posterior_copy, self._log_prior_odds, dtype=z.dtype)
+        if not z.flags.writeable:
+            z = z.copy()
+        return _posterior_inplace(z, self._log_prior_odds)
 
     probability.__doc__ = f"""Posterior probability P(skin | colour) per pixel.
 
