@@ -3,17 +3,24 @@
 1. Generates a synthetic RGB uint8 image (default 32768 x 32768 = 1.07 gigapixels,
    3.2 GB raw) in a Zarr store, in 4096 x 4096 chunks, Zstandard-compressed.
    It is made once and reused (it is only regenerated when missing or incomplete).
-2. In-memory, single-process reference rate: ``pixgmm.density`` on an in-memory
-   NumPy image (an 8192 x 8192 crop of the same image), colour table warm.
+2. In-memory, single-process reference rates on an 8192 x 8192 crop of the same
+   image: (a) ``pixgmm.density`` on the NumPy image already in memory, colour
+   table warm (evaluation only); (b) the same work done the in-memory way with
+   its I/O: read the crop from the Zarr store into memory, evaluate, write the
+   map to a Zarr store in one assignment.
 3. Out-of-core: ``open_image_lazy`` -> ``pixgmm.density`` (dask array) ->
    ``write_zarr``, on dask's threaded scheduler. Peak resident memory and
    throughput (pixels / wall time, reading, table build, evaluation, writing
-   included) are reported, and the ratio to the in-memory rate.
+   included) are reported, and the ratio to both in-memory rates. A second
+   pass reads and evaluates every chunk but writes nothing, to separate the
+   cost of writing the map.
 
 Each phase runs in its own process, so each peak RSS (``ru_maxrss``) is its own.
 Also reported: the task graph (number of tasks and pickled bytes) against the
 number of chunks, for pixgmm's graph and for a naive ``map_blocks`` that
-closes over the model.
+closes over the model, and, on a 2-worker ``distributed.LocalCluster``, how
+many times each worker unpickles the model. The machine's load average is
+printed before and after: the rates are only comparable on an idle machine.
 
 Usage::
 
@@ -116,18 +123,50 @@ def phase_inmemory(args):
     times = []
     for _ in range(args.repeat + 1):
         t = time.perf_counter()
-        pixgmm.density(img, model)
+        pixgmm.density(img, model, dtype=args.dtype)
         times.append(time.perf_counter() - t)
     cold, warm = times[0], float(np.median(times[1:]))
     n = crop * crop
+    # the same work with its I/O, the in-memory way: read all, evaluate, write all
+    out = Path(args.dir) / f"inmemory-{crop}.zarr"
+    io_times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        img = z[:crop, :crop]
+        result = pixgmm.density(img, model, dtype=args.dtype)
+        target = zarr.create_array(
+            out,
+            shape=result.shape,
+            chunks=(args.chunk, args.chunk),
+            dtype=result.dtype,
+            compressors=args.compressors,
+            overwrite=True,
+        )
+        target[...] = result
+        io_times.append(time.perf_counter() - t)
+        del result
+    shutil.rmtree(out)
+    io = float(np.median(io_times))
     return {
         "pixels": n,
         "cold_seconds": cold,
         "warm_seconds": warm,
         "rate_mpix_s": n / warm / 1e6,
         "cold_rate_mpix_s": n / cold / 1e6,
+        "io_seconds": io,
+        "io_rate_mpix_s": n / io / 1e6,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+class _Discard:
+    """A ``da.store`` target that drops what it is given (reading and evaluation only)."""
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype, self.ndim = shape, np.dtype(dtype), len(shape)
+
+    def __setitem__(self, key, value):
+        pass
 
 
 def phase_outofcore(args):
@@ -140,18 +179,29 @@ def phase_outofcore(args):
     t = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
-        lazy = pixgmm.density(image, model)
+        lazy = pixgmm.density(image, model, dtype=args.dtype)
         stored = bigimage.write_zarr(lazy, out, overwrite=True, compressors=args.compressors)
-    seconds = time.perf_counter() - t
+        seconds = time.perf_counter() - t
+        # read and evaluate every chunk again, writing nothing (the table is warm now)
+        import dask.array as da
+
+        t = time.perf_counter()
+        image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
+        lazy = pixgmm.density(image, model, dtype=args.dtype)
+        da.store(lazy, _Discard(lazy.shape, lazy.dtype), lock=False)
+        nowrite = time.perf_counter() - t
     n = image.shape[0] * image.shape[1]
     # spot check against the in-memory result on one chunk
     c = args.chunk
-    expected = pixgmm.density(bigimage.open_image_lazy(args.image)[:c, :c].compute(), model)
+    crop = bigimage.open_image_lazy(args.image)[:c, :c].compute()
+    expected = pixgmm.density(crop, model, dtype=args.dtype)
     ok = bool(np.allclose(stored[:c, :c], expected, rtol=1e-12))
     info = {
         "pixels": n,
         "seconds": seconds,
         "rate_mpix_s": n / seconds / 1e6,
+        "nowrite_seconds": nowrite,
+        "nowrite_rate_mpix_s": n / nowrite / 1e6,
         "peak_rss_mb": peak_rss_mb(),
         "chunks": lazy.npartitions,
         "complete": bigimage.is_complete(out),
@@ -163,28 +213,110 @@ def phase_outofcore(args):
     return info
 
 
+def big_model(k=64):
+    """A K=64 full-covariance RGB mixture: a model that is expensive to ship."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(0, 1, (k, 3, 3))
+    cov = a @ a.transpose(0, 2, 1) * 200 + np.eye(3) * 50
+    return pixgmm.Mixture(np.full(k, 1 / k), rng.uniform(0, 255, (k, 3)), cov, "full")
+
+
+def _naive(image, model):
+    """What one would write without pixgmm's dask support: a closure over the model."""
+    return image.map_blocks(
+        lambda b: pixgmm.density(b, model, method="table"), drop_axis=2, dtype=np.float64
+    )
+
+
 def graph_report(args):
-    """Tasks and pickled graph bytes: pixgmm's graph vs a map_blocks closing over the model."""
+    """Tasks and pickled bytes vs chunks: pixgmm's graph vs a map_blocks closing over the model.
+
+    Only the tasks added to the input image's graph are counted. "whole": they
+    are pickled in one go (pickle's memo stores an object shared by many tasks
+    once). "task by task": the sum of each task pickled on its own, what it
+    costs when tasks are shipped one at a time; ``phase_cluster`` shows what a
+    real cluster does.
+    """
     import cloudpickle
     import dask.array as da
 
+    rows = []
+    side = args.size
+    for mname, model in (("Jones-Rehg skin, K=16 diag", skin_model()), ("K=64 full", big_model())):
+        for chunk in sorted(
+            {max(side // 4, 1), max(side // 8, 1), max(side // 16, 1)}, reverse=True
+        ):
+            image = da.zeros((side, side, 3), dtype=np.uint8, chunks=(chunk, chunk, 3))
+            for label, arr in (
+                ("pixgmm", pixgmm.density(image, model)),
+                ("naive", _naive(image, model)),
+            ):
+                inputs = set(dict(image.__dask_graph__()))
+                graph = {k: v for k, v in dict(arr.__dask_graph__()).items() if k not in inputs}
+                rows.append(
+                    {
+                        "model": mname,
+                        "model_bytes": len(cloudpickle.dumps(model)),
+                        "graph": label,
+                        "chunks": arr.npartitions,
+                        "tasks": len(graph),
+                        "whole_bytes": len(cloudpickle.dumps(graph)),
+                        "task_bytes": sum(len(cloudpickle.dumps(v)) for v in graph.values()),
+                    }
+                )
+    return rows
+
+
+def _count_rebuilds():
+    import pixgmm.mixture as mx
+
+    if not hasattr(mx, "_uncounted_rebuild"):
+        mx._uncounted_rebuild = mx._rebuild
+
+        def counting(*a, **k):
+            mx._rebuild_count += 1
+            return mx._uncounted_rebuild(*a, **k)
+
+        mx._rebuild = counting
+    mx._rebuild_count = 0
+
+
+def _rebuilds():
+    import pixgmm.mixture as mx
+
+    return mx._rebuild_count
+
+
+def phase_cluster(args):
+    """On a 2-worker LocalCluster: how often does each worker unpickle the model?"""
+    import dask.array as da
+    import distributed
+
     model = skin_model()
-    image = da.zeros((args.size, args.size, 3), dtype=np.uint8, chunks=(args.chunk, args.chunk, 3))
-    rows = {}
-    pix = pixgmm.density(image, model)
-    naive = image.map_blocks(
-        lambda b: pixgmm.density(b, model, method="table"), drop_axis=2, dtype=np.float64
-    )
-    for label, arr in (("pixgmm", pix), ("naive map_blocks", naive)):
-        graph = dict(arr.__dask_graph__())
-        whole = len(cloudpickle.dumps(graph))
-        per_task = sum(len(cloudpickle.dumps(v)) for v in graph.values())
-        rows[label] = {"tasks": len(graph), "graph_bytes": whole, "sum_task_bytes": per_task}
-    return {
-        "chunks": pix.npartitions,
-        "model_pickled_bytes": len(cloudpickle.dumps(model)),
-        **rows,
-    }
+    side = min(args.size, 2048)
+    image = da.zeros((side, side, 3), dtype=np.uint8, chunks=(side // 16, side // 16, 3))
+    out = {}
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for label, arr in (
+            ("pixgmm", pixgmm.density(image, model)),
+            ("naive", _naive(image, model)),
+        ):
+            client.run(_count_rebuilds)
+            client.compute(arr.sum()).result()
+            out[label] = {
+                "chunks": arr.npartitions,
+                "per_worker": sorted(client.run(_rebuilds).values()),
+            }
+    return out
 
 
 def run_phase(phase, args, **extra):
@@ -203,11 +335,13 @@ def run_phase(phase, args, **extra):
         str(args.threads),
         "--repeat",
         str(args.repeat),
+        "--compressors",
+        args.codec,
+        "--dtype",
+        args.dtype,
     ]
     if args.keep_output:
         cmd.append("--keep-output")
-    if args.compressors == "none":
-        cmd += ["--compressors", "none"]
     for k, v in extra.items():
         cmd += [f"--{k}", str(v)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -233,30 +367,53 @@ def main(argv=None):
         choices=["auto", "none"],
         help="output codec: zarr's default (Zstandard) or none",
     )
+    p.add_argument(
+        "--dtype", default="float64", choices=["float64", "float32"], help="density map dtype"
+    )
     p.add_argument("--keep-output", action="store_true", help="keep the density store")
-    p.add_argument("--phase", choices=["generate", "inmemory", "outofcore"], help=argparse.SUPPRESS)
+    p.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster count")
+    p.add_argument("--output", help="also write the report to this Markdown file")
+    p.add_argument(
+        "--phase",
+        choices=["generate", "inmemory", "outofcore", "cluster"],
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--image", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.codec = args.compressors
     if args.compressors == "none":
         args.compressors = None
 
     if args.phase:
-        fn = {"generate": phase_generate, "inmemory": phase_inmemory, "outofcore": phase_outofcore}
+        fn = {
+            "generate": phase_generate,
+            "inmemory": phase_inmemory,
+            "outofcore": phase_outofcore,
+            "cluster": phase_cluster,
+        }
         print(json.dumps(fn[args.phase](args)))
         return
 
+    lines = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(args.dir).free
-    need = args.size**2 * (3 + 8) * 1.1
-    print(
+    itemsize = np.dtype(args.dtype).itemsize
+    need = args.size**2 * (3 + itemsize) * 1.1
+    say(
         f"pixgmm {pixgmm.__version__} | {platform.processor() or platform.machine()} | "
-        f"{os.cpu_count()} cores | python {platform.python_version()}"
+        f"{os.cpu_count()} cores | {_memory_gb():.0f} GB RAM | python {platform.python_version()}"
     )
-    print(
+    say(
         f"image {args.size} x {args.size} RGB uint8 ({args.size**2 / 1e9:.2f} Gpixels), "
-        f"chunks {args.chunk} x {args.chunk}, {args.threads} dask threads, output float64 "
-        f"({'Zstandard' if args.compressors == 'auto' else 'uncompressed'})"
+        f"chunks {args.chunk} x {args.chunk}, {args.threads} dask threads, output {args.dtype} "
+        f"({'Zstandard' if args.codec == 'auto' else 'uncompressed'})"
     )
+    say(f"load average at start: {_load()}")
     if free < need:
         sys.exit(
             f"not enough disk in {args.dir}: {free / 1e9:.1f} GB free, about "
@@ -265,42 +422,78 @@ def main(argv=None):
 
     gen = run_phase("generate", args)
     if gen["generated"]:
-        print(f"generated {gen['image']} in {gen['seconds']:.1f} s")
+        say(f"generated {gen['image']} in {gen['seconds']:.1f} s")
     else:
-        print(f"reusing {gen['image']}")
+        say(f"reusing {gen['image']}")
     mem = run_phase("inmemory", args, image=gen["image"])
     ooc = run_phase("outofcore", args, image=gen["image"])
     graph = graph_report(args)
+    cluster = None if args.no_cluster else run_phase("cluster", args)
 
     ratio = ooc["rate_mpix_s"] / mem["rate_mpix_s"]
-    print(
-        f"in-memory, one process : {mem['rate_mpix_s']:7.1f} Mpixel/s (warm table; "
-        f"{mem['cold_rate_mpix_s']:.1f} with the table build), {mem['pixels'] / 1e6:.0f} Mpixels, "
-        f"peak RSS {mem['peak_rss_mb']:.0f} MB"
+    say(
+        f"in-memory, one process, evaluation only : {mem['rate_mpix_s']:7.1f} Mpixel/s "
+        f"(warm table; {mem['cold_rate_mpix_s']:.1f} with the table build), "
+        f"{mem['pixels'] / 1e6:.0f} Mpixels"
     )
-    print(
-        f"out-of-core, Zarr->Zarr: {ooc['rate_mpix_s']:7.1f} Mpixel/s ({ooc['seconds']:.1f} s for "
-        f"{ooc['pixels'] / 1e9:.2f} Gpixels, {ooc['chunks']} chunks), peak RSS "
-        f"{ooc['peak_rss_mb']:.0f} MB, output {ooc['output_bytes_on_disk'] / 1e9:.2f} GB on disk"
+    say(
+        f"in-memory, one process, Zarr read+write : {mem['io_rate_mpix_s']:7.1f} Mpixel/s "
+        f"(read all, evaluate, write all), peak RSS {mem['peak_rss_mb']:.0f} MB"
     )
-    print(
-        f"throughput ratio       : {ratio:.2f} (goal >= 0.5)  "
+    say(
+        f"out-of-core, Zarr->Zarr                 : {ooc['rate_mpix_s']:7.1f} Mpixel/s "
+        f"({ooc['seconds']:.1f} s for {ooc['pixels'] / 1e9:.2f} Gpixels, {ooc['chunks']} chunks, "
+        f"table build included), output {ooc['output_bytes_on_disk'] / 1e9:.2f} GB on disk"
+    )
+    say(
+        f"out-of-core, read+evaluate, no write    : {ooc['nowrite_rate_mpix_s']:7.1f} Mpixel/s "
+        f"({ooc['nowrite_seconds']:.1f} s)"
+    )
+    say(
+        f"throughput ratio vs evaluation only     : {ratio:.2f} (goal >= 0.5)  "
         f"{'OK' if ratio >= 0.5 else 'BELOW GOAL'}"
     )
-    print(
-        f"peak memory            : {ooc['peak_rss_mb']:.0f} MB (goal < 2048 MB)  "
+    say(
+        f"throughput ratio vs in-memory with I/O  : "
+        f"{ooc['rate_mpix_s'] / mem['io_rate_mpix_s']:.2f}"
+    )
+    say(
+        f"read+evaluate ratio vs evaluation only  : "
+        f"{ooc['nowrite_rate_mpix_s'] / mem['rate_mpix_s']:.2f}"
+    )
+    say(
+        f"peak memory, out-of-core process        : {ooc['peak_rss_mb']:.0f} MB (goal < 2048 MB)  "
         f"{'OK' if ooc['peak_rss_mb'] < 2048 else 'ABOVE GOAL'}"
     )
-    print(f"store complete: {ooc['complete']}, spot check equals NumPy: {ooc['spot_check_equal']}")
-    print(
-        f"task graph for {graph['chunks']} chunks (model pickles to {graph['model_pickled_bytes']} B):"
-    )
-    for label in ("pixgmm", "naive map_blocks"):
-        g = graph[label]
-        print(
-            f"  {label:17s}: {g['tasks']:5d} tasks, graph {g['graph_bytes'] / 1024:8.1f} KiB pickled "
-            f"whole, {g['sum_task_bytes'] / 1024:8.1f} KiB pickled task by task"
+    say(f"store complete: {ooc['complete']}, spot check equals NumPy: {ooc['spot_check_equal']}")
+    say(f"load average at end: {_load()}")
+    say()
+    say(f"tasks that density() adds to a {args.size} x {args.size} image's graph:")
+    say("| model (pickled bytes) | graph | chunks | tasks | whole graph KiB | task by task KiB |")
+    say("|---|---|---:|---:|---:|---:|")
+    for r in graph:
+        say(
+            f"| {r['model']} ({r['model_bytes']} B) | {r['graph']} | {r['chunks']} | {r['tasks']} | "
+            f"{r['whole_bytes'] / 1024:.1f} | {r['task_bytes'] / 1024:.1f} |"
         )
+    if cluster is not None:
+        say()
+        say("model unpicklings per worker, 2-worker LocalCluster, Jones-Rehg skin model:")
+        for label, c in cluster.items():
+            say(f"  {label:7s}: {c['chunks']} chunks -> {c['per_worker']} per worker")
+    if args.output:
+        Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _load():
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _memory_gb():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
 
 
 if __name__ == "__main__":
