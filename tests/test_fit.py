@@ -160,8 +160,12 @@ def test_fit_bad_pixels():
         pixgmm.fit(np.zeros((4, 4, 3), bool), 1)
     with pytest.raises(ValueError, match="channel_axis=3"):
         pixgmm.fit(np.zeros((4, 4, 3)), 1, channel_axis=3)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(
+        ValueError, match=r"channels='RG' names 2 channel\(s\) but the pixels have 3"
+    ):
         pixgmm.fit(np.random.default_rng(0).normal(size=(20, 3)), 1, channels="RG")
+    with pytest.raises(TypeError, match="channels must be a string"):
+        pixgmm.fit(np.random.default_rng(0).normal(size=(20, 3)), 1, channels=3)
 
 
 def test_missing_sklearn_names_the_extra(monkeypatch, rng):
@@ -234,5 +238,7 @@ def test_fit_classes_errors(rng):
         pixgmm.fit_classes([image, np.zeros((2, 2, 4))], [mask, np.zeros((2, 2))], 1)
     with pytest.raises(ValueError, match="n_components has no entry"):
         pixgmm.fit_classes(image, mask, {True: 1})
+    with pytest.raises(ValueError, match=r"channels='RGBA' names 4"):
+        pixgmm.fit_classes(image, mask, 1, channels="RGBA")
     with pytest.raises(ValueError, match="classes is empty"):
         pixgmm.fit_classes(image, mask, 1, classes=[])

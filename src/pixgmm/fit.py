@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from ._validation import as_image_array, normalize_channel_axis
+from ._validation import as_image_array, normalize_channel_axis, normalize_channels
 from .mixture import COVARIANCE_TYPES, Mixture
 
 _INSTALL = 'pip install "pixgmm[fit]"'
@@ -110,6 +110,16 @@ def _subsample(px, max_samples, rng):
         return px
     idx = np.sort(rng.choice(n, size=max_samples, replace=False))
     return px[idx]
+
+
+def _check_channels(channels, n_channels):
+    """Fail before fitting, not after, when ``channels`` cannot name the pixels' channels."""
+    names = normalize_channels(channels)
+    if names is not None and len(names) != n_channels:
+        raise ValueError(
+            f"channels={channels!r} names {len(names)} channel(s) but the pixels have "
+            f"{n_channels}; pass one name per channel, in the pixels' order"
+        )
 
 
 def _fit_matrix(
@@ -223,6 +233,7 @@ def fit(
     max_samples, reg_covar = _check_common(covariance_type, max_samples, reg_covar)
     rng, seed = _generator(random_state)
     px, _ = _pixel_matrix(pixels, channel_axis, "pixels")
+    _check_channels(channels, px.shape[1])
     return _fit_matrix(
         px,
         n_components,
@@ -344,6 +355,7 @@ def fit_classes(
         pixel_parts.append(px)
         label_parts.append(lab.reshape(-1))
 
+    _check_channels(channels, n_channels)
     all_labels = np.concatenate(label_parts) if len(label_parts) > 1 else label_parts[0]
     present = np.unique(all_labels)
     if classes is None:
