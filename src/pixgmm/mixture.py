@@ -384,8 +384,8 @@ class Mixture:
             Each item is a ``(mean, covariance, weight)`` tuple or an object with
             ``mean``, ``covariance`` and ``weight`` attributes (such as a
             ``namedtuple('Kernel', 'mean covariance weight')``). ``mean`` has shape
-            (D,), (1, D) or (D, 1); ``covariance`` is the diagonal, shape (D,) or
-            (1, D), or a (D, D) matrix.
+            (D,), (1, D) or (D, 1); ``covariance`` is the diagonal, shape (D,),
+            (1, D) or (D, 1), or a (D, D) matrix.
         channels : str or sequence of str, optional
         reg_covar : float, default 0
             Added to every variance, as in :class:`Mixture`.
