@@ -537,6 +537,37 @@ def test_nan_in_a_grayscale_image():
     np.testing.assert_allclose(got[[0, 1], [0, 1]], [-half_log_2pi, -0.5 - half_log_2pi])
 
 
+# -- the table cache ----------------------------------------------------------------------------------
+
+
+def test_table_cache_limit(img):
+    info = pixgmm.cache_info()
+    try:
+        pixgmm.clear_cache()
+        pixgmm.set_cache_limit(0)  # nothing is kept, results are unchanged
+        gray = Mixture([1.0], [[100.0]], [400.0], "spherical")
+        x = img[..., 0]
+        first = pixgmm.log_density(x, gray, channel_axis=None, method="table")
+        assert pixgmm.cache_info()["entries"] == 0
+        pixgmm.set_cache_limit(1e6)  # a float number of bytes is fine
+        again = pixgmm.log_density(x, gray, channel_axis=None, method="table")
+        np.testing.assert_array_equal(first, again)
+        assert pixgmm.cache_info() == {"entries": 1, "nbytes": 256 * 8, "limit": 10**6}
+        for bad, exc in (
+            (-1, ValueError),
+            (float("nan"), ValueError),
+            (float("inf"), ValueError),
+            ("1GB", TypeError),
+            (None, TypeError),
+            (True, TypeError),
+        ):
+            with pytest.raises(exc, match="nbytes must be"):
+                pixgmm.set_cache_limit(bad)
+    finally:
+        pixgmm.set_cache_limit(info["limit"])
+        pixgmm.clear_cache()
+
+
 # -- the question this project grew from ---------------------------------------------------------------
 #
 # A user had an OpenCV image (H, W, 3) uint8 and a list of "kernels"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from collections import OrderedDict
+
+import numpy as np
 
 from ._config import TABLE_CACHE_BYTES
 
@@ -110,7 +114,8 @@ def set_cache_limit(nbytes):
     >>> pixgmm.cache_info()["limit"]
     268435456
     """
-    nbytes = int(nbytes)
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-    TABLES.set_limit(nbytes)
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(nbytes, numbers.Real):
+        raise TypeError(f"nbytes must be a number of bytes, got {nbytes!r}")
+    if not (math.isfinite(nbytes) and nbytes >= 0):
+        raise ValueError(f"nbytes must be a finite number >= 0, got {nbytes}")
+    TABLES.set_limit(int(nbytes))
