@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _kernels
 from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS, TINY
-from ._math import vlog
+from ._math import vexp, vlog
 
 #: Rows (pairs of the first two channel values) per chunk of the colour-table build.
 TABLE_CHUNK_ROWS = 4096
@@ -273,8 +273,8 @@ def _diag3_rows(f0, f1, ca_t, cs, r0, out, ntasks):
             for k in range(K):
                 rl[k] = f0[v0, k] + f1[v1, k]
                 rs = max(rs, rl[k])
-            for k in range(K):
-                rl[k] = math.exp(rl[k] - rs)
+            for k in range(K):  # terms scaled by their largest: a flush to 0 cannot matter
+                rl[k] = vexp(rl[k] - rs)
             for v in range(256):
                 s[v] = 0.0
             for k in range(K):
