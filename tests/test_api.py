@@ -507,6 +507,18 @@ def test_integer_images_equal_the_same_values_as_float64(rng, dtype, lo, hi, nam
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_wide_integer_extremes_equal_float64(dtype):
+    info = np.iinfo(dtype)
+    x = np.array([info.min, info.max, 0, 1], dtype=dtype)
+    wide = Mixture([0.5, 0.5], [[0.0], [1e6]], [1e30, 1e38], "spherical")
+    for name in FUNCS:
+        kw = {"model_b": Mixture([1.0], [[5.0]], [1e36], "spherical")}
+        got = call(name, x, wide, channel_axis=None, **kw)
+        expected = call(name, x.astype(np.float64), wide, channel_axis=None, **kw)
+        assert_same(got, expected, f"{name} {np.dtype(dtype)}")
+
+
 # -- NaN pixels --------------------------------------------------------------------------------------
 
 
