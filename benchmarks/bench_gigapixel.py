@@ -20,7 +20,8 @@ Also reported: the task graph (number of tasks and pickled bytes) against the
 number of chunks, for pixgmm's graph and for a naive ``map_blocks`` that
 closes over the model, and, on a 2-worker ``distributed.LocalCluster``, how
 many times each worker unpickles the model. The machine's load average is
-printed before and after: the rates are only comparable on an idle machine.
+printed before and after: wall-time rates are only comparable on an idle
+machine, so CPU seconds per gigapixel (all threads) are reported as well.
 
 Usage::
 
@@ -88,6 +89,12 @@ def synthetic_block(block_info=None):
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def cpu_seconds():
+    """CPU time (user + system) of this process, all threads: less sensitive to load than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
@@ -120,12 +127,14 @@ def phase_inmemory(args):
     crop = min(args.size, 8192)
     img = z[:crop, :crop]  # in memory
     model = skin_model()
-    times = []
+    times, cpus = [], []
     for _ in range(args.repeat + 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         pixgmm.density(img, model, dtype=args.dtype)
         times.append(time.perf_counter() - t)
+        cpus.append(cpu_seconds() - c)
     cold, warm = times[0], float(np.median(times[1:]))
+    warm_cpu = float(np.median(cpus[1:]))
     n = crop * crop
     # the same work with its I/O, the in-memory way: read all, evaluate, write all
     out = Path(args.dir) / f"inmemory-{crop}.zarr"
@@ -152,6 +161,7 @@ def phase_inmemory(args):
         "cold_seconds": cold,
         "warm_seconds": warm,
         "rate_mpix_s": n / warm / 1e6,
+        "cpu_s_per_gpix": warm_cpu / n * 1e9,
         "cold_rate_mpix_s": n / cold / 1e6,
         "io_seconds": io,
         "io_rate_mpix_s": n / io / 1e6,
@@ -176,20 +186,22 @@ def phase_outofcore(args):
 
     out = Path(args.dir) / f"density-{args.size}.zarr"
     model = skin_model()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
         lazy = pixgmm.density(image, model, dtype=args.dtype)
         stored = bigimage.write_zarr(lazy, out, overwrite=True, compressors=args.compressors)
         seconds = time.perf_counter() - t
+        cpu = cpu_seconds() - c
         # read and evaluate every chunk again, writing nothing (the table is warm now)
         import dask.array as da
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
         lazy = pixgmm.density(image, model, dtype=args.dtype)
         da.store(lazy, _Discard(lazy.shape, lazy.dtype), lock=False)
         nowrite = time.perf_counter() - t
+        nowrite_cpu = cpu_seconds() - c
     n = image.shape[0] * image.shape[1]
     # spot check against the in-memory result on one chunk
     c = args.chunk
@@ -202,6 +214,8 @@ def phase_outofcore(args):
         "rate_mpix_s": n / seconds / 1e6,
         "nowrite_seconds": nowrite,
         "nowrite_rate_mpix_s": n / nowrite / 1e6,
+        "cpu_s_per_gpix": cpu / n * 1e9,
+        "nowrite_cpu_s_per_gpix": nowrite_cpu / n * 1e9,
         "peak_rss_mb": peak_rss_mb(),
         "chunks": lazy.npartitions,
         "complete": bigimage.is_complete(out),
@@ -464,6 +478,11 @@ def main(argv=None):
     say(
         f"peak memory, out-of-core process        : {ooc['peak_rss_mb']:.0f} MB (goal < 2048 MB)  "
         f"{'OK' if ooc['peak_rss_mb'] < 2048 else 'ABOVE GOAL'}"
+    )
+    say(
+        f"CPU seconds per Gpixel (all threads)    : evaluation only "
+        f"{mem['cpu_s_per_gpix']:.1f}, out-of-core read+evaluate "
+        f"{ooc['nowrite_cpu_s_per_gpix']:.1f}, out-of-core Zarr->Zarr {ooc['cpu_s_per_gpix']:.1f}"
     )
     say(f"store complete: {ooc['complete']}, spot check equals NumPy: {ooc['spot_check_equal']}")
     say(f"load average at end: {_load()}")
