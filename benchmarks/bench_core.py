@@ -56,7 +56,7 @@ N_SAMPLE = 2000  # pixels whose values are checked against pixgmm's float64 resu
 LABELS = {
     ("W1", "pixgmm"): "pixgmm `density` (steady state, table cached)",
     ("W1", "pixgmm_first"): "pixgmm `density`, first call on a new model (table built)",
-    ("W1", "floor"): "floor: numba kernel reading each pixel, writing one float32",
+    ("W1", "floor"): "floor: numba kernel reading each pixel (its 3 bytes), writing one float32",
     ("W1", "sklearn"): "scikit-learn `GaussianMixture.score_samples` (float64 pixels)",
     ("W1", "numpy"): "NumPy vectorised ((N, K, D) differences, determinant)",
     ("W1", "scipy"): "`scipy.stats.multivariate_normal` loop over components",
@@ -179,7 +179,10 @@ def _floor_kernel():
     @numba.njit(parallel=True, nogil=True, fastmath=True)
     def floor(X, out):
         for i in numba.prange(X.shape[0]):
-            out[i] = np.float32(X[i, 0])
+            s = np.uint32(0)
+            for c in range(X.shape[1]):  # every channel of the pixel is read
+                s += X[i, c]
+            out[i] = np.float32(s)
 
     return floor
 
@@ -550,7 +553,15 @@ def machine():
         "numba": numba.__version__,
         "os": f"{platform.system()} {platform.release()}",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_end": _loadavg(),
     }
+
+
+def _loadavg():
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
 
 
 def _fmt_time(s):
@@ -637,7 +648,13 @@ def markdown(rows, info, args):
         f"Machine: {info['cpu']}, {info['cores']} cores ({info['numba_threads']} numba threads), "
         + (f"{info['memory_gb']} GB RAM, " if info["memory_gb"] else "")
         + f"{info['os']}; Python {info['python']}, NumPy {info['numpy']}, numba {info['numba']}; "
-        + f"{info['date']}.",
+        + f"{info['date']}."
+        + (
+            f" Load average (1 min) {info['load_start']} at the start, {info['load_end']} at "
+            f"the end, on {info['cores']} cores."
+            if info.get("load_start") is not None
+            else ""
+        ),
         "",
         f"Command: `python benchmarks/bench_core.py{' --quick' if args.quick else ''}`. "
         f"Median of {args.repeats} repeats in each of {args.rounds} interleaved processes for "
@@ -728,6 +745,7 @@ def main(argv=None):
     args.cold_repeats = args.cold_repeats or (1 if args.quick else 5)
     args.rounds = args.rounds or (1 if args.quick else 3)
     only = set(args.only.split(",")) if args.only else {"W1", "W2", "W3", "cold"}
+    load_start = _loadavg()
     paths = make_inputs(args.quick)
     plan = {
         "W1": ["pixgmm", "pixgmm_first", "floor", "sklearn", "numpy", "scipy"],
@@ -744,6 +762,7 @@ def main(argv=None):
     args.raw_err = {w: sklearn_raw_error(w, paths[w]) for w in ("W1", "W3") if w in only}
     args.raw_err_dtype = {"W1": "uint8", "W3": "uint16"}
     info = machine()
+    info["load_start"] = load_start
     text = markdown(rows, info, args)
     args.output.write_text(text, encoding="utf-8")
     if args.json:
