@@ -279,16 +279,22 @@ def predict(X, means, prec, coef, full, out, ntasks):
     nblocks = (N + BLOCK - 1) // BLOCK
     for t in numba.prange(ntasks):
         xt, lt, y, nanf, m, s, res = _scratch(K, D)
+        best = np.empty(BLOCK, dtype=np.int64)
         for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
             start = b * BLOCK
             nb = min(BLOCK, N - start)
             _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
+            # running argmax with the pixels innermost (vectorised); strict > keeps the
+            # first of equal values, and a NaN log-term is never taken
+            q = lt[0]
             for i in range(nb):
-                best = -1
-                bv = -np.inf
-                for k in range(K):
-                    v = lt[k, i]
-                    if v > bv or best < 0:
-                        best = k
-                        bv = v
-                out[start + i] = -1 if nanf[i] else best
+                m[i] = q[i]
+                best[i] = 0
+            for k in range(1, K):
+                q = lt[k]
+                for i in range(nb):
+                    take = q[i] > m[i]
+                    m[i] = q[i] if take else m[i]
+                    best[i] = k if take else best[i]
+            for i in range(nb):
+                out[start + i] = -1 if nanf[i] else best[i]
