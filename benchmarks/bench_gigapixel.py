@@ -105,7 +105,8 @@ def phase_generate(args):
 
     from pixgmm import bigimage
 
-    path = Path(args.dir) / f"image-{args.size}-{args.chunk}.zarr"
+    raw = "-raw" if args.input_codec == "none" else ""
+    path = Path(args.dir) / f"image-{args.size}-{args.chunk}{raw}.zarr"
     if bigimage.is_complete(path):
         return {"image": str(path), "generated": False}
     t = time.perf_counter()
@@ -116,7 +117,8 @@ def phase_generate(args):
         synthetic_block, dtype=np.uint8, chunks=template.chunks, meta=np.empty((0, 0, 0), np.uint8)
     )
     with dask.config.set(scheduler="threads", num_workers=args.threads):
-        bigimage.write_zarr(image, path, overwrite=True)
+        codec = None if args.input_codec == "none" else "auto"
+        bigimage.write_zarr(image, path, overwrite=True, compressors=codec)
     return {"image": str(path), "generated": True, "seconds": time.perf_counter() - t}
 
 
@@ -353,6 +355,8 @@ def run_phase(phase, args, **extra):
         args.codec,
         "--dtype",
         args.dtype,
+        "--input-codec",
+        args.input_codec,
     ]
     if args.keep_output:
         cmd.append("--keep-output")
@@ -383,6 +387,12 @@ def main(argv=None):
     )
     p.add_argument(
         "--dtype", default="float64", choices=["float64", "float32"], help="density map dtype"
+    )
+    p.add_argument(
+        "--input-codec",
+        default="zstd",
+        choices=["zstd", "none"],
+        help="codec of the generated input image (default Zstandard)",
     )
     p.add_argument("--keep-output", action="store_true", help="keep the density store")
     p.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster count")
@@ -424,7 +434,8 @@ def main(argv=None):
     )
     say(
         f"image {args.size} x {args.size} RGB uint8 ({args.size**2 / 1e9:.2f} Gpixels), "
-        f"chunks {args.chunk} x {args.chunk}, {args.threads} dask threads, output {args.dtype} "
+        f"chunks {args.chunk} x {args.chunk}, {args.threads} dask threads, input "
+        f"{'Zstandard' if args.input_codec == 'zstd' else 'uncompressed'}, output {args.dtype} "
         f"({'Zstandard' if args.codec == 'auto' else 'uncompressed'})"
     )
     say(f"load average at start: {_load()}")
