@@ -265,10 +265,13 @@ def responsibilities(X, means, prec, coef, full, out, ntasks):
             nb = min(BLOCK, N - start)
             _block_log_terms(X, start, nb, means, prec, coef, full, xt, lt, y, nanf)
             _block_lse(lt, K, nb, nanf, m, s, res)
+            for k in range(K):  # exponentials with the pixels innermost (vectorised)
+                q = lt[k]
+                for i in range(nb):
+                    q[i] = vexp(q[i] - res[i]) if res[i] > -np.inf else np.nan
             for i in range(nb):
-                r = res[i]
                 for k in range(K):
-                    out[start + i, k] = vexp(lt[k, i] - r) if r > -np.inf else np.nan
+                    out[start + i, k] = lt[k, i]
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
