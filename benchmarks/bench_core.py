@@ -68,12 +68,21 @@ LABELS = {
     ("cold", "uncached"): "new process, `PIXGMM_NUMBA_CACHE=0` (kernels compiled)",
     ("cold", "python"): "new process running `import numpy` only (interpreter baseline)",
 }
-WORKLOADS = {
-    "W1": "12 MP RGB uint8 photo (4000 x 3000), Jones & Rehg skin mixture (K=16, diagonal), float32 density",
-    "W2": "the same photo as float32, K=16 full covariances, log-density",
-    "W3": "2000 x 2000 x 4 uint16 image, K=8 diagonal, log-density",
-    "cold": "cold start: a new `python -c` process importing pixgmm and running W1 once (wall time)",
-}
+
+
+def workload_titles(quick):
+    (h1, w1), (h3, w3) = sizes(quick)["W1"], sizes(quick)["W3"]
+    mp = h1 * w1 / 1e6
+    return {
+        "W1": f"{mp:.2g} MP RGB uint8 photo ({w1} x {h1}), Jones & Rehg skin mixture (K=16, "
+        "diagonal), float32 density",
+        "W2": "the same photo as float32, K=16 full covariances, log-density",
+        "W3": f"{w3} x {h3} x 4 uint16 image, K=8 diagonal, log-density",
+        "cold": "cold start: a new `python -c` process importing pixgmm and running W1 once "
+        "(wall time)",
+    }
+
+
 #: Contenders that allocate (N, K, D) or (N, K) float64 temporaries, by workload.
 SLOW = {"sklearn", "numpy", "scipy"}
 
@@ -673,7 +682,7 @@ def markdown(rows, info, args):
         sel = [r for r in rows if r["workload"] == w]
         if not sel:
             continue
-        lines += [f"**{w}**: {WORKLOADS[w]}", ""]
+        lines += [f"**{w}**: {workload_titles(args.quick)[w]}", ""]
         lines += [
             "| Method | Median time | Ratio to pixgmm | Peak extra memory | Max rel. Δ log p |",
             "|---|---:|---:|---:|---:|",
@@ -698,9 +707,9 @@ def markdown(rows, info, args):
         ]
     if any(r["name"] in SLOW for r in rows):
         lines += [
-            "Slow contenders (scikit-learn, NumPy, SciPy) run with one BLAS thread, which is "
-            "faster than two for scikit-learn's skinny (N, D) x (D, D) products on this shared "
-            "machine. scikit-learn is given float64 pixels: on the raw integer pixels its "
+            "Slow contenders (scikit-learn, NumPy, SciPy) run with one BLAS thread: on this "
+            "2-core machine two BLAS threads made scikit-learn's skinny (N, D) x (D, D) "
+            "products several times slower. scikit-learn is given float64 pixels: on the raw integer pixels its "
             "`score_samples` squares `X` in the input dtype, which wraps around"
             + "".join(
                 f"; {w} raw {args.raw_err_dtype[w]}: max |Δ log p| = {e:.3g}"
