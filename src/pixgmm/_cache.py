@@ -24,7 +24,7 @@ class TableCache:
         self._items = OrderedDict()
         self._lock = threading.Lock()
         self._nbytes = 0
-        self.limit = int(limit)
+        self.limit = max(0, int(limit))  # a negative PIXGMM_TABLE_CACHE_MB keeps nothing
 
     def get(self, key):
         with self._lock:
