@@ -267,13 +267,6 @@ def _stop_counting():
         del mx._uncounted_rebuild
 
 
-DETECTOR_PROBABILITY = (
-    "SkinDetector.probability maps the bound method self._posterior_block over the blocks, "
-    "so the detector (both models) is pickled into every task; skin.py needs a module-level "
-    "function taking log_prior_odds"
-)
-
-
 @pytest.mark.parametrize(
     "call, n_models",
     [
@@ -281,11 +274,7 @@ DETECTOR_PROBABILITY = (
         (lambda img, s, o: pixgmm.log_ratio(img, s, o), 2),
         (lambda img, s, o: pixgmm.SkinDetector(s, o).log_ratio(img), 2),
         (lambda img, s, o: pixgmm.SkinDetector(s, o).mask(img), 2),
-        pytest.param(
-            lambda img, s, o: pixgmm.SkinDetector(s, o).probability(img),
-            2,
-            marks=pytest.mark.xfail(strict=True, reason=DETECTOR_PROBABILITY),
-        ),
+        (lambda img, s, o: pixgmm.SkinDetector(s, o).probability(img), 2),
         (lambda img, s, o: pixgmm.Classifier({0: s, 1: o}).log_posterior(img), 2),
     ],
     ids=[
