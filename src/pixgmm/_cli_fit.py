@@ -179,7 +179,7 @@ def fit(
             fail(f"{', '.join(existing)} exists (pass --overwrite to replace it)", as_json)
 
     from . import _cli_io
-    from .fit import fit as fit_mixture
+    from .fitting import fit as fit_mixture
 
     channels = data.channels
     results = []
