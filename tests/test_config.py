@@ -158,3 +158,18 @@ def test_parallel_and_cache_flags_come_from_the_constants():
     for flags in (_config.NUMBA_FLAGS, _config.NUMBA_PARALLEL_FLAGS):
         assert flags["cache"] is _config.CACHE
         assert "parallel" not in flags or flags is _config.NUMBA_PARALLEL_FLAGS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("", 512 * 2**20), ("0", 0), ("1.5", 1572864), (" 64 ", 64 * 2**20)]
+)
+def test_table_cache_size_from_the_environment(monkeypatch, text, expected):
+    monkeypatch.setenv("PIXGMM_TABLE_CACHE_MB", text)
+    assert _config._env_megabytes("PIXGMM_TABLE_CACHE_MB", 512) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "-5", "nan", "inf", "1e400"])
+def test_bad_table_cache_size_names_the_variable(monkeypatch, text):
+    monkeypatch.setenv("PIXGMM_TABLE_CACHE_MB", text)
+    with pytest.raises(ValueError, match=r"PIXGMM_TABLE_CACHE_MB=.* must be a size in MiB"):
+        _config._env_megabytes("PIXGMM_TABLE_CACHE_MB", 512)

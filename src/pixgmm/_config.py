@@ -10,6 +10,7 @@ pixel must stay NaN.
 
 from __future__ import annotations
 
+import math
 import os
 
 #: LLVM fast-math flags for every kernel: no ``nnan``/``ninf`` (see module docstring).
@@ -38,7 +39,24 @@ TINY = 1e-280
 
 #: Default memory budget of the colour-table cache, in bytes (see ``pixgmm.cache_info``).
 #: ``PIXGMM_TABLE_CACHE_MB`` overrides it.
-TABLE_CACHE_BYTES = int(float(os.environ.get("PIXGMM_TABLE_CACHE_MB", "512")) * 2**20)
+def _env_megabytes(name, default):
+    """A non-negative size in MiB from environment variable ``name``, in bytes."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return int(default * 2**20)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"environment variable {name}={text!r} must be a size in MiB (a number >= 0, "
+            f"e.g. {default}); unset it to use the default of {default}"
+        )
+    return int(value * 2**20)
+
+
+TABLE_CACHE_BYTES = _env_megabytes("PIXGMM_TABLE_CACHE_MB", 512)
 
 #: ``error_model="numpy"``: a float division by zero gives inf/NaN as in NumPy
 #: instead of raising, so a loop with a division has no exception branch and
