@@ -106,6 +106,22 @@ def test_uint8_colour_table_equals_direct(rng):
         pixgmm.log_density(img, h, method="separable")
 
 
+def test_unnormalised_ratio_of_a_histogram_and_a_mixture_is_refused(rng):
+    h = pixgmm.HistogramModel.fit(rng.integers(0, 256, (500, 3), dtype=np.uint8), channels="RGB")
+    skin = pixgmm.models.jones_rehg_skin()
+    img = rng.integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+    for a, b in ((h, skin), (skin, h)):
+        with pytest.raises(ValueError, match=r"normalized=False .* leave normalized=True"):
+            pixgmm.log_ratio(img, a, b, normalized=False)
+    # between two histograms, or for one histogram alone, there is nothing to drop
+    np.testing.assert_array_equal(
+        pixgmm.log_ratio(img, h, h, normalized=False), pixgmm.log_ratio(img, h, h)
+    )
+    np.testing.assert_array_equal(
+        pixgmm.log_density(img, h, normalized=False), pixgmm.log_density(img, h)
+    )
+
+
 def test_skin_detector_with_histograms(rng):
     skin_px = rng.normal([200, 140, 110], 15, size=(3000, 3)).clip(0, 255).astype(np.uint8)
     other_px = rng.integers(0, 256, size=(6000, 3), dtype=np.uint8)

@@ -313,6 +313,11 @@ def _run(quantity, image, models, names, *, normalized, channel_axis, channels, 
     first = _as_model(models[0], names[0])
     X, spatial = pixels_view(image, first.n_features, channel_axis)
     models = _resolve_models(models, names, channels, X.shape[1])
+    if not normalized and len({_is_table_model(m) for m in models}) > 1:
+        raise ValueError(
+            "normalized=False drops (2 pi)^(-D/2) from a Mixture but a HistogramModel is always "
+            "normalised, so their log ratio would be off by a constant; leave normalized=True"
+        )
     odt = resolve_dtype(X.dtype, dtype, out)
     if out is not None:
         check_out(out, spatial, odt)
