@@ -9,15 +9,13 @@ for 8-bit images, through the same cached colour table.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import operator
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from ._jsonio import read_json, write_json
 from ._validation import (
     as_image_array,
     channel_permutation,
@@ -379,30 +377,13 @@ class HistogramModel:
         >>> pixgmm.HistogramModel.load(path) == h
         True
         """
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh)
-                fh.write("\n")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path):
         """Read a histogram written by :meth:`save`; errors name the file and field."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise OSError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        data, source = read_json(path)
+        return cls.from_dict(data, source=source)
 
     # -- evaluation protocol used by pixgmm.evaluate ------------------------------
     def _padded_log_bins(self):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from ._jsonio import read_json, write_json
 from ._validation import format_channels, normalize_channels
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
@@ -607,34 +605,13 @@ class Mixture:
         >>> pixgmm.Mixture.load(path) == m
         True
         """
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise OSError(
-                exc.errno, f"cannot write model file {str(path)!r}: {exc.strerror or exc}"
-            ) from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path):
         """Read a mixture written by :meth:`save`; errors name the file and field."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise OSError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        data, source = read_json(path)
+        return cls.from_dict(data, source=source)
 
 
 def _rebuild(data):
