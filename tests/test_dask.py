@@ -356,7 +356,8 @@ def test_classifier_scores_equal_numpy(method, rng):
 CLASSIFIER_LAZY = (
     "Classifier methods stack per-class dask results with np.stack (one chunk per class) "
     "and predict() indexes a NumPy label array with a dask index, which computes eagerly; "
-    "classify.py needs a dask branch (da.stack(...).rechunk({-1: -1}) then map_blocks)"
+    "classify.py needs a dask branch (the per-class log-densities combined block by block "
+    "with map_blocks, the class axis in one chunk, the label map by map_blocks)"
 )
 
 
