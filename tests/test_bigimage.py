@@ -273,3 +273,44 @@ def _is_worker(proc):
         return "resource_tracker" not in " ".join(proc.cmdline())
     except Exception:  # already gone
         return False
+
+
+# -- the gigapixel benchmark, on a small image ---------------------------------------
+def test_gigapixel_benchmark_phases_run_on_a_small_image(tmp_path):
+    """benchmarks/bench_gigapixel.py's phases, in this process, on 512 x 512 pixels."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gigapixel.py"
+    spec = importlib.util.spec_from_file_location("bench_gigapixel", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(
+        size=512,
+        chunk=128,
+        dir=str(tmp_path),
+        threads=2,
+        repeat=1,
+        compressors=None,
+        codec="none",
+        dtype="float32",
+        input_codec="none",
+        keep_output=False,
+    )
+    gen = bench.phase_generate(args)
+    assert gen["generated"] and bigimage.is_complete(gen["image"])
+    assert not bench.phase_generate(args)["generated"]  # reused
+    args.image = gen["image"]
+    mem = bench.phase_inmemory(args)
+    assert mem["pixels"] == 512 * 512 and mem["rate_mpix_s"] > 0 and mem["io_rate_mpix_s"] > 0
+    ooc = bench.phase_outofcore(args)
+    assert ooc["complete"] and ooc["spot_check_equal"] and ooc["chunks"] == 16
+    assert not (tmp_path / "density-512.zarr").exists()  # removed without --keep-output
+    rows = bench.graph_report(args)
+    for chunks in {r["chunks"] for r in rows}:
+        pix = [r for r in rows if r["chunks"] == chunks and r["graph"] == "pixgmm"]
+        naive = [r for r in rows if r["chunks"] == chunks and r["graph"] == "naive"]
+        for p, n in zip(pix, naive):
+            assert p["tasks"] == chunks + 1 and n["tasks"] == chunks
+            assert p["task_bytes"] < n["task_bytes"]
