@@ -101,7 +101,9 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
         Chunk size along the spatial axes (``4096`` = 4096 x 4096 blocks). The
         channel axis is always one chunk, as pixgmm needs. ``"auto"``: dask's
         choice of about ``array.chunk-size`` (128 MiB) per chunk, in multiples
-        of the file's own tiles or Zarr chunks, which read fastest.
+        of the file's own tiles or Zarr chunks, which read fastest. Prefer such
+        multiples when you choose: a block smaller than a compressed Zarr chunk
+        decompresses the whole chunk to use part of it.
     channel_axis : int or None, default -1
         The axis holding the channels (None: a grayscale image).
     component : str, optional
