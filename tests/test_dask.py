@@ -353,15 +353,6 @@ def test_classifier_scores_equal_numpy(method, rng):
     assert len([v for v in graph.values() if _is_model_node(v)]) == 3
 
 
-CLASSIFIER_LAZY = (
-    "Classifier methods stack per-class dask results with np.stack (one chunk per class) "
-    "and predict() indexes a NumPy label array with a dask index, which computes eagerly; "
-    "classify.py needs a dask branch (the per-class log-densities combined block by block "
-    "with map_blocks, the class axis in one chunk, the label map by map_blocks)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)
 @pytest.mark.parametrize("method", ["log_posterior", "probability", "predict"])
 def test_classifier_methods_are_lazy_with_the_class_axis_in_one_chunk(method, rng):
     clf = _classifier()
@@ -378,7 +369,6 @@ def test_classifier_methods_are_lazy_with_the_class_axis_in_one_chunk(method, rn
         _check(lazy, expected)
 
 
-@pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)
 def test_classifier_predict_with_fill_is_lazy(rng):
     clf = _classifier()
     img = (rng.random((20, 22, 3)) * 255).astype(np.float64)

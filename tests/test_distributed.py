@@ -208,18 +208,12 @@ def test_skin_detector_on_the_cluster_equals_numpy(client, method, dtype, rng):
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-CLASSIFIER_LAZY = (
-    "Classifier.predict indexes a NumPy label array with a dask index, which computes "
-    "eagerly; classify.py needs a dask branch (map_blocks over the stacked scores)"
-)
-
-
 @pytest.mark.parametrize(
     "method",
     [
         "log_posterior",
         "probability",
-        pytest.param("predict", marks=pytest.mark.xfail(strict=True, reason=CLASSIFIER_LAZY)),
+        "predict",
     ],
 )
 def test_classifier_on_the_cluster_equals_numpy(client, method, rng):

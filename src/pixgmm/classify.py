@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import evaluate
+from .evaluate import _is_dask_array
 from .histogram import HistogramModel
 from .mixture import as_mixture
 
@@ -21,6 +22,55 @@ _KEYWORDS = """channel_axis : int or None, default -1
         channels are reordered to match.
     method : {"auto", "table", "separable", "direct"}
         Engine for each class's log-density (see :mod:`pixgmm.evaluate`)."""
+
+
+def _log_posterior_block(s):
+    """Normalise per-class scores (trailing axis) in log space, in place; NaN where undefined."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = s.max(axis=-1, keepdims=True)
+        finite = np.isfinite(m)
+        shift = np.where(finite, m, 0)
+        lse = np.log(np.exp(s - shift).sum(axis=-1, keepdims=True)) + shift
+        s -= lse
+    s[~np.broadcast_to(finite, s.shape)] = np.nan
+    return s
+
+
+def _probability_block(s):
+    return np.exp(_log_posterior_block(s), out=s)
+
+
+def _predict_block(s, labels, fill):
+    """Label of the best-scoring class per pixel; ``fill`` (or an error) where none is defined."""
+    with np.errstate(invalid="ignore"):
+        best = s.max(axis=-1)
+        bad = ~(best > -math.inf)
+    index = np.argmax(s, axis=-1)
+    labels = list(labels)
+    if bad.any():
+        if fill is None:
+            raise ValueError(
+                f"{int(bad.sum())} pixel(s) cannot be classified (a NaN value, or zero "
+                "density under every model); pass fill= a label for them, e.g. fill=-1"
+            )
+        index[bad] = len(labels)
+        labels.append(fill)
+    return np.asarray(labels)[index]
+
+
+def _copied(s, func):
+    """``func`` on a copy: a dask block may be shared with another result of the same graph."""
+    return func(np.array(s, copy=True))
+
+
+def _predict_dask_block(s, labels, fill, dtype):
+    return _predict_block(s, labels, fill).astype(dtype, copy=False)
+
+
+def _label_dtype(labels, fill):
+    """The dtype :func:`_predict_block` returns, known before any block is computed."""
+    labels = list(labels) + ([] if fill is None else [fill])
+    return np.asarray(labels).dtype
 
 
 def _check_model(model, name):
@@ -143,7 +193,11 @@ class Classifier:
         return self._priors.copy()
 
     def _scores(self, image, channel_axis, channels, dtype, method):
-        """Per-class ``log p(x | class) + log prior``, stacked on a trailing axis."""
+        """Per-class ``log p(x | class) + log prior``, stacked on a trailing axis.
+
+        For a dask image the result is a dask array whose class axis is one chunk,
+        so every block holds all classes of its pixels.
+        """
         cols = [
             evaluate.log_density(
                 image,
@@ -155,20 +209,20 @@ class Classifier:
             )
             for lab in self._labels
         ]
+        if _is_dask_array(cols[0]):
+            import dask.array as da
+
+            scores = da.stack(cols, axis=-1).rechunk({-1: -1})
+            return scores + self._log_priors.astype(scores.dtype)
         scores = np.stack(cols, axis=-1)
         scores += self._log_priors.astype(scores.dtype)
         return scores
 
     def log_posterior(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
         s = self._scores(image, channel_axis, channels, dtype, method)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m = s.max(axis=-1, keepdims=True)
-            finite = np.isfinite(m)
-            shift = np.where(finite, m, 0)
-            lse = np.log(np.exp(s - shift).sum(axis=-1, keepdims=True)) + shift
-            s -= lse
-        s[~np.broadcast_to(finite, s.shape)] = np.nan
-        return s
+        if _is_dask_array(s):
+            return s.map_blocks(_copied, _log_posterior_block, dtype=s.dtype)
+        return _log_posterior_block(s)
 
     log_posterior.__doc__ = f"""Log posterior ``log P(class | x)`` of every class at every pixel.
 
@@ -200,10 +254,10 @@ class Classifier:
     """
 
     def probability(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
-        lp = self.log_posterior(
-            image, channel_axis=channel_axis, channels=channels, dtype=dtype, method=method
-        )
-        return np.exp(lp, out=lp)
+        s = self._scores(image, channel_axis, channels, dtype, method)
+        if _is_dask_array(s):
+            return s.map_blocks(_copied, _probability_block, dtype=s.dtype)
+        return _probability_block(s)
 
     probability.__doc__ = f"""Posterior probability ``P(class | x)`` of every class at every pixel.
 
@@ -233,20 +287,13 @@ class Classifier:
         self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto", fill=None
     ):
         s = self._scores(image, channel_axis, channels, dtype, method)
-        with np.errstate(invalid="ignore"):
-            best = s.max(axis=-1)
-            bad = ~(best > -math.inf)
-        index = np.argmax(s, axis=-1)
-        labels = list(self._labels)
-        if bad.any():
-            if fill is None:
-                raise ValueError(
-                    f"{int(bad.sum())} pixel(s) cannot be classified (a NaN value, or zero "
-                    "density under every model); pass fill= a label for them, e.g. fill=-1"
-                )
-            index[bad] = len(labels)
-            labels.append(fill)
-        return np.asarray(labels)[index]
+        if _is_dask_array(s):
+            # every block must give the same dtype, so it is fixed by the labels and fill
+            dt = _label_dtype(self._labels, fill)
+            return s.map_blocks(
+                _predict_dask_block, self._labels, fill, dt, drop_axis=s.ndim - 1, dtype=dt
+            )
+        return _predict_block(s, self._labels, fill)
 
     predict.__doc__ = f"""The most probable class at every pixel, as a label map.
 
@@ -259,11 +306,12 @@ class Classifier:
     fill : scalar, optional
         Label for pixels that cannot be classified (a NaN value, or zero
         density under every model, possible with unsmoothed histograms).
-        Without it such pixels are an error.
+        Without it such pixels are an error (for a dask image, raised when
+        the result is computed).
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         The image's shape without the channel axis, holding labels:
         ``numpy.asarray(labels)[argmax]`` (an int array for int labels, a
         string array for string labels). Ties go to the class listed first.
