@@ -10,6 +10,10 @@ import pytest
 import pixgmm
 
 
+def test_all_lists_exactly_the_lazily_loaded_names():
+    assert sorted(pixgmm.__all__) == sorted(["__version__", *pixgmm._LAZY])
+
+
 @pytest.mark.parametrize("name", pixgmm.__all__)
 def test_every_public_name_resolves(name):
     assert getattr(pixgmm, name) is not None
