@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,13 @@ def test_demo_writes_four_outputs_once(tmp_path):
     assert prob.shape == (512, 512) and 0.0 <= prob.min() and prob.max() <= 1.0
     result = invoke("demo", "--out", "demo", cwd=tmp_path)
     assert result.exit_code == 1 and "--overwrite" in result.stderr
+
+
+def test_fit_without_scikit_learn_names_the_extra(tmp_path, monkeypatch):
+    np.savetxt(tmp_path / "px.txt", [[10, 20, 30, 1], [40, 50, 60, 1], [70, 80, 90, 2]], fmt="%d")
+    monkeypatch.setitem(sys.modules, "sklearn.mixture", None)  # import fails, as without the extra
+    result = invoke("fit", "--pixels", "px.txt", "--json", "-o", "m.json", cwd=tmp_path)
+    assert result.exit_code == 1
+    assert 'pip install "pixgmm[fit]"' in result.output
+    assert json.loads(result.stdout)["failed"] == 1
+    assert not list(tmp_path.glob("m*.json"))

@@ -139,6 +139,12 @@ def fit(
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
+    from .fitting import _gaussian_mixture_class
+
+    try:  # before reading any data: scikit-learn is an optional extra
+        _gaussian_mixture_class()
+    except ImportError as exc:
+        fail(str(exc), as_json)
     start = time.perf_counter()
     try:
         data = _cli_data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
