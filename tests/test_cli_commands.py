@@ -383,3 +383,19 @@ def test_fit_without_scikit_learn_names_the_extra(tmp_path, monkeypatch):
     assert 'pip install "pixgmm[fit]"' in result.output
     assert json.loads(result.stdout)["failed"] == 1
     assert not list(tmp_path.glob("m*.json"))
+
+
+@pytest.mark.parametrize(
+    ("option", "missing"), [("--chunks=64", "dask"), ("--workers=1", "distributed")]
+)
+def test_dask_options_without_the_extra_name_it(tmp_path, monkeypatch, option, missing):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
+    result = CliRunner().invoke(main, ["skin", "x.jpg", option, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"need {missing}" in result.output and 'pip install "pixgmm[dask]"' in result.output
+    assert not list(tmp_path.iterdir())

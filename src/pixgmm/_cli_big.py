@@ -50,7 +50,20 @@ def big_options(func):
 
 
 def requested(chunks, workers, scheduler):
-    return chunks is not None or workers is not None or scheduler is not None
+    """True when any of the three options is given; a usage error without the dask extra."""
+    if chunks is None and workers is None and scheduler is None:
+        return False
+    from importlib.util import find_spec
+
+    needed = ["dask", "zarr"] + (["distributed"] if workers or scheduler else [])
+    missing = [name for name in needed if find_spec(name) is None]
+    if missing:
+        raise click.UsageError(
+            f"--chunks, --workers and --scheduler need {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; install the extra with "
+            'pip install "pixgmm[dask]"'
+        )
+    return True
 
 
 def _is_zarr(path):
