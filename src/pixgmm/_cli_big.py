@@ -13,7 +13,6 @@ bar for the Dask computation is shown when stderr is a terminal.
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import click
@@ -137,7 +136,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     JSON summary as the in-memory loop.
     """
     from . import _cli_io
-    from ._cli_run import Result, _Progress, reason, report, summarize
+    from ._cli_run import _Progress, process_inputs, summarize
     from .bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr
 
     try:
@@ -146,59 +145,36 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         raise click.BadParameter(str(exc), param_hint="--chunks") from None
     found = _expand(inputs)
     show = _Progress(opts).enabled
-    results = []
-    with _open_client(workers, scheduler, show):
+
+    def check(path):
+        if not _is_zarr(path):
+            _cli_io.check_supported(path)
+        if _cli_io.is_video(path):
+            raise _cli_io.InputError(
+                "videos are not read lazily; drop --chunks/--workers/--scheduler"
+            )
+
+    def handle(path, stem, result):
+        targets = {n: opts.out / f"{stem}.{n}.zarr" for n in names}
+        for t in targets.values():
+            if not opts.overwrite and t.exists() and (is_complete(t) or not t.is_dir()):
+                raise _cli_io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
         try:
-            opts.out.mkdir(parents=True, exist_ok=True)
-            out_error = None
-        except OSError as exc:
-            out_error = f"cannot create output folder {opts.out}: {exc.strerror or exc}"
-        seen = {}
-        for arg, path, problem in found:
-            result = Result(input=str(path) if path is not None else arg)
-            start = time.perf_counter()
-            try:
-                if problem is not None:
-                    raise _cli_io.InputError(problem)
-                if out_error is not None:
-                    raise _cli_io.InputError(out_error)
-                if not _is_zarr(path):
-                    _cli_io.check_supported(path)
-                if _cli_io.is_video(path):
-                    raise _cli_io.InputError(
-                        "videos are not read lazily; drop --chunks/--workers/--scheduler"
-                    )
-                stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
-                if stem in seen:
-                    raise _cli_io.InputError(
-                        f"its outputs would have the same names as those of {seen[stem]}"
-                    )
-                seen[stem] = str(path)
-                targets = {n: opts.out / f"{stem}.{n}.zarr" for n in names}
-                for t in targets.values():
-                    if not opts.overwrite and t.exists() and (is_complete(t) or not t.is_dir()):
-                        raise _cli_io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
-                try:
-                    image = open_image_lazy(path, chunk_spec)
-                except (OSError, ValueError, KeyError) as exc:
-                    raise _cli_io.InputError(f"cannot open image lazily: {exc}") from None
-                maps = compute(image)
-                for n, t in targets.items():
-                    write_zarr(
-                        maps[n],
-                        t,
-                        overwrite=opts.overwrite,
-                        attrs={"pixgmm_source": str(path), "pixgmm_map": n},
-                    )
-                    result.outputs.append(str(t))
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                result.status = "failed"
-                result.error = reason(exc)
-            result.seconds = time.perf_counter() - start
-            results.append(result)
-            report(result, opts, None)
+            image = open_image_lazy(path, chunk_spec)
+        except (OSError, ValueError, KeyError) as exc:
+            raise _cli_io.InputError(f"cannot open image lazily: {exc}") from None
+        maps = compute(image)
+        for n, t in targets.items():
+            write_zarr(
+                maps[n],
+                t,
+                overwrite=opts.overwrite,
+                attrs={"pixgmm_source": str(path), "pixgmm_map": n},
+            )
+            result.outputs.append(str(t))
+
+    with _open_client(workers, scheduler, show):
+        results = process_inputs(found, opts, check, handle)
     return summarize(results, opts, extra)
 
 

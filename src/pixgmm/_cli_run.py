@@ -173,15 +173,16 @@ def reason(exc):
     return f"{type(exc).__name__}: {exc}"
 
 
-def run(inputs, outputs, compute, opts, extra=None):
-    """Process every input; print the summary; return 0 if all succeeded, else 1.
+def process_inputs(found, opts, check, handle, bar=None):
+    """Call ``handle(path, stem, result)`` for each found input; return the results.
 
-    ``extra`` (a dict) is added to the JSON summary.
+    The checks come first: an input that could not be found, an output folder
+    that cannot be made, the command's own ``check(path)`` (an unsupported
+    file), then two inputs whose outputs would have the same names. Any
+    exception from ``check`` or ``handle`` marks that input failed, with its
+    reason, and the next input is processed; each result is reported as it ends.
     """
     results = []
-    found = _cli_io.expand_inputs(inputs)
-    progress = _Progress(opts)
-    bar = progress.bar(total=len(found), unit="file")
     seen = {}
     try:
         opts.out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +197,7 @@ def run(inputs, outputs, compute, opts, extra=None):
                 raise _cli_io.InputError(problem)
             if out_error is not None:
                 raise _cli_io.InputError(out_error)
-            _cli_io.check_supported(path)
+            check(path)
             stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
             if stem in seen:
                 raise _cli_io.InputError(
@@ -204,10 +205,7 @@ def run(inputs, outputs, compute, opts, extra=None):
                     f"({stem}.*); rename one of them or run them with different --out"
                 )
             seen[stem] = str(path)
-            if _cli_io.is_video(path):
-                _process_video(path, stem, outputs, compute, opts, result, progress)
-            else:
-                _process_image(path, stem, outputs, compute, opts, result)
+            handle(path, stem, result)
         except KeyboardInterrupt:
             raise
         except Exception as exc:
@@ -218,6 +216,25 @@ def run(inputs, outputs, compute, opts, extra=None):
         report(result, opts, bar)
         if bar is not None:
             bar.update(1)
+    return results
+
+
+def run(inputs, outputs, compute, opts, extra=None):
+    """Process every input; print the summary; return 0 if all succeeded, else 1.
+
+    ``extra`` (a dict) is added to the JSON summary.
+    """
+    found = _cli_io.expand_inputs(inputs)
+    progress = _Progress(opts)
+    bar = progress.bar(total=len(found), unit="file")
+
+    def handle(path, stem, result):
+        if _cli_io.is_video(path):
+            _process_video(path, stem, outputs, compute, opts, result, progress)
+        else:
+            _process_image(path, stem, outputs, compute, opts, result)
+
+    results = process_inputs(found, opts, _cli_io.check_supported, handle, bar)
     if bar is not None:
         bar.close()
     return summarize(results, opts, extra)
