@@ -139,6 +139,39 @@ def test_write_zarr_round_trip_end_to_end(tmp_path, image):
     assert zarr.open_array(out, mode="r").attrs["model"] == MODEL._fingerprint
 
 
+def test_write_zarr_many_computes_what_the_maps_share_once(tmp_path, image):
+    calls = []
+
+    def shared_step(block):
+        if block.size:  # dask also calls it once on an empty block to learn the output's type
+            calls.append(block.shape)
+        return pixgmm.log_density(block, MODEL)
+
+    lazy = da.from_array(image, chunks=(48, 48, 3))
+    logp = lazy.map_blocks(shared_step, drop_axis=2, dtype=np.float64)
+    paths = [tmp_path / "logp.zarr", tmp_path / "high.zarr"]
+    stored = bigimage.write_zarr_many(
+        [(logp, paths[0], {"map": "logp"}), (logp > -20, paths[1])], progress=False
+    )
+    assert len(calls) == logp.npartitions  # once per block, not once per map
+    expected = pixgmm.log_density(image, MODEL)
+    np.testing.assert_allclose(stored[0][...], expected, rtol=1e-12)
+    np.testing.assert_array_equal(stored[1][...], expected > -20)
+    assert all(bigimage.is_complete(p) for p in paths)
+    assert zarr.open_array(paths[0], mode="r").attrs["map"] == "logp"
+
+
+def test_write_zarr_many_checks_every_store_before_writing(tmp_path, image):
+    lazy = pixgmm.density(da.from_array(image, chunks=(48, 48, 3)), MODEL)
+    wrong = tmp_path / "wrong.zarr"
+    zarr.create_array(wrong, shape=(3, 3), chunks=(3, 3), dtype="f8")
+    first = tmp_path / "first.zarr"
+    with pytest.raises(ValueError, match="holds an array of shape"):
+        bigimage.write_zarr_many([(lazy, first), (lazy, wrong)])
+    assert not bigimage.is_complete(first)
+    assert zarr.open_array(wrong, mode="r").shape == (3, 3)  # left as it was
+
+
 def test_irregular_chunks_are_made_regular(tmp_path, image):
     lazy = da.from_array(image, chunks=((30, 50, 50), (97,), (3,)))
     stored = bigimage.write_zarr(pixgmm.log_density(lazy, MODEL), tmp_path / "m.zarr")

@@ -3,7 +3,8 @@
 With any of these options an input is opened lazily (TIFF tile by tile, Zarr
 chunk by chunk, :func:`pixgmm.bigimage.open_image_lazy`), evaluated block by
 block with Dask, and every map is written chunk by chunk to a Zarr store
-(``photo.probability.zarr``) by :func:`pixgmm.bigimage.write_zarr`, so memory
+(``photo.probability.zarr``) by :func:`pixgmm.bigimage.write_zarr_many`, all
+maps of an input in one pass over the image, so memory
 use is bounded by a few chunks whatever the image size. ``--workers N`` starts a
 local cluster of N processes; ``--scheduler ADDRESS`` uses a running one;
 ``--chunks`` alone uses dask's threaded scheduler in this process. A progress
@@ -137,7 +138,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     """
     from . import _cli_io
     from ._cli_run import _Progress, process_inputs, summarize
-    from .bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr
+    from .bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr_many
 
     try:
         chunk_spec = parse_chunks(chunks)
@@ -164,14 +165,15 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         except (OSError, ValueError, KeyError) as exc:
             raise _cli_io.InputError(f"cannot open image lazily: {exc}") from None
         maps = compute(image)
-        for n, t in targets.items():
-            write_zarr(
-                maps[n],
-                t,
-                overwrite=opts.overwrite,
-                attrs={"pixgmm_source": str(path), "pixgmm_map": n},
-            )
-            result.outputs.append(str(t))
+        # one pass: the maps share the image read and, for skin, the log ratio
+        write_zarr_many(
+            [
+                (maps[n], t, {"pixgmm_source": str(path), "pixgmm_map": n})
+                for n, t in targets.items()
+            ],
+            overwrite=opts.overwrite,
+        )
+        result.outputs.extend(str(t) for t in targets.values())
 
     with _open_client(workers, scheduler, show):
         results = process_inputs(found, opts, check, handle)

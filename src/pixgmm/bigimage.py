@@ -289,6 +289,65 @@ def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", 
     >>> stored.shape, stored.chunks, is_complete(path)
     ((100, 80), (32, 32), True)
     """
+    return write_zarr_many(
+        [(array, path, attrs)], overwrite=overwrite, compressors=compressors, progress=progress
+    )[0]
+
+
+def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None):
+    """Compute several maps into their Zarr stores in one pass over their shared graph.
+
+    Like :func:`write_zarr` for each item, but everything the maps share (reading
+    the image, a log ratio that both a probability map and a mask derive from)
+    is computed once. Every store is checked before anything is written; each
+    is marked complete only after all of them are written.
+
+    Parameters
+    ----------
+    items : sequence of (array, path) or (array, path, attrs)
+        The maps, their stores and optional extra attributes, as for :func:`write_zarr`.
+    overwrite, compressors, progress
+        As for :func:`write_zarr`, applied to every store.
+
+    Returns
+    -------
+    list of zarr.Array
+        The written stores, opened read-only, in the order of ``items``.
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, pixgmm
+    >>> from pixgmm.bigimage import write_zarr_many, is_complete
+    >>> lr = pixgmm.log_ratio(da.zeros((64, 48, 3), chunks=16),
+    ...                       pixgmm.models.jones_rehg_skin(), pixgmm.models.jones_rehg_nonskin())
+    >>> folder = tempfile.mkdtemp()
+    >>> stores = write_zarr_many([(lr, folder + "/lr.zarr"), (lr > 0, folder + "/mask.zarr")])
+    >>> [s.dtype.name for s in stores], is_complete(folder + "/mask.zarr")
+    (['float64', 'bool'], True)
+    """
+    import dask.array as da
+    import zarr
+
+    prepared = [
+        _prepare_store(*item, overwrite=overwrite, compressors=compressors) for item in items
+    ]
+    for _, target, _, attrs in prepared:
+        target.attrs.update({**(attrs or {}), COMPLETE_ATTR: False})
+    if prepared:
+        stored = da.store(
+            [array for array, *_ in prepared],
+            [target for _, target, *_ in prepared],
+            lock=False,
+            compute=False,
+        )
+        compute(stored, progress=progress)
+    for _, target, _, _ in prepared:
+        target.attrs[COMPLETE_ATTR] = True
+    return [zarr.open_array(name, mode="r") for _, _, name, _ in prepared]
+
+
+def _prepare_store(array, path, attrs=None, *, overwrite, compressors):
+    """Check ``array`` and its store; return ``(array in the store's chunks, store, name, attrs)``."""
     import dask.array as da
     import zarr
 
@@ -303,7 +362,6 @@ def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", 
         raise ValueError("array has unknown chunk sizes; call array.compute_chunk_sizes() first")
     shape, dtype = tuple(array.shape), np.dtype(array.dtype)
 
-    target = None
     try:
         existing = zarr.open_array(name, mode="r+")
     except FileNotFoundError:
@@ -326,23 +384,17 @@ def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", 
             raise FileExistsError(
                 f"the Zarr store {name!r} is already complete; pass overwrite=True to rewrite it"
             )
-        target = existing
-        array = array.rechunk(target.chunks)  # one writer per store chunk
-    if target is None:
-        array = _regular(array)
-        target = zarr.create_array(
-            name,
-            shape=shape,
-            chunks=array.chunksize,
-            dtype=dtype,
-            compressors=compressors,
-            overwrite=True,
-        )
-    target.attrs.update({**(attrs or {}), COMPLETE_ATTR: False})
-    stored = da.store(array, target, lock=False, compute=False)
-    compute(stored, progress=progress)
-    target.attrs[COMPLETE_ATTR] = True
-    return zarr.open_array(name, mode="r")
+        return array.rechunk(existing.chunks), existing, name, attrs  # one writer per store chunk
+    array = _regular(array)
+    target = zarr.create_array(
+        name,
+        shape=shape,
+        chunks=array.chunksize,
+        dtype=dtype,
+        compressors=compressors,
+        overwrite=True,
+    )
+    return array, target, name, attrs
 
 
 def _regular(array):
