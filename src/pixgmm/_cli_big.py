@@ -189,12 +189,12 @@ def skin_maps(detector, save, log_t):
     import numpy as np
 
     from . import _cli_render
+    from .skin import _posterior_copy
 
     odds = float(detector.log_prior_odds)  # only this float travels with each task
 
     def posterior(lr):
-        z = lr.astype(np.float64) + odds
-        return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)
+        return _posterior_copy(lr.astype(np.float64), odds).astype(np.float32)
 
     def heat(p):
         return _cli_render.heatmap(p, 0.0, 1.0)

@@ -58,8 +58,9 @@ def _skin_compute(detector, save, ratio, threshold):
     import numpy as np
 
     from . import _cli_render
+    from .skin import _posterior_copy
 
-    log_t = _log_threshold(detector, ratio, threshold)
+    log_t = detector._log_threshold(ratio, threshold)
 
     def compute(page):
         rgb = colour_pixels(page, 3, to_8bit=True)
@@ -68,9 +69,7 @@ def _skin_compute(detector, save, ratio, threshold):
         if "logratio" in save:
             maps["logratio"] = lr.astype(np.float32)
         if "probability" in save or "heatmap" in save:
-            # P(skin | x) = sigmoid(lr + log prior odds) = exp(-log(1 + exp(-z)))
-            z = lr + detector.log_prior_odds
-            p = np.exp(-np.logaddexp(0.0, -z))
+            p = _posterior_copy(lr, detector.log_prior_odds)  # P(skin | x), never 0/0
             maps["probability"] = p.astype(np.float32)
             if "heatmap" in save:
                 maps["heatmap"] = _cli_render.heatmap(p, 0.0, 1.0)
@@ -82,16 +81,6 @@ def _skin_compute(detector, save, ratio, threshold):
         return maps
 
     return compute
-
-
-def _log_threshold(detector, ratio, threshold):
-    import math
-
-    if ratio is not None:
-        return math.log(ratio) if ratio > 0 else -math.inf
-    q = 0.5 if threshold is None else threshold
-    logit = math.inf if q == 1 else -math.inf if q == 0 else math.log(q) - math.log1p(-q)
-    return logit - detector.log_prior_odds
 
 
 def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy=None):
@@ -107,7 +96,7 @@ def _run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, 
     if lazy is not None:
         from . import _cli_big
 
-        compute = _cli_big.skin_maps(detector, save, _log_threshold(detector, ratio, threshold))
+        compute = _cli_big.skin_maps(detector, save, detector._log_threshold(ratio, threshold))
         names = [k for k in SKIN_OUTPUTS if k in save]
         return _cli_big.run_lazy(inputs, names, compute, opts, *lazy)
     outputs = [
