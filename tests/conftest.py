@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# tests/reference.py is imported as ``reference`` by the tests in the subfolders too
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: The repository's sibling ``shared/data`` directory (absent in a bare clone).
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()

@@ -1,7 +1,7 @@
 """Input handling of the public evaluation API: density, log_density, log_ratio,
 responsibilities and predict.
 
-``tests/test_engines.py`` checks the numbers of every engine against the references;
+``tests/engine/test_engines.py`` checks the numbers of every engine against the references;
 this file checks what the public layer does with what users pass: layouts, shapes,
 channel names, dtypes, ``out``, model sources and bad input. Results here are compared
 with the same call on a plain C-contiguous native array (or with a formula written out).

@@ -16,6 +16,7 @@ import pytest
 
 import pixgmm
 from pixgmm import evaluate as ev
+from pixgmm._engine import table as table_engine
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -102,13 +103,13 @@ def test_auto_engine_is_chosen_for_the_whole_image(rng, monkeypatch):
     expected = pixgmm.log_density(img, a)
     lazy = pixgmm.log_density(da.from_array(img, chunks=(300, 257, 3)), a)
     seen = []
-    original = ev._lut.gather
+    original = table_engine.gather
 
     def spy(*args):
         seen.append(args[0].shape[0])
         return original(*args)
 
-    monkeypatch.setattr(ev._lut, "gather", spy)
+    monkeypatch.setattr(table_engine, "gather", spy)
     got = lazy.compute(scheduler="sync")
     assert len(seen) == lazy.npartitions  # every block went through the table
     np.testing.assert_array_equal(got, expected)
@@ -197,13 +198,13 @@ def test_table_is_built_once_per_process(rng, monkeypatch):
     a, _ = _models()
     pixgmm.clear_cache()
     calls = []
-    original = ev._lut.log_table_chunks
+    original = table_engine.log_table_chunks
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(ev._lut, "log_table_chunks", counting)
+    monkeypatch.setattr(table_engine, "log_table_chunks", counting)
     img = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)
     lazy = pixgmm.density(da.from_array(img, chunks=(15, 15, 3)), a, method="table")
     with dask.config.set(scheduler="threads", num_workers=4):

@@ -23,9 +23,10 @@ _LAZY = {
     "Mixture": "mixture",
     "SkinDetector": "skin",
     "as_mixture": "mixture",
-    "cache_info": "_cache",
-    "clear_cache": "_cache",
+    "cache_info": "_engine.cache",
+    "clear_cache": "_engine.cache",
     "density": "evaluate",
+    "explain": "evaluate",
     "fit": "fitting",
     "fit_classes": "fitting",
     "log_density": "evaluate",
@@ -34,7 +35,7 @@ _LAZY = {
     "models": None,
     "predict": "evaluate",
     "responsibilities": "evaluate",
-    "set_cache_limit": "_cache",
+    "set_cache_limit": "_engine.cache",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "density",
+    "explain",
     "fit",
     "fit_classes",
     "log_density",
@@ -72,14 +74,14 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted({*globals(), *_LAZY})
+    return sorted(__all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import metrics, models
-    from ._cache import cache_info, clear_cache, set_cache_limit
+    from ._engine.cache import cache_info, clear_cache, set_cache_limit
     from .classify import Classifier
-    from .evaluate import density, log_density, log_ratio, predict, responsibilities
+    from .evaluate import density, explain, log_density, log_ratio, predict, responsibilities
     from .fitting import fit, fit_classes
     from .histogram import HistogramModel
     from .mixture import Mixture, as_mixture

@@ -231,3 +231,8 @@ def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def is_dask_array(image):
+    """True for a dask array, checked without importing dask."""
+    return type(image).__module__.split(".")[0] == "dask" and hasattr(image, "map_blocks")

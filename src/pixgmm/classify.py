@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import evaluate
-from .evaluate import _is_dask_array
+from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
 from .mixture import as_mixture
 

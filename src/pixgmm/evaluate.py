@@ -1,7 +1,10 @@
 """Per-pixel evaluation: density, log-density, ratios, responsibilities, labels.
 
-This public layer validates, decides the output dtype and layout, picks an
-engine and calls a private kernel. The engine rule (``method="auto"``):
+This public layer validates, decides the output dtype and layout, asks
+:mod:`pixgmm._engine.dispatch` for an engine and lets it compute (NumPy
+images), or hands the validated call to :mod:`pixgmm._engine.blocks` (Dask
+arrays: one task per block, lazily). :func:`explain` names the engine a call
+would use. The engine rule (``method="auto"``):
 
 1. ``"table"`` — a uint8 image with at most 3 channels (density, log-density,
    log-ratio): when the colour table is already cached, or the image has at
@@ -18,31 +21,44 @@ engine and calls a private kernel. The engine rule (``method="auto"``):
 
 ``method=`` forces an engine; a forced engine that does not apply is a
 ``ValueError``. All engines agree to within floating-point rounding.
+Responsibilities and labels always use ``"direct"``.
 """
 
 from __future__ import annotations
 
-import functools
+import inspect
 
 import numpy as np
 
-from . import _kernels, _lut
-from ._cache import TABLES
+from ._engine import dispatch
+from ._engine.params import is_table_model
+from ._engine.table import TABLE_MIN_PIXELS as TABLE_MIN_PIXELS  # the rule's threshold
 from ._validation import (
     check_bool,
+    check_image_dtype,
     check_method,
     check_out,
+    is_dask_array,
     kernel_output,
+    native_kernel_dtype,
+    normalize_channel_axis,
     normalize_channels,
     pixels_view,
     resolve_dtype,
 )
 from .mixture import as_mixture
 
-METHODS = ("auto", "table", "separable", "direct")
-#: The diagonal 3-channel colour table is built when an image has at least this many pixels.
-TABLE_MIN_PIXELS = 2**20
+__all__ = ["density", "explain", "log_density", "log_ratio", "predict", "responsibilities"]
 
+METHODS = dispatch.METHODS
+#: The public function computing each quantity.
+_FUNCTIONS = {
+    "pdf": "density",
+    "log": "log_density",
+    "ratio": "log_ratio",
+    "resp": "responsibilities",
+    "label": "predict",
+}
 _DOC_PARAMS = """image : array_like
         Pixels with channels along ``channel_axis``: (H, W, C), (N, H, W, C),
         (N, C) or any other leading shape. Integer (uint8, uint16, ...) or
@@ -70,47 +86,17 @@ _MODEL_PARAM = """model : Mixture, sequence of (mean, covariance, weight), or Ga
         :class:`pixgmm.HistogramModel`."""
 
 
-def _is_dask_array(image):
-    """True for a dask array, checked without importing dask."""
-    return type(image).__module__.split(".")[0] == "dask" and hasattr(image, "map_blocks")
-
-
-def _dask_aware(n_models):
-    """Decorator: a dask-array image goes to :func:`pixgmm._dask.evaluate`, lazily.
-
-    ``func(image, *models, **kwargs)`` is what runs on each NumPy block; dask is
-    imported only when a dask array arrives.
-    """
-
-    def decorate(func):
-        @functools.wraps(func)
-        def wrapper(image, *args, **kwargs):
-            if _is_dask_array(image):
-                from . import _dask
-
-                return _dask.evaluate(func, image, args[:n_models], *args[n_models:], **kwargs)
-            return func(image, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 def _doc(text, models=_MODEL_PARAM):
     return text.replace("{params}", _DOC_PARAMS.format(models=models))
 
 
-def _params(model, normalized):
-    return (
-        model.means,
-        model.precisions_cholesky,
-        model.log_normalizers(normalized),
-        not model.is_diagonal,
-    )
+def _as_model(model, name):
+    """A table model (HistogramModel) as is, anything else through :func:`as_mixture`."""
+    return model if is_table_model(model) else as_mixture(model, name)
 
 
-def _resolve_models(models, names, channels, n_channels):
-    """Coerce to Mixture, check feature counts agree, reorder to the image's channels."""
+def _resolve_models(models, names, channels):
+    """Coerce to models, check feature counts agree, reorder to the image's channels."""
     ms = [_as_model(m, name) for m, name in zip(models, names)]
     d = ms[0].n_features
     for m, name in zip(ms[1:], names[1:]):
@@ -129,232 +115,165 @@ def _resolve_models(models, names, channels, n_channels):
     return ms
 
 
-def _choose_engine(method, quantity, X, models):
-    if _has_table_model(models):
-        return _table_model_engine(method, quantity, X)
-    n, c = X.shape
-    dt = X.dtype
-    table_ok = dt == np.uint8 and c <= 3 and quantity in ("log", "pdf", "ratio")
-    sep_ok = (
-        dt.kind in "ui"
-        and dt.itemsize <= 2
-        and all(m.is_diagonal for m in models)
-        and quantity in ("log", "pdf", "ratio")
-    )
-    if method == "table":
-        if not table_ok:
-            raise ValueError(
-                "method='table' needs a uint8 image with at most 3 channels and a density, "
-                f"log-density or log-ratio (got {dt} with {c} channels); use method='auto'"
-            )
-        return "table"
-    if method == "separable":
-        if not sep_ok:
-            raise ValueError(
-                "method='separable' needs an 8- or 16-bit integer image, diagonal or spherical "
-                f"covariances and a density, log-density or log-ratio (got {dt}, covariance "
-                f"types {[m.covariance_type for m in models]}); use method='auto'"
-            )
-        return "separable"
-    if method == "direct":
-        return "direct"
-    if table_ok:
-        diag3 = c == 3 and all(m.is_diagonal for m in models)
-        threshold = TABLE_MIN_PIXELS if diag3 else 256**c
-        if n >= threshold:
-            return "table"
-    if sep_ok and dt.itemsize == 1 and n >= 256:
-        return "separable"
-    return "direct"
-
-
-def _table(quantity, models, normalized, n_channels, dtype):
-    """The colour table of ``quantity`` for 8-bit pixels, from the cache or built."""
-    if _has_table_model(models):
-        return _table_model_table(quantity, models, normalized, n_channels, dtype)
-    fps = tuple(m._fingerprint for m in models)
-    key = (*fps, quantity, bool(normalized) if quantity != "ratio" else None, dtype.str)
-    table = TABLES.get(key)
-    if table is not None:
-        return table
-    table = np.empty(256**n_channels, dtype=dtype)
-    chunks = [_lut.log_table_chunks(_params(m, normalized), n_channels) for m in models]
-    for parts in zip(*chunks):
-        start = parts[0][0]
-        values = parts[0][1]
-        stop = start + values.shape[0]
-        if quantity == "log":
-            table[start:stop] = values
-        elif quantity == "pdf":
-            np.exp(values, out=values)
-            table[start:stop] = values
-        else:
-            np.subtract(values, parts[1][1], out=values)
-            table[start:stop] = values
-    table.setflags(write=False)
-    return TABLES.put(key, table)
-
-
-def _separable(model, normalized, dtype):
-    levels = 2 ** (8 * dtype.itemsize)
-    offset = -int(np.iinfo(dtype).min)
-    key = (model._fingerprint, "separable", bool(normalized), levels, offset)
-    tables = TABLES.get(key)
-    if tables is None:
-        means, prec, coef, _ = _params(model, normalized)
-        tables = _lut.separable_tables(means, prec, coef, levels, offset)
-        for t in tables:
-            t.setflags(write=False)
-        tables = TABLES.put(key, tables)
-    return offset, tables
-
-
-def _shifts(n_channels):
-    return np.array([8 * (n_channels - 1 - c) for c in range(n_channels)], dtype=np.int64)
-
-
-# -- models evaluated from their own values (pixgmm.HistogramModel) ---------------------------
-# Such a model marks itself with ``_pixgmm_table_model = True`` and provides ``n_features``,
-# ``_channels``, ``with_channels``, ``_fingerprint``, ``_log_density_pixels(X) -> float64 (N,)``
-# and ``_log_table(start, stop) -> float64`` (log-densities of the 8-bit colours with table
-# indices start:stop). It goes through the same colour table and ``_lut.gather`` as a
-# mixture; ``normalized`` does not apply to it (its density is always normalised).
-
-
-def _is_table_model(model):
-    return bool(getattr(model, "_pixgmm_table_model", False))
-
-
-def _has_table_model(models):
-    return any(_is_table_model(m) for m in models)
-
-
-def _as_model(model, name):
-    """A table model as is, anything else through :func:`as_mixture`."""
-    return model if _is_table_model(model) else as_mixture(model, name)
-
-
-def _table_model_engine(method, quantity, X):
-    """The engine rule with a table model: the colour table for uint8 images, else direct."""
-    n, c = X.shape
-    table_ok = X.dtype == np.uint8 and c <= 3 and quantity in ("log", "pdf", "ratio")
-    if method == "separable":
-        raise ValueError(
-            "method='separable' needs mixtures with diagonal covariances; a HistogramModel is "
-            "evaluated with method='table' (uint8 images) or 'direct'; use method='auto'"
-        )
-    if method == "table" and not table_ok:
-        raise ValueError(
-            "method='table' needs a uint8 image with at most 3 channels and a density, "
-            f"log-density or log-ratio (got {X.dtype} with {c} channels); use method='auto'"
-        )
-    if method == "table" or (
-        method == "auto" and table_ok and n >= (TABLE_MIN_PIXELS if c == 3 else 256**c)
-    ):
-        return "table"
-    return "direct"
-
-
-def _table_model_logs(models, normalized, n_channels):
-    """Yield ``(start, [log-values of each model])`` covering all 256**C colours in order."""
-    n = 256**n_channels
-    mix = [i for i, m in enumerate(models) if not _is_table_model(m)]
-    if mix:  # at most one: a log ratio has two models and one of them is a table model
-        chunks = _lut.log_table_chunks(_params(models[mix[0]], normalized), n_channels)
-    else:
-        chunks = ((start, None) for start in range(0, n, 1 << 20))
-    for start, values in chunks:
-        stop = start + values.shape[0] if values is not None else min(n, start + (1 << 20))
-        yield (
-            start,
-            [values if i in mix else m._log_table(start, stop) for i, m in enumerate(models)],
-        )
-
-
-def _table_model_table(quantity, models, normalized, n_channels, dtype):
-    key = (*(m._fingerprint for m in models), quantity, bool(normalized), dtype.str)
-    table = TABLES.get(key)
-    if table is not None:
-        return table
-    table = np.empty(256**n_channels, dtype=dtype)
-    for start, logs in _table_model_logs(models, normalized, n_channels):
-        _combine_logs(quantity, logs, table[start : start + logs[0].shape[0]])
-    table.setflags(write=False)
-    return TABLES.put(key, table)
-
-
-def _table_model_direct(quantity, X, models, normalized, flat):
-    logs = []
-    for m in models:
-        if _is_table_model(m):
-            logs.append(m._log_density_pixels(X))
-        else:
-            values = np.empty(X.shape[0])
-            _kernels.log_sum_exp(
-                X, *_params(m, normalized), _kernels.MODE_LOG, values, _kernels.n_tasks(X.shape[0])
-            )
-            logs.append(values)
-    _combine_logs(quantity, logs, flat)
-
-
-def _combine_logs(quantity, logs, out):
-    with np.errstate(invalid="ignore"):  # -inf - -inf (zero density in both) is NaN
-        if quantity == "log":
-            out[...] = logs[0]
-        elif quantity == "pdf":
-            out[...] = np.exp(logs[0])
-        else:
-            out[...] = logs[0] - logs[1]
-
-
-def _run(quantity, image, models, names, *, normalized, channel_axis, channels, dtype, out, method):
+def _check_call(quantity, models, names, normalized, method):
     check_method(method, METHODS)
     check_bool(normalized, "normalized")
-    first = _as_model(models[0], names[0])
-    X, spatial = pixels_view(image, first.n_features, channel_axis)
-    models = _resolve_models(models, names, channels, X.shape[1])
-    if not normalized and len({_is_table_model(m) for m in models}) > 1:
+    if quantity in ("resp", "label"):
+        if method in ("table", "separable"):
+            raise ValueError(
+                f"{_FUNCTIONS[quantity]} supports method='auto' or 'direct', not {method!r}"
+            )
+        models = (as_mixture(models[0], names[0]),)
+    return models
+
+
+def _output(quantity, X, spatial, models, dtype, out):
+    """The result's shape and dtype, with ``out`` checked against them."""
+    if quantity == "label":
+        odt = np.dtype(np.intp)
+        if out is not None:
+            if not isinstance(out, np.ndarray) or out.dtype.kind != "i":
+                raise TypeError("out must be a signed integer numpy array for predict")
+            k = models[0].n_components
+            if np.iinfo(out.dtype).max < k - 1:
+                raise ValueError(f"out's dtype {out.dtype} cannot hold component {k - 1}")
+            odt = out.dtype.newbyteorder("=")
+    else:
+        odt = resolve_dtype(X.dtype, dtype, out)
+    shape = tuple(spatial)
+    if quantity == "resp":
+        shape += (models[0].n_components,)
+    if out is not None:
+        check_out(out, shape, odt)
+    return shape, odt
+
+
+def _check_mixed_normalization(models, normalized):
+    if not normalized and len({is_table_model(m) for m in models}) > 1:
         raise ValueError(
             "normalized=False drops (2 pi)^(-D/2) from a Mixture but a HistogramModel is always "
             "normalised, so their log ratio would be off by a constant; leave normalized=True"
         )
-    odt = resolve_dtype(X.dtype, dtype, out)
-    if out is not None:
-        check_out(out, spatial, odt)
-    result, copy_back = kernel_output(spatial, odt, out)
-    flat = result.reshape(-1)
-    n = X.shape[0]
-    if n:
-        engine = _choose_engine(method, quantity, X, models)
-        ntasks = _kernels.n_tasks(n)
-        if engine == "table":
-            table = _table(quantity, models, normalized, X.shape[1], odt)
-            _lut.gather(X, _shifts(X.shape[1]), table, flat, ntasks)
-        elif engine == "separable":
-            if quantity == "ratio":
-                off, (fa, ga, aa) = _separable(models[0], normalized, X.dtype)
-                _, (fb, gb, ab) = _separable(models[1], normalized, X.dtype)
-                _lut.separable_log_ratio(X, off, fa, ga, aa, fb, gb, ab, flat, ntasks)
-            else:
-                off, (f, g, a) = _separable(models[0], normalized, X.dtype)
-                mode = _kernels.MODE_LOG if quantity == "log" else _kernels.MODE_PDF
-                _lut.separable_lse(X, off, f, g, a, mode, flat, ntasks)
-        elif _has_table_model(models):
-            _table_model_direct(quantity, X, models, normalized, flat)
-        elif quantity == "ratio":
-            _kernels.log_ratio(
-                X, *_params(models[0], normalized), *_params(models[1], normalized), flat, ntasks
-            )
-        else:
-            mode = _kernels.MODE_LOG if quantity == "log" else _kernels.MODE_PDF
-            _kernels.log_sum_exp(X, *_params(models[0], normalized), mode, flat, ntasks)
+
+
+def _evaluate(
+    quantity, image, models, names, *, normalized, channel_axis, channels, dtype, out, method,
+    explain=False,
+):  # fmt: skip
+    """Validate a call, choose its engine and compute (or, for a Dask array, build the graph)."""
+    models = _check_call(quantity, models, names, normalized, method)
+    if is_dask_array(image):
+        return _evaluate_dask(
+            quantity, image, models, names, normalized, channel_axis, channels, dtype, out,
+            method, explain,
+        )  # fmt: skip
+    first = _as_model(models[0], names[0])
+    X, spatial = pixels_view(image, first.n_features, channel_axis)
+    models = _resolve_models(models, names, channels)
+    _check_mixed_normalization(models, normalized)
+    shape, odt = _output(quantity, X, spatial, models, dtype, out)
+    engine = dispatch.choose(method, quantity, X, models, normalized, odt)
+    if explain:
+        return engine.NAME
+    result, copy_back = kernel_output(shape, odt, out)
+    flat = result.reshape(X.shape[0], shape[-1]) if quantity == "resp" else result.reshape(-1)
+    dispatch.evaluate(engine, quantity, X, models, normalized, flat)
     if copy_back:
         out[...] = result
         return out
     return result
 
 
-@_dask_aware(1)
+def _evaluate_dask(
+    quantity, image, models, names, normalized, channel_axis, channels, dtype, out, method,
+    explain,
+):  # fmt: skip
+    """Everything validated on the client, before any task runs; then one task per block."""
+    name = _FUNCTIONS[quantity]
+    if out is not None:
+        raise TypeError(
+            f"out= cannot be used when image is a dask array: {name}() returns a lazy "
+            "dask array. Drop out= and store the result chunk by chunk with "
+            "result.store(target) or pixgmm.bigimage.write_zarr(result, path), or "
+            "take result.compute()"
+        )
+    check_image_dtype(image.dtype, "image")
+    if any(np.isnan(c) for dim in image.chunks for c in dim):
+        raise ValueError("image has unknown chunk sizes; call image.compute_chunk_sizes() first")
+    first = _as_model(models[0], names[0])
+    # the whole image's pixels as a view with zero strides: its shape without its memory
+    whole = np.broadcast_to(np.zeros((), native_kernel_dtype(image.dtype)), image.shape)
+    X, spatial = pixels_view(whole, first.n_features, channel_axis)
+    models = _resolve_models(models, names, channels)
+    _check_mixed_normalization(models, normalized)
+    _, odt = _output(quantity, X, spatial, models, dtype, None)
+    # one engine for the whole image, chosen as for the NumPy call on the whole image
+    engine = dispatch.choose(method, quantity, X, models, normalized, odt)
+    if explain:
+        return engine.NAME
+    from ._engine import blocks
+
+    return blocks.evaluate(
+        name,
+        quantity,
+        engine.NAME,
+        image,
+        models,
+        normalized=bool(normalized),
+        channel_axis=normalize_channel_axis(channel_axis, image.ndim),
+        dtype=odt,
+    )
+
+
+def explain(function, image, *models, **options):
+    """The engine ``function(image, *models, **options)`` would use, without computing.
+
+    Parameters
+    ----------
+    function : callable
+        One of :func:`density`, :func:`log_density`, :func:`log_ratio`,
+        :func:`responsibilities`, :func:`predict`.
+    image, *models, **options
+        The arguments of that call (a Dask array gives the engine of its blocks).
+
+    Returns
+    -------
+    str
+        ``"table"``, ``"separable"`` or ``"direct"``: the rule is in
+        :mod:`pixgmm.evaluate`. The same choice is logged at DEBUG level on the
+        ``pixgmm`` logger by every evaluation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pixgmm
+    >>> m = pixgmm.Mixture([1.0], [[128, 128, 128]], [[100, 100, 100]], "diag")
+    >>> pixgmm.explain(pixgmm.log_density, np.zeros((2000, 1000, 3), np.uint8), m)
+    'table'
+    >>> pixgmm.explain(pixgmm.log_density, np.zeros((20, 20, 3), np.uint8), m)
+    'separable'
+    >>> pixgmm.explain(pixgmm.log_density, np.zeros((20, 10, 3), np.float32), m)
+    'direct'
+    """
+    quantity = {v: k for k, v in _FUNCTIONS.items()}.get(getattr(function, "__name__", None))
+    if quantity is None or globals().get(function.__name__) is not function:
+        raise TypeError(
+            "function must be one of pixgmm.density, log_density, log_ratio, "
+            f"responsibilities or predict; got {function!r}"
+        )
+    try:
+        bound = inspect.signature(function).bind(image, *models, **options)
+    except TypeError as exc:
+        raise TypeError(f"{function.__name__}(): {exc}") from None
+    bound.apply_defaults()
+    kwargs = dict(bound.arguments)
+    image = kwargs.pop("image")
+    names = tuple(n for n in ("model", "model_a", "model_b") if n in kwargs)
+    models = tuple(kwargs.pop(n) for n in names)
+    kwargs.setdefault("dtype", None)
+    return _evaluate(quantity, image, models, names, explain=True, **kwargs)
+
+
 def density(
     image,
     model,
@@ -366,7 +285,7 @@ def density(
     out=None,
     method="auto",
 ):
-    return _run(
+    return _evaluate(
         "pdf",
         image,
         (model,),
@@ -411,7 +330,6 @@ density.__doc__ = _doc("""Mixture density ``p(x) = sum_k w_k N(x; mu_k, Sigma_k)
     """)
 
 
-@_dask_aware(1)
 def log_density(
     image,
     model,
@@ -423,7 +341,7 @@ def log_density(
     out=None,
     method="auto",
 ):
-    return _run(
+    return _evaluate(
         "log",
         image,
         (model,),
@@ -458,7 +376,6 @@ log_density.__doc__ = _doc("""Natural log of the mixture density at every pixel,
     """)
 
 
-@_dask_aware(2)
 def log_ratio(
     image,
     model_a,
@@ -471,7 +388,7 @@ def log_ratio(
     out=None,
     method="auto",
 ):
-    return _run(
+    return _evaluate(
         "ratio",
         image,
         (model_a, model_b),
@@ -514,7 +431,6 @@ log_ratio.__doc__ = _doc(
 )
 
 
-@_dask_aware(1)
 def responsibilities(
     image,
     model,
@@ -526,29 +442,18 @@ def responsibilities(
     out=None,
     method="auto",
 ):
-    check_method(method, METHODS)
-    check_bool(normalized, "normalized")
-    if method in ("table", "separable"):
-        raise ValueError(f"responsibilities supports method='auto' or 'direct', not {method!r}")
-    m = as_mixture(model, "model")
-    X, spatial = pixels_view(image, m.n_features, channel_axis)
-    m = _resolve_models((m,), ("model",), channels, X.shape[1])[0]
-    odt = resolve_dtype(X.dtype, dtype, out)
-    shape = (*spatial, m.n_components)
-    if out is not None:
-        check_out(out, shape, odt)
-    result, copy_back = kernel_output(shape, odt, out)
-    if X.shape[0]:
-        _kernels.responsibilities(
-            X,
-            *_params(m, normalized),
-            result.reshape(-1, m.n_components),
-            _kernels.n_tasks(X.shape[0]),
-        )
-    if copy_back:
-        out[...] = result
-        return out
-    return result
+    return _evaluate(
+        "resp",
+        image,
+        (model,),
+        ("model",),
+        normalized=normalized,
+        channel_axis=channel_axis,
+        channels=channels,
+        dtype=dtype,
+        out=out,
+        method=method,
+    )
 
 
 responsibilities.__doc__ = _doc("""Posterior probability of each component at every pixel.
@@ -576,34 +481,21 @@ responsibilities.__doc__ = _doc("""Posterior probability of each component at ev
     """)
 
 
-@_dask_aware(1)
 def predict(
     image, model, *, normalized=True, channel_axis=-1, channels=None, out=None, method="auto"
 ):
-    check_method(method, METHODS)
-    check_bool(normalized, "normalized")
-    if method in ("table", "separable"):
-        raise ValueError(f"predict supports method='auto' or 'direct', not {method!r}")
-    m = as_mixture(model, "model")
-    X, spatial = pixels_view(image, m.n_features, channel_axis)
-    m = _resolve_models((m,), ("model",), channels, X.shape[1])[0]
-    odt = np.dtype(np.intp)
-    if out is not None:
-        if not isinstance(out, np.ndarray) or out.dtype.kind != "i":
-            raise TypeError("out must be a signed integer numpy array for predict")
-        if np.iinfo(out.dtype).max < m.n_components - 1:
-            raise ValueError(f"out's dtype {out.dtype} cannot hold component {m.n_components - 1}")
-        odt = out.dtype.newbyteorder("=")
-        check_out(out, spatial, odt)
-    result, copy_back = kernel_output(spatial, odt, out)
-    if X.shape[0]:
-        _kernels.predict(
-            X, *_params(m, normalized), result.reshape(-1), _kernels.n_tasks(X.shape[0])
-        )
-    if copy_back:
-        out[...] = result
-        return out
-    return result
+    return _evaluate(
+        "label",
+        image,
+        (model,),
+        ("model",),
+        normalized=normalized,
+        channel_axis=channel_axis,
+        channels=channels,
+        dtype=None,
+        out=out,
+        method=method,
+    )
 
 
 predict.__doc__ = _doc("""Index of the most probable component at every pixel.

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from . import _kernels, _lut, evaluate
-from ._cache import TABLES
+from . import evaluate
+from ._engine import table as _table
 from ._validation import normalize_channels, pixels_view
 from .histogram import HistogramModel
 from .metrics import tpr_at_fpr
@@ -365,27 +365,28 @@ class SkinDetector:
         X, spatial = pixels_view(image, d, channel_axis)
         fdtype = np.dtype(np.float64 if dtype is None else dtype)
         key = (
+            "skin-mask",
             self._skin._fingerprint,
             self._nonskin._fingerprint,
             normalize_channels(channels),
-            "skin-mask",
+            X.shape[1],
             float(log_threshold),
             fdtype.str,
         )
-        table = TABLES.get(key)
         n = X.shape[0]
-        if table is None:
-            if n < MASK_TABLE_MIN_PIXELS:
-                return None
-            colours = _all_colours(X.shape[1])
-            lr = self.log_ratio(colours, channels=channels, dtype=fdtype, method="table")
-            table = lr >= lr.dtype.type(log_threshold)
-            table.setflags(write=False)
-            table = TABLES.put(key, table)
+        if n < MASK_TABLE_MIN_PIXELS and _table.TABLES.get(key) is None:
+            return None
+
+        def build():
+            lr = self.log_ratio(
+                _table.all_colours(X.shape[1]), channels=channels, dtype=fdtype, method="table"
+            )
+            return lr >= lr.dtype.type(log_threshold)
+
+        table = _table.cached(key, build)
         out = np.empty(spatial, dtype=bool)
         if n:
-            shifts = np.array([8 * (X.shape[1] - 1 - c) for c in range(X.shape[1])], np.int64)
-            _lut.gather(X, shifts, table, out.reshape(-1), _kernels.n_tasks(n))
+            _table.gather(X, table, out.reshape(-1))
         return out
 
     def _log_threshold(self, ratio, probability, log_ratio=None):
@@ -502,15 +503,6 @@ class SkinDetector:
     >>> detector.mask(rgb, ratio=theta).tolist()
     [True, False, False, False]
     """
-
-
-def _all_colours(n_channels):
-    """Every 8-bit colour as an (256**C, C) uint8 array, in colour-table order."""
-    idx = np.arange(256**n_channels, dtype=np.uint32)
-    colours = np.empty((idx.size, n_channels), dtype=np.uint8)
-    for c in range(n_channels):
-        np.right_shift(idx, 8 * (n_channels - 1 - c), out=colours[:, c], casting="unsafe")
-    return colours
 
 
 def _ratio_from_log(t):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cli_io
+from . import io as _io
 
 
 class DataError(Exception):
@@ -143,7 +143,7 @@ def _find_mask(image_path, folder):
         p
         for p in sorted(Path(folder).iterdir())
         if p.is_file()
-        and p.suffix.lower() in _cli_io.IMAGE_SUFFIXES
+        and p.suffix.lower() in _io.IMAGE_SUFFIXES
         and p.name.rsplit(".", 1)[0] in (stem, f"{stem}.mask")
         and p.resolve() != image_path.resolve()
     ]
@@ -176,24 +176,24 @@ def read_images(args, masks=None, to_8bit=False):
     Every page of a multi-page file is used. Raises :class:`DataError` naming
     the first file that cannot be used.
     """
-    found = _cli_io.expand_inputs(args)
+    found = _io.expand_inputs(args)
     if masks is not None and not Path(masks).is_dir():
         raise DataError(f"--masks {masks}: not a folder")
     pixel_parts, label_parts, names = [], [], []
     for arg, path, problem in found:
         if problem is not None:
             raise DataError(f"{arg}: {problem}")
-        if _cli_io.is_video(path):
+        if _io.is_video(path):
             raise DataError(f"{path}: videos are not supported here; give images")
         try:
-            pages = [colour_pixels(p, to_8bit) for p in _cli_io.read_pages(path)]
-        except (_cli_io.InputError, ValueError) as exc:
+            pages = [colour_pixels(p, to_8bit) for p in _io.read_pages(path)]
+        except (_io.InputError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None
         if masks is not None:
             mask_path = _find_mask(path, masks)
             try:
-                mask_pages = _cli_io.read_pages(mask_path)
-            except _cli_io.InputError as exc:
+                mask_pages = _io.read_pages(mask_path)
+            except _io.InputError as exc:
                 raise DataError(f"{mask_path}: {exc}") from None
             if len(mask_pages) != len(pages):
                 raise DataError(

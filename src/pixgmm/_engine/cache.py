@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._config import TABLE_CACHE_BYTES
+from .config import TABLE_CACHE_BYTES
 
 
 class TableCache:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._cli_common import DATA_HELP, data_options, fail
+from .options import DATA_HELP, data_options, fail
 
 COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 
@@ -135,11 +135,11 @@ def fit(
     """
     import json
 
-    from . import _cli_data
+    from . import data as _data
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
-    from .fitting import _gaussian_mixture_class
+    from ..fitting import _gaussian_mixture_class
 
     try:  # before reading any data: scikit-learn is an optional extra
         _gaussian_mixture_class()
@@ -147,10 +147,10 @@ def fit(
         fail(str(exc), as_json)
     start = time.perf_counter()
     try:
-        data = _cli_data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
+        data = _data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    except _cli_data.DataError as exc:
+    except _data.DataError as exc:
         fail(str(exc), as_json)
     reg = _reg_covar(reg_covar, data.integer)
 
@@ -164,9 +164,9 @@ def fit(
     else:
         try:
             if classes:
-                wanted = [_cli_data.parse_label(c, data.labels) for c in classes]
+                wanted = [_data.parse_label(c, data.labels) for c in classes]
             elif per_class or pixels_file is not None:
-                wanted = [_cli_data.class_label(v) for v in _unique(data.labels)]
+                wanted = [_data.class_label(v) for v in _unique(data.labels)]
             else:  # masks without --class: the pixels inside the mask
                 wanted = ["mask"]
         except ValueError as exc:
@@ -184,8 +184,8 @@ def fit(
         if existing:
             fail(f"{', '.join(existing)} exists (pass --overwrite to replace it)", as_json)
 
-    from . import _cli_io
-    from .fitting import fit as fit_mixture
+    from ..fitting import fit as fit_mixture
+    from . import io as _io
 
     channels = data.channels
     results = []
@@ -207,10 +207,10 @@ def fit(
                 channels=channels,
             )
             targets[c].parent.mkdir(parents=True, exist_ok=True)
-            with _cli_io.atomic_target(targets[c], overwrite) as tmp:
+            with _io.atomic_target(targets[c], overwrite) as tmp:
                 model.save(tmp)
             entry["status"] = "ok"
-        except (ValueError, OSError, _cli_io.OutputExists) as exc:
+        except (ValueError, OSError, _io.OutputExists) as exc:
             entry["status"] = "failed"
             entry["error"] = f"{what}: {exc}"
             status = 1

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _cli_io
+from . import io as _io
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,14 @@ class _Progress:
 
 
 def _process_image(path, stem, outputs, compute, opts, result):
-    pages = _cli_io.read_pages(path)
+    pages = _io.read_pages(path)
     targets = []
     for i in range(len(pages)):
         for o in outputs:
             name = f"{stem}{_page_label(i, len(pages))}.{o.name}{_suffix(o, opts, False)}"
             targets.append(opts.out / name)
     for t in targets:
-        _cli_io.check_target(t, opts.overwrite)
+        _io.check_target(t, opts.overwrite)
     if len(pages) > 1:
         result.pages = len(pages)
     it = iter(targets)
@@ -116,9 +116,9 @@ def _process_image(path, stem, outputs, compute, opts, result):
         for o in outputs:
             target = next(it)
             if o.form == "picture":
-                _cli_io.write_png(target, maps[o.map_key], opts.overwrite)
+                _io.write_png(target, maps[o.map_key], opts.overwrite)
             else:
-                _cli_io.write_float(target, maps[o.map_key], opts.overwrite)
+                _io.write_float(target, maps[o.map_key], opts.overwrite)
             result.outputs.append(str(target))
 
 
@@ -129,14 +129,14 @@ def _process_video(path, stem, outputs, compute, opts, result, progress):
     outputs = list({(o.name, _suffix(o, opts, True)): o for o in outputs}.values())
     targets = {o.map_key: opts.out / f"{stem}.{o.name}{_suffix(o, opts, True)}" for o in outputs}
     for t in targets.values():
-        _cli_io.check_target(t, opts.overwrite)
-    fps, frames = _cli_io.video_frames(path)
+        _io.check_target(t, opts.overwrite)
+    fps, frames = _io.video_frames(path)
     bar = progress.bar(desc=path.name, unit="frame", leave=False, position=1)
     n = 0
     with contextlib.ExitStack() as stack:
         writers = {
             o.map_key: stack.enter_context(
-                _cli_io.StreamWriter(
+                _io.StreamWriter(
                     targets[o.map_key],
                     "video" if o.form == "picture" else "tiff",
                     opts.overwrite,
@@ -155,13 +155,13 @@ def _process_video(path, stem, outputs, compute, opts, result, progress):
         if bar is not None:
             bar.close()
         if n == 0:
-            raise _cli_io.InputError("video has no frames")
+            raise _io.InputError("video has no frames")
     result.frames = n
     result.outputs.extend(str(t) for t in targets.values())
 
 
 def reason(exc):
-    if isinstance(exc, (_cli_io.InputError, _cli_io.OutputExists)):
+    if isinstance(exc, (_io.InputError, _io.OutputExists)):
         return str(exc)
     if isinstance(exc, PermissionError):
         return f"cannot write output: permission denied ({exc.filename or ''})".replace(" ()", "")
@@ -194,13 +194,13 @@ def process_inputs(found, opts, check, handle, bar=None):
         start = time.perf_counter()
         try:
             if problem is not None:
-                raise _cli_io.InputError(problem)
+                raise _io.InputError(problem)
             if out_error is not None:
-                raise _cli_io.InputError(out_error)
+                raise _io.InputError(out_error)
             check(path)
             stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
             if stem in seen:
-                raise _cli_io.InputError(
+                raise _io.InputError(
                     f"its outputs would have the same names as those of {seen[stem]} "
                     f"({stem}.*); rename one of them or run them with different --out"
                 )
@@ -224,17 +224,17 @@ def run(inputs, outputs, compute, opts, extra=None):
 
     ``extra`` (a dict) is added to the JSON summary.
     """
-    found = _cli_io.expand_inputs(inputs)
+    found = _io.expand_inputs(inputs)
     progress = _Progress(opts)
     bar = progress.bar(total=len(found), unit="file")
 
     def handle(path, stem, result):
-        if _cli_io.is_video(path):
+        if _io.is_video(path):
             _process_video(path, stem, outputs, compute, opts, result, progress)
         else:
             _process_image(path, stem, outputs, compute, opts, result)
 
-    results = process_inputs(found, opts, _cli_io.check_supported, handle, bar)
+    results = process_inputs(found, opts, _io.check_supported, handle, bar)
     if bar is not None:
         bar.close()
     return summarize(results, opts, extra)

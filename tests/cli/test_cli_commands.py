@@ -22,7 +22,7 @@ tifffile = pytest.importorskip("tifffile")
 
 from click.testing import CliRunner  # noqa: E402
 
-from pixgmm import _cli_data  # noqa: E402
+from pixgmm.cli import data as _cli_data  # noqa: E402
 from pixgmm.cli import main  # noqa: E402
 
 
@@ -295,7 +295,7 @@ def test_density_lazy_from_zarr_and_overwrite(scene):
 
 
 def test_fit_target_names():
-    from pixgmm._cli_fit import _target
+    from pixgmm.cli.fit import _target
 
     assert _target("m.json", 1, many=False) == Path("m.json")
     assert _target("m.json", 1, many=True) == Path("m.1.json")

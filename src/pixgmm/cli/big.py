@@ -77,14 +77,14 @@ def _is_zarr(path):
 
 
 def _expand(args):
-    from . import _cli_io
+    from . import io as _io
 
     found = []
     for arg in args:
         if _is_zarr(arg):
             found.append((arg, Path(arg), None))
         else:
-            found.extend(_cli_io.expand_inputs([arg]))
+            found.extend(_io.expand_inputs([arg]))
     return found
 
 
@@ -109,7 +109,7 @@ def lazy_colour(image, n_features, to_8bit):
 
 def _open_client(workers, scheduler, progress):
     """Enter :func:`pixgmm.bigimage.dask_client`; a cluster that cannot start is a usage error."""
-    from .bigimage import dask_client
+    from ..bigimage import dask_client
 
     stack = contextlib.ExitStack()
     try:
@@ -136,9 +136,9 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     Returns the exit status (0 or 1), with the same per-input reporting and
     JSON summary as the in-memory loop.
     """
-    from . import _cli_io
-    from ._cli_run import _Progress, process_inputs, summarize
-    from .bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr_many
+    from ..bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr_many
+    from . import io as _io
+    from .run import _Progress, process_inputs, summarize
 
     try:
         chunk_spec = parse_chunks(chunks)
@@ -149,9 +149,9 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
 
     def check(path):
         if not _is_zarr(path):
-            _cli_io.check_supported(path)
-        if _cli_io.is_video(path):
-            raise _cli_io.InputError(
+            _io.check_supported(path)
+        if _io.is_video(path):
+            raise _io.InputError(
                 "videos are not read lazily; drop --chunks/--workers/--scheduler"
             )
 
@@ -159,11 +159,11 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         targets = {n: opts.out / f"{stem}.{n}.zarr" for n in names}
         for t in targets.values():
             if not opts.overwrite and t.exists() and (is_complete(t) or not t.is_dir()):
-                raise _cli_io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
+                raise _io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
         try:
             image = open_image_lazy(path, chunk_spec)
         except (OSError, ValueError, KeyError) as exc:
-            raise _cli_io.InputError(f"cannot open image lazily: {exc}") from None
+            raise _io.InputError(f"cannot open image lazily: {exc}") from None
         maps = compute(image)
         # one pass: the maps share the image read and, for skin, the log ratio
         write_zarr_many(
@@ -188,8 +188,8 @@ def skin_maps(detector, save, log_t):
     import dask.array as da
     import numpy as np
 
-    from . import _cli_render
-    from .skin import _posterior_copy
+    from ..skin import _posterior_copy
+    from . import render as _render
 
     odds = float(detector.log_prior_odds)  # only this float travels with each task
 
@@ -197,10 +197,10 @@ def skin_maps(detector, save, log_t):
         return _posterior_copy(lr.astype(np.float64), odds).astype(np.float32)
 
     def heat(p):
-        return _cli_render.heatmap(p, 0.0, 1.0)
+        return _render.heatmap(p, 0.0, 1.0)
 
     def tint(image, mask):
-        return _cli_render.overlay(_cli_render.to_display(image), mask[..., 0])
+        return _render.overlay(_render.to_display(image), mask[..., 0])
 
     def compute(image):
         rgb = lazy_colour(image, 3, to_8bit=True)
@@ -237,7 +237,7 @@ def density_maps(model, name, log_, to_8bit, channels):
     import dask.array as da
     import numpy as np
 
-    from .evaluate import log_density
+    from ..evaluate import log_density
 
     def compute(image):
         pixels = lazy_colour(image, model.n_features, to_8bit)

@@ -1,4 +1,4 @@
-"""Direct evaluation kernels: any dtype, any D, any covariance type.
+"""The direct engine: numba kernels for any dtype, any D, any covariance type.
 
 Private layer: arguments are arrays and scalars only, already validated by the
 public layer. ``X`` is (N, D) in any numeric dtype and layout; model parameters
@@ -23,11 +23,47 @@ import math
 import numba
 import numpy as np
 
-from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
-from ._math import XMIN, vexp, vlog
+from .config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from .params import combine_logs, has_table_model, is_table_model, params
+from .vmath import XMIN, vexp, vlog
+
+NAME = "direct"
 
 MODE_LOG = 0
 MODE_PDF = 1
+
+
+def unsupported(quantity, X, models):
+    if quantity in ("resp", "label") and has_table_model(models):
+        return "needs a Mixture"  # the public functions coerce models first: not reached
+    return None
+
+
+def preferred(quantity, X, models, normalized, dtype):
+    return True
+
+
+def evaluate(quantity, X, models, normalized, out):
+    ntasks = n_tasks(X.shape[0])
+    if has_table_model(models):
+        logs = []
+        for m in models:
+            if is_table_model(m):
+                logs.append(m._log_density_pixels(X))
+            else:
+                values = np.empty(X.shape[0])
+                log_sum_exp(X, *params(m, normalized), MODE_LOG, values, ntasks)
+                logs.append(values)
+        combine_logs(quantity, logs, out)
+    elif quantity == "ratio":
+        log_ratio(X, *params(models[0], normalized), *params(models[1], normalized), out, ntasks)
+    elif quantity == "resp":
+        responsibilities(X, *params(models[0], normalized), out, ntasks)
+    elif quantity == "label":
+        predict(X, *params(models[0], normalized), out, ntasks)
+    else:
+        mode = MODE_LOG if quantity == "log" else MODE_PDF
+        log_sum_exp(X, *params(models[0], normalized), mode, out, ntasks)
 
 
 def n_tasks(n):

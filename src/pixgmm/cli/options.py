@@ -76,13 +76,13 @@ def split_list(value, allowed, option):
 def load_model(spec, option="--model"):
     """A Mixture or HistogramModel from a JSON file or a built-in name; bad files are usage errors."""
     if spec in BUILTIN_MODELS:
-        from . import models
+        from .. import models
 
         return models.jones_rehg_skin() if spec.endswith("-skin") else models.jones_rehg_nonskin()
     import json
 
-    from .histogram import HistogramModel
-    from .mixture import Mixture
+    from ..histogram import HistogramModel
+    from ..mixture import Mixture
 
     path = Path(spec)
     try:
@@ -98,7 +98,7 @@ def load_model(spec, option="--model"):
 
 
 def make_options(out, overwrite, quiet, as_json, float_format="tiff"):
-    from ._cli_run import Options
+    from .run import Options
 
     return Options(
         out=out, overwrite=overwrite, quiet=quiet, json=as_json, float_format=float_format

@@ -1,4 +1,4 @@
-"""``pixgmm info``: a readable summary of a Mixture or HistogramModel."""
+"""What ``pixgmm info`` prints: a readable summary of a Mixture or HistogramModel."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _variances(model):
 
 def describe(model, source):
     """A JSON-ready dict describing ``model``."""
-    from .histogram import HistogramModel
+    from ..histogram import HistogramModel
 
     names = _channel_names(model)
     if isinstance(model, HistogramModel):

@@ -1,6 +1,6 @@
 """The one place that defines how pixgmm's numba kernels are compiled.
 
-Every kernel module imports its flags from here; ``tests/test_config.py`` checks
+Every kernel module imports its flags from here; ``tests/engine/test_config.py`` checks
 that no kernel hard-codes ``fastmath=``, ``parallel=`` or ``cache=``.
 
 ``FASTMATH`` deliberately leaves out ``nnan`` and ``ninf``: a log-density must be
@@ -16,7 +16,7 @@ import os
 #: LLVM fast-math flags for every kernel: no ``nnan``/``ninf`` (see module docstring).
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
-#: Flags for code whose rounding is part of its accuracy (``_math.vexp``'s
+#: Flags for code whose rounding is part of its accuracy (``vmath.vexp``'s
 #: Cody-Waite reduction): re-association would undo it, so only contraction to
 #: fused multiply-add and the sign-of-zero flag are allowed. LLVM inlines such a
 #: function into its callers with these flags kept on its own instructions.
@@ -64,7 +64,7 @@ TABLE_CACHE_BYTES = _env_megabytes("PIXGMM_TABLE_CACHE_MB", 512)
 NUMBA_FLAGS = {"fastmath": set(FASTMATH), "cache": CACHE, "nogil": True, "error_model": "numpy"}
 NUMBA_PARALLEL_FLAGS = {**NUMBA_FLAGS, "parallel": PARALLEL}
 
-#: Flags for the scalar helpers in ``_math`` (inlined into kernels by LLVM, so
+#: Flags for the scalar helpers in ``vmath`` (inlined into kernels by LLVM, so
 #: they need no on-disk cache of their own).
 MATH_FLAGS = {
     "fastmath": set(EXACT_FASTMATH),

@@ -15,7 +15,7 @@ import zlib
 import numba
 import numpy as np
 
-from ._config import NUMBA_FLAGS
+from .._engine.config import NUMBA_FLAGS
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour type -> samples per pixel (palette images are never 16-bit).

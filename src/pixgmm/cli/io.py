@@ -3,7 +3,7 @@
 Images are read in **RGB order** (alpha, if any, is kept as a 4th channel and
 dropped by the caller). JPEG, 8-bit PNG, BMP, WebP and GIF go through Pillow
 (via imageio, with the EXIF orientation applied so outputs line up with the
-photo as viewers show it); 16-bit PNG through :mod:`pixgmm._png` (Pillow would
+photo as viewers show it); 16-bit PNG through :mod:`pixgmm.cli.png16` (Pillow would
 truncate it to 8 bits); TIFF, including multi-page files, through tifffile;
 video frame by frame through imageio's ffmpeg plugin (the ``imageio-ffmpeg``
 wheel ships the ffmpeg binary).
@@ -161,7 +161,7 @@ def read_pages(path):
         if suffix in TIFF_SUFFIXES:
             pages = _read_tiff(path)
         elif suffix == ".png":
-            from ._png import png_header, read_png16
+            from .png16 import png_header, read_png16
 
             header = png_header(path)
             if header is not None and header[2] == 16:

@@ -26,7 +26,7 @@ import numba
 from numba import types
 from numba.extending import intrinsic
 
-from ._config import MATH_FLAGS
+from .config import MATH_FLAGS
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125

@@ -329,15 +329,14 @@ def test_auto_agrees_with_direct(rng, dtype, shape, covariance_type):
 def test_auto_engine_rule_by_dtype(rng):
     # 8-bit images with a diagonal model use the separable tables, 16-bit images the direct
     # kernel (their 65536-level tables miss the caches); a forced separable still applies
-    from pixgmm import evaluate as ev
-
     model = ref.random_mixture(rng, "diag", 3, 4, 0, 255)
     u8 = np.zeros((300, 3), np.uint8)
     u16 = np.zeros((70000, 3), np.uint16)
-    assert ev._choose_engine("auto", "log", u8, [model]) == "separable"
-    assert ev._choose_engine("auto", "log", u8[:255], [model]) == "direct"
-    assert ev._choose_engine("auto", "log", u16, [model]) == "direct"
-    assert ev._choose_engine("separable", "log", u16, [model]) == "separable"
+    explain = pixgmm.explain
+    assert explain(pixgmm.log_density, u8, model) == "separable"
+    assert explain(pixgmm.log_density, u8[:255], model) == "direct"
+    assert explain(pixgmm.log_density, u16, model) == "direct"
+    assert explain(pixgmm.log_density, u16, model, method="separable") == "separable"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._cli_common import (
+from .options import (
     IMAGE_HELP,
     colour_pixels,
     common_options,
@@ -45,7 +45,7 @@ def _hex(rgb):
 def _compute(classifier, save, to_8bit, channels):
     import numpy as np
 
-    from . import _cli_render
+    from . import render as _render
 
     n_features = next(iter(classifier.models.values())).n_features
     k = len(classifier.labels)
@@ -60,7 +60,7 @@ def _compute(classifier, save, to_8bit, channels):
         if "labels" in save:
             maps["labels"] = index
         if "colour" in save:
-            picture = _cli_render.label_picture(np.minimum(index, k - 1))
+            picture = _render.label_picture(np.minimum(index, k - 1))
             picture[bad] = 0
             maps["colour"] = picture
         if "probability" in save:
@@ -118,9 +118,9 @@ def classify(
       pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -o uci.json
       pixgmm classify photo.jpg -m skin=uci.1.json -m background=uci.2.json
     """
-    from . import _cli_render
-    from ._cli_run import Output, run
-    from .classify import Classifier
+    from ..classify import Classifier
+    from . import render as _render
+    from .run import Output, run
 
     save = split_list(save, CLASSIFY_OUTPUTS, "--save")
     specs = _pairs(model_specs, "--model")
@@ -150,7 +150,7 @@ def classify(
 
     first = next(iter(models.values()))
     channels = model_channels(first, first.n_features)
-    palette = _cli_render.PALETTE
+    palette = _render.PALETTE
     legend = [
         {"index": i, "label": lab, "colour": _hex(palette[i % len(palette)])}
         for i, lab in enumerate(classifier.labels)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._cli_common import DATA_HELP, data_options, fail, load_model
+from .options import DATA_HELP, data_options, fail, load_model
 
 BUILTIN_DETECTOR = "jones-rehg"
 
@@ -47,14 +47,14 @@ def _scorer(name, specs):
     """A function pixels -> scores (larger = more likely positive) and the score's name."""
     models = [load_model(s, f"--detector {name}") for s in specs]
     if len(models) == 2:
-        from .skin import SkinDetector
+        from ..skin import SkinDetector
 
         try:
             detector = SkinDetector(*models)
         except (TypeError, ValueError) as exc:
             raise click.BadParameter(str(exc), param_hint=f"--detector {name}") from None
         return (lambda px, ch: detector.log_ratio(px, channels=ch)), "log likelihood ratio"
-    from .evaluate import log_density
+    from ..evaluate import log_density
 
     model = models[0]
     return (lambda px, ch: log_density(px, model, channels=ch)), "log-density"
@@ -139,8 +139,9 @@ def evaluate(
 
     import numpy as np
 
-    from . import _cli_data, _cli_io
-    from .metrics import auc, roc_curve, tpr_at_fpr
+    from ..metrics import auc, roc_curve, tpr_at_fpr
+    from . import data as _data
+    from . import io as _io
 
     fprs = _fprs(fpr_text)
     parsed = [parse_detector(d) for d in (detectors or (BUILTIN_DETECTOR,))]
@@ -151,16 +152,16 @@ def evaluate(
     if plot is not None and not overwrite and plot.exists():
         fail(f"{plot} exists (pass --overwrite to replace it)", as_json)
     try:
-        data = _cli_data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
+        data = _data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    except _cli_data.DataError as exc:
+    except _data.DataError as exc:
         fail(str(exc), as_json)
     if data.labels is None:
         raise click.UsageError("evaluate needs labels: a table with a label column, or --masks")
     if positive is not None:
         try:
-            pos = _cli_data.parse_label(positive, data.labels)
+            pos = _data.parse_label(positive, data.labels)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--positive") from None
         truth = data.labels == pos
@@ -203,11 +204,11 @@ def evaluate(
             }
         )
     if plot is not None:
-        from .metrics import plot_roc
+        from ..metrics import plot_roc
 
         plot.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with _cli_io.atomic_target(plot, overwrite) as tmp:
+            with _io.atomic_target(plot, overwrite) as tmp:
                 plot_roc(
                     curves,
                     tmp,
@@ -215,7 +216,7 @@ def evaluate(
                     max_fpr=max_fpr,
                     mark_fpr=fprs,
                 )
-        except (ImportError, OSError, _cli_io.OutputExists) as exc:
+        except (ImportError, OSError, _io.OutputExists) as exc:
             fail(f"{plot}: {exc}", as_json)
 
     if as_json:

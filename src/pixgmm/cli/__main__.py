@@ -1,0 +1,5 @@
+"""``python -m pixgmm.cli``: the same as the ``pixgmm`` command."""
+
+from .main import main
+
+main(prog_name="pixgmm")

@@ -1,0 +1,110 @@
+"""``pixgmm density``: a model's density or log-density at every pixel, as TIFF, NPY or a heatmap."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .big import BIG_HELP, big_options, requested
+from .options import (
+    IMAGE_HELP,
+    colour_pixels,
+    common_options,
+    load_model,
+    make_options,
+    model_channels,
+    split_list,
+)
+
+DENSITY_FORMATS = ("tiff", "npy", "png")
+
+
+@click.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
+@click.argument("inputs", nargs=-1, required=True, type=str)
+@click.option(
+    "--model",
+    "-m",
+    "model_spec",
+    required=True,
+    metavar="MODEL.json",
+    help="Mixture or HistogramModel JSON (see Mixture.save), or jones-rehg-skin / "
+    "jones-rehg-nonskin.",
+)
+@click.option("--log", "log_", is_flag=True, help="Write the natural log of the density.")
+@click.option(
+    "--format",
+    "formats",
+    default="tiff",
+    show_default=True,
+    help="Comma-separated: tiff (float32), npy (float32), png (heatmap of the log-density, "
+    "viridis, from its 1st percentile to its maximum).",
+)
+@click.option(
+    "--to-8bit",
+    is_flag=True,
+    help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
+)
+@big_options
+@common_options
+def density(
+    inputs,
+    model_spec,
+    log_,
+    formats,
+    to_8bit,
+    chunks,
+    workers,
+    scheduler,
+    out,
+    overwrite,
+    quiet,
+    as_json,
+):
+    """Write the model's density (or log-density) at every pixel.
+
+    The model is applied to the image's channels in the order they are read
+    (RGB for colour images); a model that names its channels (e.g. "BGR") is
+    reordered to match RGB images. A single-feature model works on greyscale
+    images. Pixel values are used as read (0..65535 for 16-bit) unless --to-8bit.
+
+    \b
+    Example:
+      pixgmm density photo.jpg --model skin.json --log --format tiff,png
+      pixgmm density slide.tif --model skin.json --chunks 4096 --workers 4   # slide.density.zarr
+    """
+    import numpy as np
+
+    from ..evaluate import log_density
+    from . import render as _render
+    from .run import Output, run
+
+    formats = split_list(formats, DENSITY_FORMATS, "--format")
+    model = load_model(model_spec)
+    name = "logdensity" if log_ else "density"
+    outputs = [Output(name, "float", suffix=f".{f}") for f in formats if f != "png"]
+    if "png" in formats:
+        outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
+    channels = model_channels(model, model.n_features)
+    opts = make_options(out, overwrite, quiet, as_json)
+    if requested(chunks, workers, scheduler):
+        from . import big as _big
+
+        if "png" in formats:
+            raise click.BadParameter(
+                "png needs the whole map in memory (its colour scale comes from percentiles); "
+                "with --chunks/--workers/--scheduler the map is written as Zarr",
+                param_hint="--format",
+            )
+        compute = _big.density_maps(model, name, log_, to_8bit, channels)
+        sys.exit(_big.run_lazy(list(inputs), [name], compute, opts, chunks, workers, scheduler))
+
+    def compute(page):
+        pixels = colour_pixels(page, model.n_features, to_8bit)
+        logp = log_density(pixels, model, channels=channels)
+        maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
+        if "png" in formats:
+            maps["heatmap"] = _render.heatmap(logp, *_render.log_range(logp))
+        return maps
+
+    sys.exit(run(list(inputs), outputs, compute, opts))
