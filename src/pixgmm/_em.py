@@ -119,8 +119,117 @@ def _block_terms(xt, nb, means, prec, coef, full, lt, dt, y):
 
 
 @numba.njit(**NUMBA_FLAGS)
+def _block_terms3(xt, nb, means, prec, coef, full, lt):
+    """:func:`_block_terms` for 3 channels: one pass over the block per component."""
+    K = means.shape[0]
+    x0 = xt[0]
+    x1 = xt[1]
+    x2 = xt[2]
+    for k in range(K):
+        q = lt[k]
+        m0 = means[k, 0]
+        m1 = means[k, 1]
+        m2 = means[k, 2]
+        u00 = prec[k, 0, 0]
+        u11 = prec[k, 1, 1]
+        u22 = prec[k, 2, 2]
+        ck = coef[k]
+        if full:
+            u01 = prec[k, 0, 1]
+            u02 = prec[k, 0, 2]
+            u12 = prec[k, 1, 2]
+            for i in range(nb):
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                d2 = x2[i] - m2
+                y0 = d0 * u00
+                y1 = d0 * u01 + d1 * u11
+                y2 = d0 * u02 + d1 * u12 + d2 * u22
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
+        else:
+            for i in range(nb):
+                y0 = (x0[i] - m0) * u00
+                y1 = (x1[i] - m1) * u11
+                y2 = (x2[i] - m2) * u22
+                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
+
+
+@numba.njit(**NUMBA_FLAGS)
+def _block_acc3(xt, nb, means, lt, lp, wt, second, ank, asx, asxx):
+    """Responsibilities and moments of a block of 3-channel pixels, one pass per component."""
+    K = means.shape[0]
+    x0 = xt[0]
+    x1 = xt[1]
+    x2 = xt[2]
+    for k in range(K):
+        q = lt[k]
+        m0 = means[k, 0]
+        m1 = means[k, 1]
+        m2 = means[k, 2]
+        s = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s00 = 0.0
+        s11 = 0.0
+        s22 = 0.0
+        s10 = 0.0
+        s20 = 0.0
+        s21 = 0.0
+        if second == SECOND_FULL:
+            for i in range(nb):
+                r = wt[i] * q[i]
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                d2 = x2[i] - m2
+                r0 = r * d0
+                r1 = r * d1
+                r2 = r * d2
+                s += r
+                s0 += r0
+                s1 += r1
+                s2 += r2
+                s00 += r0 * d0
+                s11 += r1 * d1
+                s22 += r2 * d2
+                s10 += r1 * d0
+                s20 += r2 * d0
+                s21 += r2 * d1
+        else:
+            for i in range(nb):
+                r = wt[i] * q[i]
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                d2 = x2[i] - m2
+                r0 = r * d0
+                r1 = r * d1
+                r2 = r * d2
+                s += r
+                s0 += r0
+                s1 += r1
+                s2 += r2
+                s00 += r0 * d0
+                s11 += r1 * d1
+                s22 += r2 * d2
+        ank[k] += s
+        asx[k, 0] += s0
+        asx[k, 1] += s1
+        asx[k, 2] += s2
+        asxx[k, 0, 0] += s00
+        asxx[k, 1, 1] += s11
+        asxx[k, 2, 2] += s22
+        asxx[k, 1, 0] += s10
+        asxx[k, 2, 0] += s20
+        asxx[k, 2, 1] += s21
+
+
+@numba.njit(**NUMBA_FLAGS)
 def _block_lse(lt, K, nb, m, s, lp):
-    """lp[:nb] = log(sum_k exp(lt[k, :nb])) (two-pass, exact)."""
+    """lp[:nb] = log(sum_k exp(lt[k, :nb])) (two-pass, exact); lt[k] becomes ``exp(lt[k] - lp)``.
+
+    The second pass keeps ``exp(l_k - max)`` in ``lt`` and its sum in ``s``, so the
+    responsibilities cost a multiplication instead of another K exponentials.
+    """
     for i in range(nb):
         m[i] = -np.inf
         s[i] = 0.0
@@ -132,9 +241,16 @@ def _block_lse(lt, K, nb, m, s, lp):
     for k in range(K):
         q = lt[k]
         for i in range(nb):
-            s[i] += vexp(q[i] - m[i])
+            e = vexp(q[i] - m[i])
+            q[i] = e
+            s[i] += e
     for i in range(nb):
         lp[i] = m[i] + vlog(s[i])
+        s[i] = 1.0 / s[i]
+    for k in range(K):
+        q = lt[k]
+        for i in range(nb):
+            q[i] *= s[i]
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
@@ -168,17 +284,23 @@ def em_stats(X, w, has_w, means, prec, coef, full, second, nk, sx, sxx, out, nta
             start = b * BLOCK
             nb = min(BLOCK, N - start)
             nnan += _load_block(X, w, has_w, start, nb, xt, wt)
-            _block_terms(xt, nb, means, prec, coef, full, lt, dt, y)
+            if D == 3:
+                _block_terms3(xt, nb, means, prec, coef, full, lt)
+            else:
+                _block_terms(xt, nb, means, prec, coef, full, lt, dt, y)
             _block_lse(lt, K, nb, m, s, lp)
             for i in range(nb):
                 ll += wt[i] * lp[i]
                 wsum += wt[i]
             if second == 0:
                 continue
+            if D == 3:
+                _block_acc3(xt, nb, means, lt, lp, wt, second, ank, asx, asxx)
+                continue
             for k in range(K):
                 q = lt[k]
                 for i in range(nb):  # the responsibility, times the pixel's weight
-                    q[i] = wt[i] * vexp(q[i] - lp[i])
+                    q[i] = wt[i] * q[i]
                 acc = 0.0
                 for i in range(nb):
                     acc += q[i]
