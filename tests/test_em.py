@@ -381,3 +381,36 @@ def test_init_mixture_checks(rng):
     # a mixture of another covariance type is a valid start
     r = fitting.fit_em(X, 3, "full", init=start_mixture("diag"), max_iter=2, tol=0)
     assert r.mixture.covariance_type == "full" and r.init == "mixture"
+
+
+# -- many images -----------------------------------------------------------------------
+
+
+def test_fit_classes_over_images_equals_one_fit_per_class(rng):
+    images = [blob_pixels(rng, 400).reshape(20, 20, 3) for _ in range(3)]
+    masks = [rng.random((20, 20)) < 0.5 for _ in range(3)]
+    results = fitting.fit_classes_em(images, masks, 2, init="k-means++")
+    for c in (False, True):
+        px = np.concatenate([im[m == c] for im, m in zip(images, masks)])
+        alone = fitting.fit_em(px, 2, init="k-means++")
+        assert results[c].mixture == alone.mixture
+        assert results[c].compression == "histogram"
+        assert results[c].n_samples == px.shape[0]
+
+
+def test_class_histograms_stream_images_with_bounded_state(rng):
+    acc = fitting.ClassHistograms(classes=[1, 2])
+    for _ in range(4):
+        image = blob_pixels(rng, 600).reshape(20, 30, 3)
+        labels = rng.integers(0, 3, size=(20, 30))  # 0: unlabelled, ignored
+        acc.add(image, labels)
+    # one dense histogram per class, whatever the number of images
+    assert sorted(acc._counts) == [1, 2] and not acc._parts
+    assert all(c.shape == (256**3,) for c in acc._counts.values())
+    res = acc.fit_em(2, init="k-means++", max_samples=500)
+    assert res[1].n_samples == res[2].n_samples == 500
+    # a float image after 8-bit ones: the class's histogram becomes points, still exact
+    before = acc.n_pixels(1)
+    acc.add(blob_pixels(rng, 600, 3, np.float64).reshape(20, 30, 3), np.ones((20, 30), int))
+    assert acc.n_pixels(1) == before + 600 and 1 in acc._parts
+    assert acc.fit(2, init="k-means++")[1].n_components == 2
