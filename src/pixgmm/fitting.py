@@ -412,8 +412,18 @@ def _require_sklearn(what):
 
 
 def _gaussian_mixture_class():
-    """Kept for ``pixgmm fit``'s early check that scikit-learn is installed."""
-    return _require_sklearn("pixgmm.fit with init='kmeans'")
+    """scikit-learn's ``GaussianMixture`` (ImportError naming the extra without it).
+
+    Not used by the EM. Kept only for ``pixgmm fit``'s early check that scikit-learn is
+    installed; the CLI should check ``_require_sklearn`` for ``init="kmeans"`` instead.
+    """
+    try:
+        from sklearn.mixture import GaussianMixture
+    except ImportError:
+        raise ImportError(
+            f"pixgmm.fit needs scikit-learn, which is not installed; install it with {_INSTALL}"
+        ) from None
+    return GaussianMixture
 
 
 def _initial_resp(X, w, k, method, seed, random_state_obj):
