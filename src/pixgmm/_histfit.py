@@ -1,0 +1,256 @@
+"""The points an EM runs on: exact compression of integer pixels, and their statistics.
+
+An EM on distinct values, each weighted by its number of pixels, is the same EM
+as on every pixel (the sums over pixels are sums over values times counts). So
+:func:`compress` turns
+
+- 8-bit pixels with up to 3 channels into their colour histogram (distinct
+  colours in code order and their counts): ``"histogram"``;
+- other integer pixels into their distinct rows with counts, when that at
+  least halves the rows: ``"unique"``;
+- anything else (float pixels) into itself: ``"none"``.
+
+:class:`Points` (in memory) and :class:`DaskPoints` (blocks of a dask array,
+float pixels) answer the one question the EM loop asks: the summed sufficient
+statistics for given parameters (:meth:`stats`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _em
+
+#: Below this many pixels an 8-bit histogram is counted by sorting packed codes
+#: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
+DENSE_HISTOGRAM_MIN = 1 << 20
+
+
+class Points:
+    """Points (M, D) with weights (None: all 1), and what they came from."""
+
+    def __init__(self, X, w, *, compression, n_pixels, n_nan, total_weight):
+        self.X = X
+        self.w = w
+        self.compression = compression
+        self.n_pixels = n_pixels  # non-NaN pixels they stand for
+        self.n_nan = n_nan
+        self.total_weight = total_weight
+        self.n_features = X.shape[1]
+
+    @property
+    def n_points(self):
+        return self.X.shape[0]
+
+    def stats(self, means, prec, coef, full, second):
+        return block_stats(self.X, self.w, means, prec, coef, full, second)
+
+
+def block_stats(X, w, means, prec, coef, full, second):
+    """``(nk, sx, sxx, loglik_sum, weight_sum, n_nan)`` of points X (N, D), summed."""
+    K, D = means.shape
+    T = _em.n_tasks(X.shape[0])
+    nk = np.empty((T, K))
+    sx = np.empty((T, K, D))
+    sxx = np.empty((T, K, D, D))
+    out = np.empty((T, 3))
+    has_w = w is not None
+    ww = w if has_w else np.empty(1)
+    _em.em_stats(X, ww, has_w, means, prec, coef, full, second, nk, sx, sxx, out, T)
+    tot = out.sum(axis=0)
+    return nk.sum(0), sx.sum(0), sxx.sum(0), float(tot[0]), float(tot[1]), int(tot[2])
+
+
+def add_stats(a, b):
+    """The statistics of two parts together (a tree-reduction step)."""
+    return tuple(x + y for x, y in zip(a, b))
+
+
+# -- compression ----------------------------------------------------------------------
+
+
+def histogram_counts(px, w, counts=None, mask=None):
+    """Add the pixels (N, C<=3, uint8) to dense float64 ``counts`` (256**C); return counts."""
+    n_channels = px.shape[1]
+    if counts is None:
+        counts = np.zeros(256**n_channels)
+    has_mask = mask is not None
+    _hist_into(px, w, mask if has_mask else np.empty(1, bool), has_mask, counts)
+    return counts
+
+
+def _hist_into(px, w, mask, has_mask, counts):
+    has_w = w is not None
+    _em.histogram8(px, w if has_w else np.empty(1), has_w, mask, has_mask, counts)
+
+
+def packed_codes8(px):
+    """``x_0 * 256**(C-1) + ... + x_{C-1}`` per row, as int64."""
+    code = np.zeros(px.shape[0], dtype=np.int64)
+    for c in range(px.shape[1]):
+        code = code * 256 + px[:, c]
+    return code
+
+
+def from_counts(counts, n_channels):
+    """Distinct colours (M, C) uint8 and counts (M,) float64 from a dense histogram."""
+    codes = np.flatnonzero(counts)
+    return _em.decode8(codes, n_channels), counts[codes]
+
+
+def compress(px, w):
+    """``(X, w, compression)``: the points an EM on ``px`` (N, D) with weights ``w`` runs on."""
+    n, d = px.shape
+    if px.dtype == np.uint8 and d <= 3:
+        if n >= DENSE_HISTOGRAM_MIN:
+            colours, counts = from_counts(histogram_counts(px, w), d)
+        else:
+            codes, inverse = np.unique(packed_codes8(px), return_inverse=True)
+            counts = np.bincount(inverse.reshape(-1), weights=w, minlength=codes.shape[0])
+            keep = counts > 0
+            colours, counts = _em.decode8(codes[keep], d), counts[keep]
+        return colours, counts, "histogram"
+    if px.dtype.kind in "ui" and n > 1:
+        packed = _pack_int_rows(px)
+        if packed is not None:
+            codes, lo, strides = packed
+            uniq, inverse = np.unique(codes, return_inverse=True)
+            if 2 * uniq.shape[0] <= n:
+                counts = np.bincount(inverse.reshape(-1), weights=w, minlength=uniq.shape[0])
+                keep = counts > 0
+                rows = np.empty((int(keep.sum()), d), dtype=px.dtype)
+                rest = uniq[keep]
+                for c in range(d):
+                    rows[:, c] = rest // strides[c] + lo[c]
+                    rest = rest % strides[c]
+                return rows, counts[keep], "unique"
+    return px, w, "none"
+
+
+def _pack_int_rows(px):
+    """``(codes, lo, strides)`` packing integer rows into one int64 each, or None if too wide."""
+    lo = px.min(axis=0).astype(np.int64)
+    hi = px.max(axis=0).astype(np.int64)
+    span = [int(h) - int(l) + 1 for l, h in zip(lo, hi)]
+    total = 1
+    for s in span:
+        total *= s
+    if total >= 2**62:
+        return None
+    strides = [1] * len(span)
+    for c in range(len(span) - 2, -1, -1):
+        strides[c] = strides[c + 1] * span[c + 1]
+    codes = np.zeros(px.shape[0], dtype=np.int64)
+    for c in range(px.shape[1]):
+        codes += (px[:, c].astype(np.int64) - lo[c]) * strides[c]
+    return codes, lo, strides
+
+
+# -- dask -----------------------------------------------------------------------------
+
+
+def _block_pixels(block):
+    return block.reshape(-1, block.shape[-1])
+
+
+def _block_histogram(block):
+    """Sparse colour histogram of one block: (codes, counts)."""
+    px = _block_pixels(block)
+    codes, counts = np.unique(packed_codes8(px), return_counts=True)
+    return codes, counts.astype(np.float64)
+
+
+def _merge_histograms(a, b):
+    codes, inverse = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([a[1], b[1]]))
+    return codes, counts
+
+
+def _tree(parts, combine):
+    import dask
+
+    combine = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        nxt = [combine(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        if len(parts) % 2:
+            nxt.append(parts[-1])
+        parts = nxt
+    return parts[0]
+
+
+def dask_histogram(arr):
+    """Distinct colours (M, C) uint8 and counts of a dask uint8 array (..., C), C <= 3."""
+    import dask
+
+    blocks = [dask.delayed(_block_histogram, pure=True)(b) for b in arr.to_delayed().ravel()]
+    codes, counts = dask.compute(_tree(blocks, _merge_histograms))[0]
+    return _em.decode8(codes.astype(np.int64), arr.shape[-1]), counts
+
+
+def _dask_block_stats(block, params):
+    return block_stats(_block_pixels(block), None, *params)
+
+
+def _dask_block_nonfinite(block):
+    px = _block_pixels(block)
+    return _em.count_nonfinite(px, _em.n_tasks(px.shape[0]))
+
+
+def _dask_block_sample(block, seed, fraction):
+    """A Bernoulli sample of the block's non-NaN pixels, as float64."""
+    px = _block_pixels(block)
+    rng = np.random.default_rng(seed)
+    take = rng.random(px.shape[0]) < fraction
+    sample = np.asarray(px[take], dtype=np.float64)
+    return sample[~np.isnan(sample).any(axis=1)]
+
+
+class DaskPoints:
+    """Float pixels in the blocks of a dask array (..., C): a distributed EM.
+
+    Each call of :meth:`stats` maps :func:`block_stats` over the blocks (the
+    parameters enter the graph once, as one key) and sums the partial
+    statistics by a tree reduction. Blocks are persisted when the array is at
+    most ``persist_bytes`` (otherwise every iteration recomputes them from
+    their source).
+    """
+
+    compression = "none"
+
+    def __init__(self, arr, persist_bytes):
+        import dask
+
+        if arr.nbytes <= persist_bytes:
+            arr = arr.persist()
+        self.arr = arr
+        self.blocks = list(arr.to_delayed().ravel())
+        self.n_features = arr.shape[-1]
+        self.w = None
+        parts = [dask.delayed(_dask_block_nonfinite, pure=True)(b) for b in self.blocks]
+        counts = dask.compute(_tree(parts, add_stats))[0]
+        self.n_nan, self.n_inf = int(counts[0]), int(counts[1])
+        self.n_pixels = int(np.prod(arr.shape[:-1])) - self.n_nan
+        self.total_weight = float(self.n_pixels)
+
+    @property
+    def n_points(self):
+        return self.n_pixels
+
+    def stats(self, means, prec, coef, full, second):
+        import dask
+
+        params = dask.delayed((means, prec, coef, full, second), pure=True)
+        parts = [dask.delayed(_dask_block_stats, pure=True)(b, params) for b in self.blocks]
+        return dask.compute(_tree(parts, add_stats))[0]
+
+    def sample(self, size, seed):
+        """About ``size`` pixels drawn uniformly (a Bernoulli sample per block), float64."""
+        import dask
+
+        fraction = min(1.0, size / max(self.n_pixels, 1))
+        seeds = np.random.SeedSequence(seed).spawn(len(self.blocks))
+        parts = [
+            dask.delayed(_dask_block_sample, pure=True)(b, s.generate_state(1)[0], fraction)
+            for b, s in zip(self.blocks, seeds)
+        ]
+        return np.concatenate(dask.compute(*parts))
