@@ -17,7 +17,9 @@ import pytest
 from scipy import stats
 
 import pixgmm
-from pixgmm import _em, _histfit, fitting
+from pixgmm import fitting
+from pixgmm._engine import em as _em
+from pixgmm._engine import histfit as _histfit
 
 COV_TYPES = ["full", "diag", "spherical", "tied"]
 GaussianMixture = pytest.importorskip("sklearn.mixture").GaussianMixture

@@ -29,6 +29,7 @@ _LAZY = {
     "explain": "evaluate",
     "fit": "fitting",
     "fit_classes": "fitting",
+    "fitting": None,
     "log_density": "evaluate",
     "log_ratio": "evaluate",
     "metrics": None,
@@ -51,6 +52,7 @@ __all__ = [
     "explain",
     "fit",
     "fit_classes",
+    "fitting",
     "log_density",
     "log_ratio",
     "metrics",
@@ -78,7 +80,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import metrics, models
+    from . import fitting, metrics, models
     from ._engine.cache import cache_info, clear_cache, set_cache_limit
     from .classify import Classifier
     from .evaluate import density, explain, log_density, log_ratio, predict, responsibilities

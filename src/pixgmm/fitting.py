@@ -40,7 +40,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _em, _histfit
+from ._engine import em as _em
+from ._engine import histfit as _histfit
 from ._validation import (
     as_image_array,
     check_image_dtype,

@@ -42,8 +42,8 @@ import math
 import numba
 import numpy as np
 
-from ._config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
-from ._math import vexp, vlog
+from .config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from .vmath import vexp, vlog
 
 #: ``second`` argument of :func:`em_stats`: which second moments to accumulate.
 SECOND_DIAG = 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _em
+from . import em as _em
 
 #: Below this many pixels an 8-bit histogram is counted by sorting packed codes
 #: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
