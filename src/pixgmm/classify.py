@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import evaluate
+from . import _xarray, evaluate
 from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
 from .mixture import as_mixture
@@ -40,22 +40,51 @@ def _probability_block(s):
     return np.exp(_log_posterior_block(s), out=s)
 
 
-def _predict_block(s, labels, fill):
-    """Label of the best-scoring class per pixel; ``fill`` (or an error) where none is defined."""
-    with np.errstate(invalid="ignore"):
+def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
+    """Labels (or the winning posterior) from per-class scores ``s`` (..., C).
+
+    ``d2`` (..., C) holds each class's squared Mahalanobis distance to its nearest
+    component (only with ``chi2_max``). A pixel whose winning posterior is below
+    ``min_probability``, or whose distance to its class exceeds ``chi2_max``, gets
+    ``reject``; a pixel with no defined class gets ``fill`` (or is an error).
+    ``want`` is "labels" or "confidence".
+    """
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         best = s.max(axis=-1)
         bad = ~(best > -math.inf)
+        shift = np.where(bad, 0, best)
+        total = np.exp(s - shift[..., None]).sum(axis=-1)
+        confidence = 1.0 / total  # the winning posterior: exp(best - logsumexp(s))
+    confidence[bad] = np.nan
+    if want == "confidence":
+        return confidence.astype(s.dtype, copy=False)
     index = np.argmax(s, axis=-1)
     labels = list(labels)
     if bad.any():
         if fill is None:
             raise ValueError(
-                f"{int(bad.sum())} pixel(s) cannot be classified (a NaN value, or zero "
-                "density under every model); pass fill= a label for them, e.g. fill=-1"
+                f"{int(bad.sum())} pixel(s) cannot be classified (a NaN value, a nodata "
+                "value, or zero density under every model); pass fill= a label for them, "
+                "e.g. fill=-1"
             )
         index[bad] = len(labels)
         labels.append(fill)
+    rejected = np.zeros(index.shape, dtype=bool)
+    if min_probability is not None:
+        rejected |= confidence < min_probability
+    if chi2_max is not None:
+        winner = np.minimum(index, d2.shape[-1] - 1)[..., None]
+        rejected |= np.take_along_axis(d2, winner, -1)[..., 0] > chi2_max
+    rejected &= ~bad
+    if rejected.any():
+        index[rejected] = len(labels)
+        labels.append(reject)
     return np.asarray(labels)[index]
+
+
+def _decide_dask_block(s, d2, labels, fill, min_probability, chi2_max, reject, want, dtype):
+    out = _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want)
+    return out.astype(dtype, copy=False)
 
 
 def _copied(s, func):
@@ -63,13 +92,30 @@ def _copied(s, func):
     return func(np.array(s, copy=True))
 
 
-def _predict_dask_block(s, labels, fill, dtype):
-    return _predict_block(s, labels, fill).astype(dtype, copy=False)
+def _stack(cols):
+    """Per-class maps stacked on a trailing class axis (one chunk for a dask array)."""
+    if _is_dask_array(cols[0]):
+        import dask.array as da
+
+        return da.stack(cols, axis=-1).rechunk({-1: -1})
+    return np.stack(cols, axis=-1)
 
 
-def _label_dtype(labels, fill):
-    """The dtype :func:`_predict_block` returns, known before any block is computed."""
-    labels = list(labels) + ([] if fill is None else [fill])
+def _check_unit(value, name, *, open_low=False):
+    """A probability in (0, 1) (``open_low``: (0, 1])."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number between 0 and 1, got {value!r}")
+    value = float(value)
+    ok = 0.0 < value <= 1.0 if open_low else 0.0 < value < 1.0
+    if not ok:
+        bounds = "0 < {} <= 1" if open_low else "0 < {} < 1"
+        raise ValueError(f"{name} must satisfy {bounds.format(name)}, got {value}")
+    return value
+
+
+def _label_dtype(labels, *extra):
+    """The dtype :func:`_decide_block` returns, known before any block is computed."""
+    labels = list(labels) + [v for v in extra if v is not None]
     return np.asarray(labels).dtype
 
 
@@ -77,6 +123,21 @@ def _check_model(model, name):
     if isinstance(model, HistogramModel):
         return model
     return as_mixture(model, name)
+
+
+def _is_fit_result(value):
+    return type(value).__name__ == "FitResult" and hasattr(value, "mixture")
+
+
+def _training_count(model, label):
+    """The number of training pixels a model records (``priors="counts"``)."""
+    if _is_fit_result(model) or isinstance(model, HistogramModel):
+        return model.n_samples
+    raise TypeError(
+        f"priors='counts' needs each class's training-pixel count, which models[{label!r}] "
+        f"({type(model).__name__}) does not record; pass fit results "
+        "(pixgmm.fitting.fit_classes_em) or HistogramModels, or priors={label: count}"
+    )
 
 
 def _check_priors(priors, labels):
@@ -160,7 +221,14 @@ class Classifier:
         if len(models) == 0:
             raise ValueError("models is empty; pass at least one {label: model}")
         labels = tuple(models)
-        checked = {lab: _check_model(m, f"models[{lab!r}]") for lab, m in models.items()}
+        if isinstance(priors, str):
+            if priors != "counts":
+                raise ValueError(f"priors must be 'counts', a dict or a sequence, got {priors!r}")
+            priors = {lab: _training_count(m, lab) for lab, m in models.items()}
+        checked = {
+            lab: _check_model(m.mixture if _is_fit_result(m) else m, f"models[{lab!r}]")
+            for lab, m in models.items()
+        }
         d = checked[labels[0]].n_features
         for lab in labels[1:]:
             if checked[lab].n_features != d:
@@ -209,16 +277,19 @@ class Classifier:
             )
             for lab in self._labels
         ]
-        if _is_dask_array(cols[0]):
-            import dask.array as da
-
-            scores = da.stack(cols, axis=-1).rechunk({-1: -1})
+        scores = _stack(cols)
+        if _is_dask_array(scores):
             return scores + self._log_priors.astype(scores.dtype)
-        scores = np.stack(cols, axis=-1)
         scores += self._log_priors.astype(scores.dtype)
         return scores
 
     def log_posterior(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
+        if _xarray.is_dataarray(image):
+            return _xarray.apply(
+                self.log_posterior, image, channel_axis=channel_axis, channels=channels,
+                name="log_posterior", extra=("class", list(self._labels)), dtype=dtype,
+                method=method,
+            )  # fmt: skip
         s = self._scores(image, channel_axis, channels, dtype, method)
         if _is_dask_array(s):
             return s.map_blocks(_copied, _log_posterior_block, dtype=s.dtype)
@@ -254,6 +325,12 @@ class Classifier:
     """
 
     def probability(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
+        if _xarray.is_dataarray(image):
+            return _xarray.apply(
+                self.probability, image, channel_axis=channel_axis, channels=channels,
+                name="probability", extra=("class", list(self._labels)), dtype=dtype,
+                method=method,
+            )  # fmt: skip
         s = self._scores(image, channel_axis, channels, dtype, method)
         if _is_dask_array(s):
             return s.map_blocks(_copied, _probability_block, dtype=s.dtype)
@@ -284,16 +361,129 @@ class Classifier:
     """
 
     def predict(
-        self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto", fill=None
+        self,
+        image,
+        *,
+        channel_axis=-1,
+        channels=None,
+        dtype=None,
+        method="auto",
+        fill=None,
+        min_probability=None,
+        chi2_level=None,
+        reject=None,
     ):
-        s = self._scores(image, channel_axis, channels, dtype, method)
-        if _is_dask_array(s):
-            # every block must give the same dtype, so it is fixed by the labels and fill
-            dt = _label_dtype(self._labels, fill)
-            return s.map_blocks(
-                _predict_dask_block, self._labels, fill, dt, drop_axis=s.ndim - 1, dtype=dt
+        if _xarray.is_dataarray(image):
+            nodata = _xarray.nodata_value(image)
+            if fill is None and nodata is not None:
+                raise ValueError(
+                    f"image has the nodata value {nodata!r}; its pixels cannot be classified: "
+                    "pass fill= a label for them, e.g. fill=-1"
+                )
+            return _xarray.apply(
+                self.predict, image, channel_axis=channel_axis, channels=channels,
+                name="class", nodata=fill, dtype=dtype, method=method, fill=fill,
+                min_probability=min_probability, chi2_level=chi2_level, reject=reject,
+            )  # fmt: skip
+        return self._decide(
+            "labels", image, channel_axis, channels, dtype, method, fill, min_probability,
+            chi2_level, reject,
+        )  # fmt: skip
+
+    def confidence(self, image, *, channel_axis=-1, channels=None, dtype=None, method="auto"):
+        if _xarray.is_dataarray(image):
+            return _xarray.apply(
+                self.confidence, image, channel_axis=channel_axis, channels=channels,
+                name="confidence", dtype=dtype, method=method,
+            )  # fmt: skip
+        return self._decide(
+            "confidence", image, channel_axis, channels, dtype, method, None, None, None, None
+        )
+
+    confidence.__doc__ = f"""The winning class's posterior ``max_c P(c | x)`` at every pixel.
+
+    The confidence map of remote-sensing classifiers (Orfeo ToolBox's
+    ``-confmap``): 1 where one class explains the colour alone, ``1 / C`` where
+    all C classes are equally likely.
+
+    Parameters
+    ----------
+    image : array_like or xarray.DataArray
+    {_KEYWORDS}
+    dtype : {{None, numpy.float32, numpy.float64}}
+
+    Returns
+    -------
+    numpy.ndarray, dask.array.Array or xarray.DataArray
+        The image's shape without the channel axis; NaN where no class is
+        defined (a NaN or nodata pixel, zero density under every model).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pixgmm
+    >>> a = pixgmm.Mixture([1.0], [[0.0]], [1.0], "spherical")
+    >>> b = pixgmm.Mixture([1.0], [[4.0]], [1.0], "spherical")
+    >>> pixgmm.Classifier({{0: a, 1: b}}).confidence(
+    ...     np.array([2.0, 0.0, np.nan]), channel_axis=None).round(4).tolist()
+    [0.5, 0.9997, nan]
+    """
+
+    def _decide(
+        self, want, image, channel_axis, channels, dtype, method, fill, min_probability,
+        chi2_level, reject,
+    ):  # fmt: skip
+        if min_probability is not None:
+            min_probability = _check_unit(min_probability, "min_probability", open_low=True)
+        chi2_max = None
+        if chi2_level is not None:
+            chi2_max = self._chi2_threshold(_check_unit(chi2_level, "chi2_level"))
+        if (min_probability is not None or chi2_max is not None) and reject is None:
+            raise ValueError(
+                "min_probability= and chi2_level= reject pixels: pass reject= the label to "
+                "give them, e.g. reject=-1 (or a label of your own, such as 'unclassified')"
             )
-        return _predict_block(s, self._labels, fill)
+        s = self._scores(image, channel_axis, channels, dtype, method)
+        d2 = None
+        if chi2_max is not None:
+            d2 = _stack([
+                evaluate.min_mahalanobis(
+                    image, self._models[lab], channel_axis=channel_axis, channels=channels,
+                    dtype=dtype,
+                )
+                for lab in self._labels
+            ])  # fmt: skip
+        args = (self._labels, fill, min_probability, chi2_max, reject, want)
+        if _is_dask_array(s):
+            import dask.array as da
+
+            # every block must give the same dtype, fixed by the labels, fill and reject
+            dt = s.dtype if want == "confidence" else _label_dtype(self._labels, fill, reject)
+            if d2 is None:
+                return s.map_blocks(
+                    _decide_dask_block, None, *args, dt, drop_axis=s.ndim - 1, dtype=dt
+                )
+            return da.map_blocks(
+                _decide_dask_block, s, d2, *args, dt, drop_axis=s.ndim - 1, dtype=dt
+            )
+        return _decide_block(s, d2, *args)
+
+    def _chi2_threshold(self, level):
+        """The chi-square quantile (D degrees of freedom) that ``chi2_level`` asks for."""
+        for lab in self._labels:
+            if isinstance(self._models[lab], HistogramModel):
+                raise ValueError(
+                    f"chi2_level needs Gaussian mixtures; class {lab!r} is a HistogramModel "
+                    "(use min_probability= instead)"
+                )
+        try:
+            from scipy.stats import chi2
+        except ImportError:
+            raise ImportError(
+                "chi2_level needs SciPy for the chi-square quantile; install it with "
+                'pip install scipy (it comes with pip install "pixgmm[fit]")'
+            ) from None
+        return float(chi2.ppf(level, self._models[self._labels[0]].n_features))
 
     predict.__doc__ = f"""The most probable class at every pixel, as a label map.
 
@@ -309,17 +499,34 @@ class Classifier:
         Without it such pixels are an error (for a dask image, raised when
         the result is computed).
 
+    min_probability : float in (0, 1], optional
+        Reject a pixel whose winning posterior (:meth:`confidence`) is below
+        this.
+    chi2_level : float in (0, 1), optional
+        Reject a pixel that lies outside the ``chi2_level`` chi-square contour
+        (D degrees of freedom) of every component of its winning class: its
+        squared Mahalanobis distance to the nearest component
+        (:func:`pixgmm.evaluate.min_mahalanobis`) exceeds the chi-square
+        quantile, as GRASS ``i.maxlik``'s reject threshold for one-component
+        classes. ``chi2_level=0.999`` rejects about 0.1% of a class's own
+        pixels. Needs SciPy and Gaussian-mixture classes.
+    reject : scalar, optional
+        The label of rejected pixels; required with either option above.
+
     Returns
     -------
-    numpy.ndarray or dask.array.Array
+    numpy.ndarray, dask.array.Array or xarray.DataArray
         The image's shape without the channel axis, holding labels:
         ``numpy.asarray(labels)[argmax]`` (an int array for int labels, a
         string array for string labels). Ties go to the class listed first.
+        An xarray image gives a DataArray named ``"class"``; its nodata pixels
+        get ``fill``.
 
     Raises
     ------
     ValueError
-        Unclassifiable pixels and no ``fill``.
+        Unclassifiable pixels and no ``fill``; a reject option without
+        ``reject``.
 
     Examples
     --------
@@ -330,4 +537,120 @@ class Classifier:
     >>> clf = pixgmm.Classifier({{10: a, 20: b}})
     >>> clf.predict(np.array([0.5, 3.5, np.nan]), channel_axis=None, fill=-1).tolist()
     [10, 20, -1]
+    >>> x = np.array([0.5, 2.0, 3.5, 30.0])  # 2.0: a tie; 30.0: far from both classes
+    >>> clf.predict(x, channel_axis=None, min_probability=0.9, reject=0).tolist()
+    [10, 0, 20, 20]
+    >>> clf.predict(x, channel_axis=None, chi2_level=0.999, reject=0).tolist()
+    [10, 10, 20, 0]
     """
+
+    def separability(self, metric="jeffries-matusita"):
+        """Pairwise separability of the classes: the check to run before classifying.
+
+        Each class is summarised by one Gaussian with its mixture's mean and
+        covariance (exact for one-component classes; a moment-matched summary
+        for mixtures, which can hide overlap between their components).
+
+        Parameters
+        ----------
+        metric : {"jeffries-matusita", "bhattacharyya"}
+            Bhattacharyya distance ``B = (m1 - m2)^T S^-1 (m1 - m2) / 8 +
+            log(det S / sqrt(det S1 det S2)) / 2`` with ``S = (S1 + S2) / 2``, or
+            the Jeffries-Matusita distance ``2 (1 - exp(-B))``, from 0 (the same
+            distribution) to 2 (fully separable). Pairs below about 1.9 are
+            often confused.
+
+        Returns
+        -------
+        numpy.ndarray
+            (C, C) symmetric, zero diagonal, rows and columns in the order of
+            :attr:`labels`.
+
+        Examples
+        --------
+        >>> import pixgmm
+        >>> a = pixgmm.Mixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]], "diag")
+        >>> b = pixgmm.Mixture([1.0], [[4.0, 0.0]], [[1.0, 1.0]], "diag")
+        >>> pixgmm.Classifier({"a": a, "b": b}).separability("bhattacharyya").round(3).tolist()
+        [[0.0, 2.0], [2.0, 0.0]]
+        """
+        if metric not in ("jeffries-matusita", "bhattacharyya"):
+            raise ValueError(
+                f"metric must be 'jeffries-matusita' or 'bhattacharyya', got {metric!r}"
+            )
+        moments = []
+        for lab in self._labels:
+            m = self._models[lab]
+            if isinstance(m, HistogramModel):
+                raise ValueError(
+                    f"separability needs Gaussian mixtures; class {lab!r} is a HistogramModel"
+                )
+            moments.append(_moments(m))
+        c = len(moments)
+        out = np.zeros((c, c))
+        for i in range(c):
+            for j in range(i + 1, c):
+                out[i, j] = out[j, i] = _bhattacharyya(*moments[i], *moments[j])
+        if metric == "jeffries-matusita":
+            out = 2.0 * -np.expm1(-out)
+        return out
+
+    def summary(self):
+        """A dict describing the classes: labels, priors, components, separability.
+
+        ``"jeffries_matusita"`` holds the matrix of :meth:`separability` and
+        ``"least_separable"`` the pair with the smallest value (both None when a
+        class is a HistogramModel or there is one class).
+
+        Examples
+        --------
+        >>> import pixgmm
+        >>> a = pixgmm.Mixture([1.0], [[0.0]], [1.0], "spherical")
+        >>> b = pixgmm.Mixture([1.0], [[4.0]], [1.0], "spherical")
+        >>> s = pixgmm.Classifier({"a": a, "b": b}).summary()
+        >>> s["least_separable"]["pair"], round(s["least_separable"]["jeffries_matusita"], 3)
+        (('a', 'b'), 1.729)
+        """
+        classes = []
+        for lab, prior in zip(self._labels, self._priors):
+            m = self._models[lab]
+            classes.append({
+                "label": lab,
+                "prior": float(prior),
+                "model": type(m).__name__,
+                "n_components": getattr(m, "n_components", None),
+            })  # fmt: skip
+        result = {"n_features": self._models[self._labels[0]].n_features, "classes": classes}
+        if any(isinstance(m, HistogramModel) for m in self._models.values()) or len(classes) < 2:
+            result["jeffries_matusita"] = None
+            result["least_separable"] = None
+            return result
+        jm = self.separability()
+        iu = np.triu_indices(len(classes), 1)
+        k = int(np.argmin(jm[iu]))
+        i, j = iu[0][k], iu[1][k]
+        result["jeffries_matusita"] = jm.tolist()
+        result["least_separable"] = {
+            "pair": (self._labels[i], self._labels[j]),
+            "jeffries_matusita": float(jm[i, j]),
+        }
+        return result
+
+
+def _moments(model):
+    """Mean (D,) and covariance (D, D) of a mixture."""
+    w = model.weights / model.weights.sum()
+    mu = w @ model.means
+    diff = model.means - mu
+    cov = np.einsum("k,kij->ij", w, model.full_covariances())
+    return mu, cov + np.einsum("k,ki,kj->ij", w, diff, diff)
+
+
+def _bhattacharyya(m1, s1, m2, s2):
+    s = 0.5 * (s1 + s2)
+    d = m1 - m2
+    maha = float(d @ np.linalg.solve(s, d))
+    _, ld = np.linalg.slogdet(s)
+    _, ld1 = np.linalg.slogdet(s1)
+    _, ld2 = np.linalg.slogdet(s2)
+    return maha / 8.0 + 0.5 * (ld - 0.5 * (ld1 + ld2))

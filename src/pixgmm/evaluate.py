@@ -30,6 +30,7 @@ import inspect
 
 import numpy as np
 
+from . import _xarray
 from ._engine import dispatch
 from ._engine.params import is_table_model
 from ._engine.table import TABLE_MIN_PIXELS as TABLE_MIN_PIXELS  # the rule's threshold
@@ -46,6 +47,7 @@ from ._validation import (
     pixels_view,
     resolve_dtype,
 )
+from ._xarray import is_dataarray
 from .mixture import as_mixture
 
 __all__ = ["density", "explain", "log_density", "log_ratio", "predict", "responsibilities"]
@@ -58,6 +60,7 @@ _FUNCTIONS = {
     "ratio": "log_ratio",
     "resp": "responsibilities",
     "label": "predict",
+    "mahal": "min_mahalanobis",
 }
 _DOC_PARAMS = """image : array_like
         Pixels with channels along ``channel_axis``: (H, W, C), (N, H, W, C),
@@ -118,7 +121,7 @@ def _resolve_models(models, names, channels):
 def _check_call(quantity, models, names, normalized, method):
     check_method(method, METHODS)
     check_bool(normalized, "normalized")
-    if quantity in ("resp", "label"):
+    if quantity in ("resp", "label", "mahal"):
         if method in ("table", "separable"):
             raise ValueError(
                 f"{_FUNCTIONS[quantity]} supports method='auto' or 'direct', not {method!r}"
@@ -162,6 +165,11 @@ def _evaluate(
 ):  # fmt: skip
     """Validate a call, choose its engine and compute (or, for a Dask array, build the graph)."""
     models = _check_call(quantity, models, names, normalized, method)
+    if is_dataarray(image):
+        return _evaluate_xarray(
+            quantity, image, models, names, normalized, channel_axis, channels, dtype, out,
+            method, explain,
+        )  # fmt: skip
     if is_dask_array(image):
         return _evaluate_dask(
             quantity, image, models, names, normalized, channel_axis, channels, dtype, out,
@@ -182,6 +190,32 @@ def _evaluate(
         out[...] = result
         return out
     return result
+
+
+def _evaluate_xarray(
+    quantity, image, models, names, normalized, channel_axis, channels, dtype, out, method,
+    explain,
+):  # fmt: skip
+    """A DataArray: computed on its NumPy or Dask data, returned as a DataArray."""
+    if out is not None:
+        raise TypeError(
+            f"out= cannot be used when image is an xarray.DataArray: {_FUNCTIONS[quantity]}() "
+            "returns a new DataArray with the image's coordinates; drop out="
+        )
+    data, axis, channels, dim = _xarray.unwrap(image, channel_axis, channels)
+    result = _evaluate(
+        quantity, data, models, names, normalized=normalized, channel_axis=axis,
+        channels=channels, dtype=dtype, out=None, method=method, explain=explain,
+    )  # fmt: skip
+    if explain:
+        return result
+    extra = {}
+    if quantity == "resp":
+        extra = {"extra_dim": "component", "extra_coords": np.arange(result.shape[-1])}
+    return _xarray.wrap(
+        result, image, dim, name=_FUNCTIONS[quantity], fill=-1 if quantity == "label" else np.nan,
+        **extra,
+    )  # fmt: skip
 
 
 def _evaluate_dask(
@@ -223,6 +257,30 @@ def _evaluate_dask(
         channel_axis=normalize_channel_axis(channel_axis, image.ndim),
         dtype=odt,
     )
+
+
+def min_mahalanobis(image, model, *, channel_axis=-1, channels=None, dtype=None):
+    """Squared Mahalanobis distance from every pixel to the nearest component of ``model``.
+
+    ``min_k (x - mu_k)^T Sigma_k^-1 (x - mu_k)``: for a one-component model the
+    statistic that follows a chi-square distribution with D degrees of freedom
+    for pixels drawn from the model, used by :meth:`pixgmm.Classifier.predict`'s
+    ``chi2_level`` reject option. NaN at NaN pixels. Keywords as in
+    :func:`log_density`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pixgmm
+    >>> from pixgmm.evaluate import min_mahalanobis
+    >>> m = pixgmm.Mixture([0.5, 0.5], [[0.0], [10.0]], [4.0, 1.0], "spherical")
+    >>> min_mahalanobis(np.array([2.0, 8.0, np.nan]), m, channel_axis=None).tolist()
+    [1.0, 4.0, nan]
+    """
+    return _evaluate(
+        "mahal", image, (model,), ("model",), normalized=True, channel_axis=channel_axis,
+        channels=channels, dtype=dtype, out=None, method="auto",
+    )  # fmt: skip
 
 
 def explain(function, image, *models, **options):

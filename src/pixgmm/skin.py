@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import evaluate
+from . import _xarray, evaluate
 from ._engine import table as _table
 from ._validation import normalize_channels, pixels_view
 from .histogram import HistogramModel
@@ -236,6 +236,11 @@ class SkinDetector:
     def probability(
         self, image, *, channel_axis=-1, channels=None, dtype=None, out=None, method="auto"
     ):
+        if _xarray.is_dataarray(image):
+            return _xarray.apply(
+                self.probability, image, channel_axis=channel_axis, channels=channels,
+                name="probability", dtype=dtype, out=out, method=method,
+            )  # fmt: skip
         z = self.log_ratio(
             image,
             channel_axis=channel_axis,
@@ -292,6 +297,12 @@ class SkinDetector:
         dtype=None,
         method="auto",
     ):
+        if _xarray.is_dataarray(image):
+            return _xarray.apply(
+                self.mask, image, channel_axis=channel_axis, channels=channels, name="mask",
+                nodata=False, ratio=ratio, probability=probability, log_ratio=log_ratio,
+                dtype=dtype, method=method,
+            )  # fmt: skip
         log_threshold = self._log_threshold(ratio, probability, log_ratio)
         fast = self._table_mask(image, log_threshold, channel_axis, channels, dtype, method)
         if fast is not None:

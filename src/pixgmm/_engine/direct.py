@@ -34,7 +34,7 @@ MODE_PDF = 1
 
 
 def unsupported(quantity, X, models):
-    if quantity in ("resp", "label") and has_table_model(models):
+    if quantity in ("resp", "label", "mahal") and has_table_model(models):
         return "needs a Mixture"  # the public functions coerce models first: not reached
     return None
 
@@ -61,6 +61,9 @@ def evaluate(quantity, X, models, normalized, out):
         responsibilities(X, *params(models[0], normalized), out, ntasks)
     elif quantity == "label":
         predict(X, *params(models[0], normalized), out, ntasks)
+    elif quantity == "mahal":
+        means, prec, _, full = params(models[0], normalized)
+        min_mahalanobis(X, means, prec, np.zeros(means.shape[0]), full, out, ntasks)
     else:
         mode = MODE_LOG if quantity == "log" else MODE_PDF
         log_sum_exp(X, *params(models[0], normalized), mode, out, ntasks)
@@ -337,3 +340,28 @@ def predict(X, means, prec, coef, full, out, ntasks):
                     best[i] = k if take else best[i]
             for i in range(nb):
                 out[start + i] = -1 if nanf[i] else best[i]
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def min_mahalanobis(X, means, prec, zeros, full, out, ntasks):
+    """out[i] = min_k |U_k^T (X[i] - mu_k)|^2, the squared Mahalanobis distance to the
+    nearest component; NaN for a NaN pixel. ``zeros`` is a (K,) array of 0.0, so the
+    log-terms are -d_k^2 / 2."""
+    N = X.shape[0]
+    K, D = means.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        xt, lt, y, nanf, m, s, res = _scratch(K, D)
+        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
+            start = b * BLOCK
+            nb = min(BLOCK, N - start)
+            _block_log_terms(X, start, nb, means, prec, zeros, full, xt, lt, y, nanf)
+            q = lt[0]
+            for i in range(nb):
+                m[i] = q[i]
+            for k in range(1, K):
+                q = lt[k]
+                for i in range(nb):
+                    m[i] = q[i] if q[i] > m[i] else m[i]
+            for i in range(nb):
+                out[start + i] = np.nan if nanf[i] else -2.0 * m[i]

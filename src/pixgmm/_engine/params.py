@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 #: Everything an engine can compute: log-density, density, log ratio of two models,
-#: responsibilities (N, K) and the most probable component.
-QUANTITIES = ("log", "pdf", "ratio", "resp", "label")
+#: responsibilities (N, K), the most probable component and the squared Mahalanobis
+#: distance to the nearest component.
+QUANTITIES = ("log", "pdf", "ratio", "resp", "label", "mahal")
 #: The quantities with one value per pixel computed from log-densities.
 DENSITIES = ("log", "pdf", "ratio")
 
