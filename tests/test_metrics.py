@@ -168,3 +168,23 @@ def test_infinite_scores():
     assert (tpr, thr) == (2 / 3, 2.0)
     assert np.count_nonzero((s >= thr) & (y2 == 0)) / 3 <= 1 / 3
     assert tpr == pytest.approx(np.count_nonzero((s >= thr) & (y2 == 1)) / 3)
+
+
+def test_roc_figure_legend_gives_each_auc_and_axes_show_the_range(rng):
+    from pixgmm.metrics import roc_figure
+
+    s = rng.normal(size=4000)
+    y = (s + rng.normal(size=4000) > 0).astype(int)
+    fig = roc_figure({"weak": roc_curve(s, y), "perfect": roc_curve(y, y)}, max_fpr=0.1,
+                     log_fpr=True, min_fpr=1e-3)  # fmt: skip
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == [f"weak (AUC {auc(s, y):.3f})", "perfect (AUC 1.000)"]
+    assert ax.get_xscale() == "log"
+    np.testing.assert_allclose(ax.get_xlim(), (1e-3, 0.1))
+    linear = roc_figure(roc_curve(s, y), max_fpr=0.2).axes[0]
+    assert linear.get_xscale() == "linear"
+    np.testing.assert_allclose(linear.get_xlim(), (0.0, 0.2))
+    assert [t.get_text() for t in linear.get_legend().get_texts()] == [f"AUC {auc(s, y):.3f}"]
+    with pytest.raises(ValueError, match="min_fpr"):
+        roc_figure(roc_curve(s, y), max_fpr=0.1, log_fpr=True, min_fpr=0.5)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["auc", "plot_roc", "roc_curve", "tpr_at_fpr"]
+__all__ = ["auc", "plot_roc", "roc_curve", "roc_figure", "tpr_at_fpr"]
 
 
 def _binary(scores, labels, positive):
@@ -213,26 +213,36 @@ def tpr_at_fpr(scores, labels, fpr, *, positive=None):
     return float(tps[i] / tps[-1]), float(thresholds[i])
 
 
-def plot_roc(curves, path, *, title=None, max_fpr=1.0, mark_fpr=()):
-    """Write ROC curves to an image file (PNG) with matplotlib.
+def _curve_area(fpr, tpr):
+    """Area under a ROC curve given as points (trapezoids; ties are diagonal segments)."""
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) * 0.5))
+
+
+def roc_figure(curves, *, title=None, max_fpr=1.0, log_fpr=False, min_fpr=None, mark_fpr=()):
+    """A matplotlib Figure of ROC curves, each labelled with its AUC.
 
     Parameters
     ----------
     curves : mapping of str to (fpr, tpr) or (fpr, tpr, thresholds)
         One curve per detector, e.g. ``{"Jones & Rehg": roc_curve(s, y)}``.
         A single ``roc_curve`` result is accepted too.
-    path : str or path-like
-        Output file; its suffix chooses the format (``.png``).
     title : str, optional
     max_fpr : float, default 1.0
-        Right end of the false-positive axis (e.g. 0.2 to look at low rates).
+        Right end of the false-positive axis: detectors are compared at the
+        low rates people use (e.g. 0.1).
+    log_fpr : bool, default False
+        A logarithmic false-positive axis, from ``min_fpr`` to ``max_fpr``.
+    min_fpr : float, optional
+        Left end of a logarithmic axis (default: the smallest positive rate
+        on any curve, at least 1e-6).
     mark_fpr : sequence of float, default ()
         False-positive rates to mark with vertical dotted lines.
 
     Returns
     -------
-    pathlib.Path
-        ``path``.
+    matplotlib.figure.Figure
+        The legend gives each curve's area under the whole curve, as
+        ``"name (AUC 0.995)"``.
 
     Raises
     ------
@@ -241,19 +251,17 @@ def plot_roc(curves, path, *, title=None, max_fpr=1.0, mark_fpr=()):
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> from pixgmm.metrics import plot_roc, roc_curve
-    >>> curve = roc_curve([0.9, 0.8, 0.4, 0.1], [1, 0, 1, 0])
-    >>> path = plot_roc({"toy": curve}, os.path.join(tempfile.mkdtemp(), "roc.png"))
-    >>> path.read_bytes()[:4] == b"\\x89PNG"
-    True
+    >>> from pixgmm.metrics import roc_curve, roc_figure
+    >>> fig = roc_figure({"toy": roc_curve([0.9, 0.8, 0.4, 0.1], [1, 0, 1, 0])}, log_fpr=True)
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['toy (AUC 0.750)']
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "plot_roc needs matplotlib; install it with pip install 'pixgmm[plot]'"
+            "plotting ROC curves needs matplotlib; install it with pip install 'pixgmm[plot]'"
         ) from None
     if isinstance(curves, tuple):
         curves = {"": curves}
@@ -264,25 +272,69 @@ def plot_roc(curves, path, *, title=None, max_fpr=1.0, mark_fpr=()):
         )
     if not 0.0 < float(max_fpr) <= 1.0:
         raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
-    fig = Figure(figsize=(5.0, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    checked = {}
     for name, curve in curves.items():
         if not isinstance(curve, (tuple, list)) or len(curve) not in (2, 3):
             raise ValueError(f"curves[{name!r}] must be (fpr, tpr) or (fpr, tpr, thresholds)")
-        ax.plot(np.asarray(curve[0]), np.asarray(curve[1]), label=str(name) or None, lw=1.5)
+        checked[name] = (np.asarray(curve[0], float), np.asarray(curve[1], float))
+    if log_fpr:
+        if min_fpr is None:
+            positive = [f[f > 0].min() for f, _ in checked.values() if (f > 0).any()]
+            min_fpr = max(min(positive, default=1e-6), 1e-6)
+        if not 0.0 < float(min_fpr) < float(max_fpr):
+            raise ValueError(f"min_fpr must be in (0, max_fpr={max_fpr}), got {min_fpr!r}")
+    fig = Figure(figsize=(5.0, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, (fpr, tpr) in checked.items():
+        area = _curve_area(fpr, tpr)
+        label = f"{name} (AUC {area:.3f})" if str(name) else f"AUC {area:.3f}"
+        ax.plot(fpr, tpr, label=label, lw=1.5, drawstyle="default")
     for x in mark_fpr:
         ax.axvline(float(x), color="0.6", ls=":", lw=1)
-    ax.set_xlim(0.0, float(max_fpr))
+    if log_fpr:
+        ax.set_xscale("log")
+        ax.set_xlim(float(min_fpr), float(max_fpr))
+    else:
+        ax.set_xlim(0.0, float(max_fpr))
     ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("false-positive rate")
+    ax.set_xlabel("false-positive rate" + (" (log scale)" if log_fpr else ""))
     ax.set_ylabel("true-positive rate")
     if title:
         ax.set_title(title)
-    if any(str(n) for n in curves):
-        ax.legend(loc="lower right", fontsize="small")
-    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3, which="both" if log_fpr else "major")
     fig.tight_layout()
+    return fig
+
+
+def plot_roc(curves, path, *, title=None, max_fpr=1.0, log_fpr=False, min_fpr=None, mark_fpr=()):
+    """Write ROC curves to an image file (PNG) with matplotlib: :func:`roc_figure`, saved.
+
+    Parameters
+    ----------
+    curves, title, max_fpr, log_fpr, min_fpr, mark_fpr
+        As :func:`roc_figure`.
+    path : str or path-like
+        Output file; its suffix chooses the format (``.png``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pixgmm.metrics import plot_roc, roc_curve
+    >>> curve = roc_curve([0.9, 0.8, 0.4, 0.1], [1, 0, 1, 0])
+    >>> path = plot_roc({"toy": curve}, os.path.join(tempfile.mkdtemp(), "roc.png"))
+    >>> path.read_bytes()[:4] == b"\\x89PNG"
+    True
+    """
+    fig = roc_figure(
+        curves, title=title, max_fpr=max_fpr, log_fpr=log_fpr, min_fpr=min_fpr, mark_fpr=mark_fpr
+    )
     path = Path(path)
     fig.savefig(path)
     return path
