@@ -203,3 +203,30 @@ def test_summary_names_the_least_separable_pair(rng):
     assert s["classes"][1]["n_components"] == 2
     with pytest.raises(ValueError, match="metric must be"):
         clf.separability("euclid")
+
+
+def test_predict_runs_in_bounded_blocks_with_the_whole_image_engine(rng, monkeypatch):
+    import pixgmm.classify as classify
+    from pixgmm import evaluate
+
+    models = {
+        "a": pixgmm.Mixture([1.0], [[60, 60, 60]], [[400, 400, 400]], "diag"),
+        "b": pixgmm.Mixture([1.0], [[180, 170, 160]], [[300, 300, 300]], "diag"),
+    }
+    clf = pixgmm.Classifier(models)
+    img = rng.integers(0, 256, (1030, 1020, 3), dtype=np.uint8)  # >= 2**20 pixels: "table"
+    whole = {"labels": clf.predict(img), "confidence": clf.confidence(img)}
+    seen = []
+    original = evaluate.log_density
+
+    def spy(image, model, **kw):
+        seen.append((np.shape(image)[0], kw.get("method")))
+        return original(image, model, **kw)
+
+    monkeypatch.setattr(classify.evaluate, "log_density", spy)
+    monkeypatch.setattr(classify, "DECIDE_BLOCK", 100_003)
+    labels = clf.predict(img)
+    assert max(n for n, _ in seen) == 100_003 and len(seen) == 2 * 11
+    assert {m for _, m in seen} == {"table"}  # the whole image's engine in every block
+    np.testing.assert_array_equal(labels, whole["labels"])
+    np.testing.assert_array_equal(clf.confidence(img), whole["confidence"])

@@ -10,10 +10,16 @@ import numpy as np
 
 from . import _xarray, evaluate
 from ._validation import is_dask_array as _is_dask_array
+from ._validation import pixels_view
 from .histogram import HistogramModel
 from .mixture import as_mixture
 
 __all__ = ["Classifier"]
+
+_LOG_DENSITY = evaluate.log_density  # what explain() is asked about
+
+#: Pixels per block when :meth:`Classifier.predict` and ``confidence`` run on a NumPy image.
+DECIDE_BLOCK = 1 << 18
 
 _KEYWORDS = """channel_axis : int or None, default -1
         The axis holding the channels (as in :func:`pixgmm.log_density`).
@@ -443,6 +449,9 @@ class Classifier:
                 "min_probability= and chi2_level= reject pixels: pass reject= the label to "
                 "give them, e.g. reject=-1 (or a label of your own, such as 'unclassified')"
             )
+        args = (self._labels, fill, min_probability, chi2_max, reject, want)
+        if not _is_dask_array(image):
+            return self._decide_blocks(image, channel_axis, channels, dtype, method, args)
         s = self._scores(image, channel_axis, channels, dtype, method)
         d2 = None
         if chi2_max is not None:
@@ -453,7 +462,6 @@ class Classifier:
                 )
                 for lab in self._labels
             ])  # fmt: skip
-        args = (self._labels, fill, min_probability, chi2_max, reject, want)
         if _is_dask_array(s):
             import dask.array as da
 
@@ -467,6 +475,47 @@ class Classifier:
                 _decide_dask_block, s, d2, *args, dt, drop_axis=s.ndim - 1, dtype=dt
             )
         return _decide_block(s, d2, *args)
+
+    def _decide_blocks(self, image, channel_axis, channels, dtype, method, args):
+        """:meth:`_decide` on a NumPy image, ``DECIDE_BLOCK`` pixels at a time.
+
+        Memory beyond the input and output stays bounded (the per-class scores of
+        one block), and each class uses the engine ``method="auto"`` picks for
+        the whole image, not for a block.
+        """
+        d = self._models[self._labels[0]].n_features
+        X, spatial = pixels_view(image, d, channel_axis)
+        methods = {
+            lab: evaluate.explain(
+                _LOG_DENSITY, image, self._models[lab], channel_axis=channel_axis,
+                channels=channels, dtype=dtype, method=method,
+            )
+            for lab in self._labels
+        }  # fmt: skip
+        labels, fill, min_probability, chi2_max, reject, want = args
+        n = X.shape[0]
+        out = None
+        for start in range(0, max(n, 1), DECIDE_BLOCK):
+            xb = X[start : start + DECIDE_BLOCK]
+            cols = [
+                evaluate.log_density(xb, self._models[lab], channels=channels, dtype=dtype,
+                                     method=methods[lab])
+                for lab in self._labels
+            ]  # fmt: skip
+            s = _stack(cols)
+            s += self._log_priors.astype(s.dtype)
+            d2 = None
+            if chi2_max is not None:
+                d2 = _stack([
+                    evaluate.min_mahalanobis(xb, self._models[lab], channels=channels, dtype=dtype)
+                    for lab in self._labels
+                ])  # fmt: skip
+            res = _decide_block(s, d2, *args)
+            if out is None:
+                dt = res.dtype if want == "confidence" else _label_dtype(labels, fill, reject)
+                out = np.empty(n, dtype=dt)
+            out[start : start + res.shape[0]] = res
+        return out.reshape(spatial)
 
     def _chi2_threshold(self, level):
         """The chi-square quantile (D degrees of freedom) that ``chi2_level`` asks for."""

@@ -314,7 +314,7 @@ def explain(function, image, *models, **options):
     'direct'
     """
     quantity = {v: k for k, v in _FUNCTIONS.items()}.get(getattr(function, "__name__", None))
-    if quantity is None or globals().get(function.__name__) is not function:
+    if quantity is None or getattr(function, "__module__", None) != __name__ or quantity == "mahal":
         raise TypeError(
             "function must be one of pixgmm.density, log_density, log_ratio, "
             f"responsibilities or predict; got {function!r}"
