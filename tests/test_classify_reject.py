@@ -230,3 +230,20 @@ def test_predict_runs_in_bounded_blocks_with_the_whole_image_engine(rng, monkeyp
     assert {m for _, m in seen} == {"table"}  # the whole image's engine in every block
     np.testing.assert_array_equal(labels, whole["labels"])
     np.testing.assert_array_equal(clf.confidence(img), whole["confidence"])
+
+
+def test_return_confidence_gives_both_maps_from_one_pass(rng):
+    clf = pixgmm.Classifier(_classes(rng))
+    img = rng.uniform(0, 255, (23, 29, 3))
+    img[1, 2, 0] = np.nan
+    kw = {"fill": "none", "min_probability": 0.7, "reject": "r"}
+    labels, conf = clf.predict(img, return_confidence=True, **kw)
+    np.testing.assert_array_equal(labels, clf.predict(img, **kw))
+    np.testing.assert_array_equal(conf, clf.confidence(img))
+    da = pytest.importorskip("dask.array")
+    lazy = da.from_array(img, chunks=(8, 8, 3))
+    dl, dc = clf.predict(lazy, return_confidence=True, **kw)
+    np.testing.assert_array_equal(dl.compute(), labels)
+    np.testing.assert_array_equal(dc.compute(), conf)
+    with pytest.raises(TypeError, match="return_confidence"):
+        clf.predict(img, return_confidence="yes")

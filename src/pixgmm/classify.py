@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import _xarray, evaluate
+from ._validation import check_bool, pixels_view
 from ._validation import is_dask_array as _is_dask_array
-from ._validation import pixels_view
 from .histogram import HistogramModel
 from .mixture import as_mixture
 
@@ -53,7 +53,7 @@ def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
     component (only with ``chi2_max``). A pixel whose winning posterior is below
     ``min_probability``, or whose distance to its class exceeds ``chi2_max``, gets
     ``reject``; a pixel with no defined class gets ``fill`` (or is an error).
-    ``want`` is "labels" or "confidence".
+    ``want`` is "labels", "confidence" or "both" (a tuple).
     """
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         best = s.max(axis=-1)
@@ -62,8 +62,9 @@ def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
         total = np.exp(s - shift[..., None]).sum(axis=-1)
         confidence = 1.0 / total  # the winning posterior: exp(best - logsumexp(s))
     confidence[bad] = np.nan
+    confidence = confidence.astype(s.dtype, copy=False)
     if want == "confidence":
-        return confidence.astype(s.dtype, copy=False)
+        return confidence
     index = np.argmax(s, axis=-1)
     labels = list(labels)
     if bad.any():
@@ -85,6 +86,8 @@ def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
     if rejected.any():
         index[rejected] = len(labels)
         labels.append(reject)
+    if want == "both":
+        return np.asarray(labels)[index], confidence
     return np.asarray(labels)[index]
 
 
@@ -378,8 +381,21 @@ class Classifier:
         min_probability=None,
         chi2_level=None,
         reject=None,
+        return_confidence=False,
     ):
+        want = "both" if check_bool(return_confidence, "return_confidence") else "labels"
         if _xarray.is_dataarray(image):
+            if want == "both":
+                labels = self.predict(
+                    image, channel_axis=channel_axis, channels=channels, dtype=dtype,
+                    method=method, fill=fill, min_probability=min_probability,
+                    chi2_level=chi2_level, reject=reject,
+                )  # fmt: skip
+                conf = self.confidence(
+                    image, channel_axis=channel_axis, channels=channels, dtype=dtype,
+                    method=method,
+                )  # fmt: skip
+                return labels, conf
             nodata = _xarray.nodata_value(image)
             if fill is None and nodata is not None:
                 raise ValueError(
@@ -392,7 +408,7 @@ class Classifier:
                 min_probability=min_probability, chi2_level=chi2_level, reject=reject,
             )  # fmt: skip
         return self._decide(
-            "labels", image, channel_axis, channels, dtype, method, fill, min_probability,
+            want, image, channel_axis, channels, dtype, method, fill, min_probability,
             chi2_level, reject,
         )  # fmt: skip
 
@@ -452,6 +468,22 @@ class Classifier:
         args = (self._labels, fill, min_probability, chi2_max, reject, want)
         if not _is_dask_array(image):
             return self._decide_blocks(image, channel_axis, channels, dtype, method, args)
+        if want == "both":  # two results of one graph: the class scores are computed once
+            return tuple(
+                self._decide(
+                    w,
+                    image,
+                    channel_axis,
+                    channels,
+                    dtype,
+                    method,
+                    fill,
+                    min_probability,
+                    chi2_level,
+                    reject,
+                )  # fmt: skip
+                for w in ("labels", "confidence")
+            )
         s = self._scores(image, channel_axis, channels, dtype, method)
         d2 = None
         if chi2_max is not None:
@@ -511,11 +543,16 @@ class Classifier:
                     for lab in self._labels
                 ])  # fmt: skip
             res = _decide_block(s, d2, *args)
+            res = res if want == "both" else (res,)
             if out is None:
-                dt = res.dtype if want == "confidence" else _label_dtype(labels, fill, reject)
-                out = np.empty(n, dtype=dt)
-            out[start : start + res.shape[0]] = res
-        return out.reshape(spatial)
+                dts = [r.dtype for r in res]
+                if want != "confidence":
+                    dts[0] = _label_dtype(labels, fill, reject)
+                out = [np.empty(n, dtype=dt) for dt in dts]
+            for o, r in zip(out, res):
+                o[start : start + r.shape[0]] = r
+        out = tuple(o.reshape(spatial) for o in out)
+        return out if want == "both" else out[0]
 
     def _chi2_threshold(self, level):
         """The chi-square quantile (D degrees of freedom) that ``chi2_level`` asks for."""
@@ -561,6 +598,9 @@ class Classifier:
         pixels. Needs SciPy and Gaussian-mixture classes.
     reject : scalar, optional
         The label of rejected pixels; required with either option above.
+    return_confidence : bool, default False
+        Also return the confidence map (:meth:`confidence`), computed from
+        the same class scores in the same pass: ``(labels, confidence)``.
 
     Returns
     -------
