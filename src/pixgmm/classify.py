@@ -469,21 +469,8 @@ class Classifier:
         if not _is_dask_array(image):
             return self._decide_blocks(image, channel_axis, channels, dtype, method, args)
         if want == "both":  # two results of one graph: the class scores are computed once
-            return tuple(
-                self._decide(
-                    w,
-                    image,
-                    channel_axis,
-                    channels,
-                    dtype,
-                    method,
-                    fill,
-                    min_probability,
-                    chi2_level,
-                    reject,
-                )  # fmt: skip
-                for w in ("labels", "confidence")
-            )
+            options = (channel_axis, channels, dtype, method, fill, min_probability, chi2_level)
+            return tuple(self._decide(w, image, *options, reject) for w in ("labels", "confidence"))
         s = self._scores(image, channel_axis, channels, dtype, method)
         d2 = None
         if chi2_max is not None:
