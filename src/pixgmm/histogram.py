@@ -8,14 +8,13 @@ for 8-bit images, through the same cached colour table.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import operator
 from collections.abc import Sequence
 
 import numpy as np
 
-from ._jsonio import read_json, write_json
+from ._jsonio import identity_digest, read_json, write_json
 from ._validation import (
     as_image_array,
     channel_permutation,
@@ -152,21 +151,32 @@ class HistogramModel:
             log_bins = np.log(c + alpha) - math.log(total) - math.log(volume)
         c.setflags(write=False)
         log_bins.setflags(write=False)
-        h = hashlib.sha1(SCHEMA.encode())
-        h.update(repr((c.shape, rng, alpha, names)).encode())
-        h.update(c.tobytes())
         set_ = object.__setattr__
         set_(self, "_counts", c)
         set_(self, "_range", rng)
         set_(self, "_smoothing", alpha)
         set_(self, "_channels", names)
         set_(self, "_log_bins", log_bins)
-        set_(self, "_fingerprint", h.hexdigest())
+        set_(self, "_fingerprint", identity_digest(SCHEMA, self._defining_fields()))
         set_(self, "_permuted", {})
 
     # -- immutability ---------------------------------------------------------
     def __setattr__(self, name, value):
         raise AttributeError("HistogramModel is immutable; build a new one instead")
+
+    def _defining_fields(self):
+        """Every field that defines the histogram: its identity and its file (see :meth:`to_dict`).
+
+        ``counts`` carries the bins (its shape); a new defining field is added
+        here, and so enters both ``__eq__`` / ``__hash__`` / cache keys and the file.
+        """
+        return {
+            "bins": tuple(self._counts.shape),
+            "range": self._range,
+            "smoothing": self._smoothing,
+            "channels": self._channels,
+            "counts": self._counts,
+        }
 
     def __eq__(self, other):
         return isinstance(other, HistogramModel) and other._fingerprint == self._fingerprint
@@ -322,15 +332,17 @@ class HistogramModel:
     def to_dict(self):
         """The JSON schema as a dict (see :meth:`save`)."""
         ch = self.channels
-        return {
-            "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
-            "bins": list(self.bins),
-            "range": [list(p) for p in self._range],
-            "smoothing": self._smoothing,
-            "channels": ch if ch is None or isinstance(ch, str) else list(ch),
-            "counts": self._counts.reshape(-1).tolist(),
+        as_json = {
+            "bins": list,
+            "range": lambda pairs: [list(p) for p in pairs],
+            "smoothing": float,
+            "channels": lambda _: ch if ch is None or isinstance(ch, str) else list(ch),
+            "counts": lambda c: c.reshape(-1).tolist(),  # flat, C order; "bins" gives the shape
         }
+        out = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+        for name, value in self._defining_fields().items():
+            out[name] = as_json[name](value)
+        return out
 
     @classmethod
     def from_dict(cls, data, *, source="histogram"):

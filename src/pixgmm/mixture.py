@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from ._jsonio import read_json, write_json
+from ._jsonio import identity_digest, read_json, write_json
 from ._validation import format_channels, normalize_channels
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
@@ -206,11 +205,7 @@ class Mixture:
         set_(self, "_channels", names)
         set_(self, "_prec_chol", prec_chol)
         set_(self, "_log_norm", log_norm)
-        h = hashlib.sha1(covariance_type.encode())
-        for arr in (w, mu, cov):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        h.update(repr(names).encode())
-        set_(self, "_fingerprint", h.hexdigest())
+        set_(self, "_fingerprint", identity_digest(SCHEMA, self._defining_fields()))
         set_(self, "_permuted", {})
         set_(self, "_frozen", True)
 
@@ -223,6 +218,20 @@ class Mixture:
 
     def __reduce__(self):
         return (_rebuild, (self.to_dict(),))
+
+    def _defining_fields(self):
+        """Every field that defines the model: its identity and its file (see :meth:`to_dict`).
+
+        A new defining field is added here, and so enters both ``__eq__`` /
+        ``__hash__`` / cache keys and the file format.
+        """
+        return {
+            "covariance_type": self._covariance_type,
+            "channels": self._channels,
+            "weights": self._weights,
+            "means": self._means,
+            "covariances": self._covariances,
+        }
 
     def __eq__(self, other):
         return isinstance(other, Mixture) and other._fingerprint == self._fingerprint
@@ -547,17 +556,15 @@ class Mixture:
     # -- persistence --------------------------------------------------------
     def to_dict(self):
         """The documented JSON schema as a dict (see :meth:`save`)."""
-        return {
-            "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
-            "covariance_type": self._covariance_type,
-            "channels": self.channels
-            if isinstance(self.channels, str) or self.channels is None
-            else list(self.channels),
-            "weights": self._weights.tolist(),
-            "means": self._means.tolist(),
-            "covariances": self._covariances.tolist(),
-        }
+        out = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+        for name, value in self._defining_fields().items():
+            if name == "channels":
+                value = self.channels
+                value = value if value is None or isinstance(value, str) else list(value)
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            out[name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data, *, source="model"):
