@@ -283,7 +283,8 @@ class HistogramModel:
         rng = _normalize_range(range, d)
         if X.dtype.kind == "f" and np.isnan(X).any():
             raise ValueError(
-                "pixels contains NaN values; drop those pixels first "
+                "pixels contains NaN values (a masked array's masked values count as NaN); "
+                "drop those pixels first "
                 "(pixels[~np.isnan(pixels).any(axis=-1)])"
             )
         flat, inside = _bin_index(X, nb, rng)
