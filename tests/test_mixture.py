@@ -735,19 +735,28 @@ def _good_dict():
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda d: d.pop("weights"), "field 'weights' is missing"),
-        (lambda d: d.pop("means"), "field 'means' is missing"),
-        (lambda d: d.pop("covariances"), "field 'covariances' is missing"),
-        (lambda d: d.update(schema="other"), "field 'schema' must be 'pixgmm.mixture'"),
-        (lambda d: d.update(version=2), "field 'version' is 2"),
-        (lambda d: d.update(covariance_type="diagonal"), "covariance_type must be one of"),
-        (lambda d: d.update(covariance_type=None), "covariance_type must be one of"),
-        (lambda d: d.update(weights=[0.5, -0.5]), "weights must be non-negative"),
-        (lambda d: d.update(means="abc"), "means must be an array of real numbers"),
+        (lambda d: d.pop("weights"), r"field \$\.weights is missing"),
+        (lambda d: d.pop("means"), r"field \$\.means is missing"),
+        (lambda d: d.pop("covariances"), r"field \$\.covariances is missing"),
+        (lambda d: d.update(schema="other"), r"field \$\.schema must be \"pixgmm\.mixture\""),
+        (lambda d: d.update(version=2), r"field \$\.version is 2; this pixgmm reads version 1"),
+        (
+            lambda d: d.update(covariance_type="diagonal"),
+            r"field \$\.covariance_type must be one of",
+        ),
+        (lambda d: d.update(covariance_type=None), r"covariance_type must be one of .*; got null"),
+        (
+            lambda d: d.update(weights=[0.5, -0.5]),
+            r"field \$\.weights\[1\] must be a number >= 0, got -0\.5",
+        ),
+        (lambda d: d.update(means="abc"), r"field \$\.means must be an array of K arrays"),
         (lambda d: d.update(means=[[1, 2, 3], [1, 2]]), "means is ragged"),
         (lambda d: d.update(covariances=[[1, 2, 3]]), r"covariances for covariance_type='diag'"),
-        (lambda d: d.update(covariances=[[1, 2, 3], [1, 0, 1]]), "component 1 has variance 0"),
-        (lambda d: d.update(channels=7), "channels must be a string"),
+        (
+            lambda d: d.update(covariances=[[1, 2, 3], [1, 0, 1]]),
+            r"\$\.covariances\[1\]\[1\] must be a variance > 0",
+        ),
+        (lambda d: d.update(channels=7), r"field \$\.channels must be null, a string"),
     ],
 )
 def test_load_malformed_names_the_field(tmp_path, edit, match):
@@ -763,17 +772,18 @@ def test_load_malformed_names_the_field(tmp_path, edit, match):
 def test_load_not_an_object_or_not_json(tmp_path):
     path = tmp_path / "m.json"
     path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="expected a JSON object, got list"):
+    with pytest.raises(ValueError, match="expected a JSON object, got array"):
         Mixture.load(path)
     path.write_text("{nope")
     with pytest.raises(ValueError, match="not valid JSON"):
         Mixture.load(path)
     path.write_text(
-        '{"weights": [NaN], "means": [[0]], "covariances": [1], "covariance_type": "spherical"}'
+        '{"schema": "pixgmm.mixture", "version": 1, "weights": [NaN], "means": [[0]], '
+        '"covariances": [1], "covariance_type": "spherical"}'
     )
-    with pytest.raises(ValueError, match=r"weights\[0\] is nan"):
+    with pytest.raises(ValueError, match=r"field \$\.weights\[0\]: NaN is not a finite number"):
         Mixture.load(path)
-    with pytest.raises(OSError, match="cannot read model file"):
+    with pytest.raises(FileNotFoundError, match=r"cannot read model file .*missing\.json"):
         Mixture.load(tmp_path / "missing.json")
 
 

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._jsonio import identity_digest, read_json, write_json
+from ._jsonio import (
+    check_kind,
+    identity_digest,
+    plain_json,
+    read_json,
+    validate,
+    write_json,
+)
 from ._validation import (
     as_image_array,
     channel_permutation,
@@ -27,6 +34,8 @@ __all__ = ["HistogramModel"]
 
 SCHEMA = "pixgmm.histogram"
 SCHEMA_VERSION = 1
+#: The JSON Schema of version 1 files, in ``pixgmm/data/schema/``.
+_SCHEMA_FILE = "histogram-1.json"
 #: Pixels binned per step when evaluating non-integer images (bounds scratch memory).
 _CHUNK = 1 << 20
 
@@ -347,25 +356,27 @@ class HistogramModel:
 
     @classmethod
     def from_dict(cls, data, *, source="histogram"):
-        """Inverse of :meth:`to_dict`; errors name the field that is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
+        """Inverse of :meth:`to_dict`, validated like a model file (see :meth:`save`).
+
+        Raises
+        ------
+        ValueError
+            ``data`` does not follow the schema, or its values do not make a
+            histogram; the message starts with ``source`` and names the field.
+        """
+        data = plain_json(data, source)
+        check_kind(data, SCHEMA, SCHEMA_VERSION, source)
+        validate(data, _SCHEMA_FILE, source)
+        bins = data["bins"]
+        n = math.prod(bins)
+        if n != len(data["counts"]):
             raise ValueError(
-                f"{source}: field 'schema' must be {SCHEMA!r}, got {data.get('schema')!r}"
+                f"{source}: field $.counts has {len(data['counts'])} values but $.bins "
+                f"{_short_list(bins)} needs {n} (their product)"
             )
-        if data.get("version") != SCHEMA_VERSION:
-            raise ValueError(
-                f"{source}: field 'version' is {data.get('version')!r}; this pixgmm reads "
-                f"version {SCHEMA_VERSION}"
-            )
-        for field in ("bins", "range", "counts"):
-            if field not in data:
-                raise ValueError(f"{source}: field {field!r} is missing")
         try:
-            counts = np.asarray(data["counts"], dtype=np.float64).reshape(data["bins"])
             return cls(
-                counts,
+                np.asarray(data["counts"], dtype=np.float64).reshape(bins),
                 range=data["range"],
                 smoothing=data.get("smoothing", 1.0),
                 channels=data.get("channels"),
@@ -376,9 +387,13 @@ class HistogramModel:
     def save(self, path):
         """Write the histogram as JSON (never pickle), atomically.
 
-        Schema: ``"schema": "pixgmm.histogram"``, ``"version": 1``, ``"bins"``
+        The file format is version 1 of the JSON Schema shipped as
+        ``pixgmm/data/schema/histogram-1.json``: an object with exactly the
+        fields ``"schema": "pixgmm.histogram"``, ``"version": 1``, ``"bins"``
         (list of int), ``"range"`` (one ``[low, high]`` per channel),
-        ``"smoothing"``, ``"channels"`` and ``"counts"`` (flat, C order).
+        ``"counts"`` (flat, C order) and the optional ``"smoothing"`` (default
+        1.0) and ``"channels"``. :meth:`load` refuses anything else, as
+        :meth:`pixgmm.Mixture.load` does. Written atomically.
 
         Examples
         --------
@@ -394,7 +409,16 @@ class HistogramModel:
 
     @classmethod
     def load(cls, path):
-        """Read a histogram written by :meth:`save`; errors name the file and field."""
+        """Read a histogram file (see :meth:`save` for its schema).
+
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, PermissionError, OSError
+            The file is missing, a directory or unreadable.
+        ValueError
+            The file is not UTF-8 JSON or does not follow the schema; the
+            message names the file and the field.
+        """
         data, source = read_json(path)
         return cls.from_dict(data, source=source)
 
@@ -495,6 +519,10 @@ def _bin_index(X, nb, rng):
         inside &= b >= 0
         flat += np.where(b >= 0, b, 0) * strides[c]
     return flat, inside
+
+
+def _short_list(values, limit=8):
+    return str(values) if len(values) <= limit else f"[{', '.join(map(str, values[:limit]))}, ...]"
 
 
 def _rebuild(data):
