@@ -321,7 +321,7 @@ def check_kind(data, kind, version, source):
         other = {
             "pixgmm.mixture": "pixgmm.Mixture.load",
             "pixgmm.histogram": "pixgmm.HistogramModel.load",
-        }.get(got)
+        }.get(got if isinstance(got, str) else None)
         hint = f" (this is a {got} file: read it with {other})" if other else ""
         raise ValueError(
             f"{source}: field $.schema must be {json.dumps(kind)}, got {_kind(got)}{hint}"
