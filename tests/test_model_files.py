@@ -328,6 +328,13 @@ def test_missing_file_and_directory(tmp_path, cls):
         cls.load(tmp_path)
 
 
+def test_path_of_the_wrong_type():
+    with pytest.raises(TypeError, match=r"path must be a file path .*, got int"):
+        Mixture.load(3)
+    with pytest.raises(TypeError, match=r"path must be a file path .*, got NoneType"):
+        HISTOGRAM.save(None)
+
+
 @pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads all")
 def test_unreadable_file(tmp_path):
     path = tmp_path / "m.json"

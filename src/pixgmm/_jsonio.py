@@ -93,7 +93,7 @@ def write_json(path, data, *, indent=None):
     original kind that names ``path`` (not the temporary file) and the
     operating system's reason, e.g. "No space left on device".
     """
-    path = Path(os.fspath(path))
+    path = _as_path(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -114,6 +114,15 @@ def write_json(path, data, *, indent=None):
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _as_path(path):
+    try:
+        return Path(os.fspath(path))
+    except TypeError:
+        raise TypeError(
+            f"path must be a file path (str or os.PathLike), got {type(path).__name__}"
+        ) from None
 
 
 def _fsync_folder(folder):
@@ -199,7 +208,7 @@ def read_json(path):
         Infinity, a number outside the float64 range, a duplicate key or
         nesting deeper than :data:`MAX_DEPTH` (naming the file and the field).
     """
-    path = Path(os.fspath(path))
+    path = _as_path(path)
     source = str(path)
     try:
         raw = path.read_bytes()
