@@ -180,18 +180,41 @@ def test_persistence(tmp_path, rng):
         h.counts[0, 0, 0] = 1
 
 
+def test_identity_covers_bins_range_smoothing_and_channels():
+    counts = np.arange(1.0, 7.0)
+    base = pixgmm.HistogramModel(counts.reshape(2, 3), range=(0, 6), channels="RG")
+    others = [
+        pixgmm.HistogramModel(counts.reshape(3, 2), range=(0, 6), channels="RG"),  # same bytes
+        pixgmm.HistogramModel(counts.reshape(6, 1), range=(0, 6), channels="RG"),
+        pixgmm.HistogramModel(counts.reshape(2, 3), range=(0, 7), channels="RG"),
+        pixgmm.HistogramModel(counts.reshape(2, 3), range=[(0, 6), (0, 7)], channels="RG"),
+        pixgmm.HistogramModel(counts.reshape(2, 3), range=(0, 6), channels="RG", smoothing=0.5),
+        pixgmm.HistogramModel(counts.reshape(2, 3), range=(0, 6), channels="GR"),
+        pixgmm.HistogramModel(counts.reshape(2, 3), range=(0, 6)),
+        base.with_channels("GR"),
+    ]
+    fps = {h._fingerprint for h in [base, *others]}
+    assert len(fps) == len(others) + 1
+    assert all(h != base for h in others)
+    same = pixgmm.HistogramModel(counts.reshape(2, 3).tolist(), range=[(0, 6)] * 2, channels="rg")
+    assert same == base and hash(same) == hash(base) and same._fingerprint == base._fingerprint
+    assert base.with_channels("GR").with_channels("RG") == base
+    assert set(base.to_dict()) == {"schema", "version", *base._defining_fields()}
+
+
 def test_load_errors(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "pixgmm.mixture", "version": 1}')
-    with pytest.raises(ValueError, match=r"field 'schema' must be 'pixgmm\.histogram'"):
+    with pytest.raises(ValueError, match=r"field \$\.schema must be \"pixgmm\.histogram\".*"
+                       r"read it with pixgmm\.Mixture\.load"):  # fmt: skip
         pixgmm.HistogramModel.load(bad)
     bad.write_text('{"schema": "pixgmm.histogram", "version": 1, "bins": [2], "range": [0, 1]}')
-    with pytest.raises(ValueError, match="field 'counts' is missing"):
+    with pytest.raises(ValueError, match=r"field \$\.counts is missing"):
         pixgmm.HistogramModel.load(bad)
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         pixgmm.HistogramModel.load(bad)
-    with pytest.raises(OSError, match="cannot read model file"):
+    with pytest.raises(FileNotFoundError, match="cannot read model file"):
         pixgmm.HistogramModel.load(tmp_path / "missing.json")
 
 

@@ -10,6 +10,8 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import scipy.stats
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pixgmm
 from pixgmm import Mixture
@@ -218,6 +220,136 @@ def test_equality_hash_and_pickle():
     assert a != "not a mixture"
     again = pickle.loads(pickle.dumps(a))
     assert again == a and again.channels == "RGB"
+
+
+def test_identity_covers_shapes_not_only_bytes():
+    """Issue 9 item 1: the same 21 numbers read as K=7, D=1 and as K=3, D=3 are two models."""
+    a = Mixture([1.0] * 7, np.arange(7.0).reshape(7, 1), np.ones((7, 1)), "diag")
+    flat = np.concatenate([a.weights, a.means.ravel(), a.covariances.ravel()])
+    b = Mixture(flat[:3], flat[3:12].reshape(3, 3), flat[12:].reshape(3, 3), "diag")
+    b_flat = np.concatenate([b.weights, b.means.ravel(), b.covariances.ravel()])
+    assert b_flat.tobytes() == flat.tobytes()  # the parameters' bytes alone cannot tell them apart
+    assert a != b and b != a
+    assert a._fingerprint != b._fingerprint
+    assert len({a, b}) == 2
+
+
+@pytest.mark.parametrize("method", ["table", "separable", "auto"])
+def test_same_bytes_other_shape_evaluates_its_own_parameters(method):
+    """A cached table of one model is never read for the other (was a wrong value or a segfault)."""
+    from reference import as_pixels
+    from reference import log_density as ref_log_density
+
+    a = Mixture([1.0] * 7, np.arange(7.0).reshape(7, 1) * 30, np.full((7, 1), 50.0), "diag")
+    flat = np.concatenate([a.weights, a.means.ravel(), a.covariances.ravel()])
+    b = Mixture(flat[:3], flat[3:12].reshape(3, 3), flat[12:].reshape(3, 3), "diag")
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    colour = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    pixgmm.clear_cache()
+    for model, img, axis in ((a, gray, None), (b, colour, -1), (a, gray, None)):
+        got = pixgmm.log_density(img, model, channel_axis=axis, method=method)
+        want = ref_log_density(as_pixels(img, axis), model).reshape(got.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_identity_of_reordered_and_renamed_models(covariance_type):
+    m = build(covariance_type, channels="RGB")
+    bgr = m.with_channels("BGR")
+    assert bgr != m and bgr._fingerprint != m._fingerprint
+    direct = Mixture(
+        bgr.weights, bgr.means, bgr.covariances, covariance_type, channels="BGR"
+    )  # the same model built from its parameters is equal to it
+    assert direct == bgr and direct._fingerprint == bgr._fingerprint and hash(direct) == hash(bgr)
+    assert m.with_channels(None) != m and m.with_channels(None) == build(covariance_type)
+    assert bgr.with_channels("RGB") == m
+    names = Mixture([0.3, 0.7], MEANS, VALID[covariance_type], covariance_type, channels="XYZ")
+    assert names != m  # same numbers, other channel names
+
+
+_SIZES = {
+    "full": lambda k, d: k * d * d,
+    "diag": lambda k, d: k * d,
+    "spherical": lambda k, d: k,
+    "tied": lambda k, d: d * d,
+}
+_SHAPES = {
+    "full": lambda k, d: (k, d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k,),
+    "tied": lambda k, d: (d, d),
+}
+_KD = [(k, d) for k in range(1, 9) for d in range(1, 5)]
+
+
+def _n_numbers(ctype, k, d):
+    return k + k * d + _SIZES[ctype](k, d)
+
+
+def _mixture_from_pool(pool, ctype, k, d, channels):
+    """The mixture whose weights, means and covariances are the first numbers of ``pool``."""
+    flat = np.asarray(pool[: _n_numbers(ctype, k, d)], dtype=np.float64)
+    cov = flat[k + k * d :].reshape(_SHAPES[ctype](k, d))
+    if ctype in ("full", "tied"):  # make it symmetric positive definite
+        mats = cov.reshape(-1, d, d)
+        mats = np.triu(mats) + np.swapaxes(np.triu(mats, 1), 1, 2)
+        mats += np.eye(d) * (np.abs(mats).sum(axis=2, keepdims=True) + 1.0)
+        cov = mats.reshape(_SHAPES[ctype](k, d))
+    return Mixture(flat[:k], flat[k : k + k * d].reshape(k, d), cov, ctype, channels=channels)
+
+
+@st.composite
+def mixture_pairs(draw):
+    """Two mixtures built from one pool of numbers: often the same values, and often the same
+    number of parameters in other shapes (the same concatenated bytes: K=3, D=1 and K=1, D=4)."""
+    pool = draw(st.lists(st.sampled_from([1.0, 2.0, 4.0]), min_size=168, max_size=168))
+    ctype = draw(st.sampled_from(COVARIANCE_TYPES))
+    k, d = draw(st.sampled_from(_KD))
+    specs = [(ctype, k, d)]
+    same_size = [
+        kd for kd in _KD if kd != (k, d) and _n_numbers(ctype, *kd) == _n_numbers(ctype, k, d)
+    ]
+    if same_size and draw(st.booleans()):
+        specs.append((ctype, *draw(st.sampled_from(same_size))))
+    else:
+        specs.append((draw(st.sampled_from(COVARIANCE_TYPES)), *draw(st.sampled_from(_KD))))
+    out = []
+    for ctype, k, d in specs:
+        channels = draw(st.sampled_from([None, "ABCD"[:d], "WXYZ"[:d]]))
+        out.append(_mixture_from_pool(pool, ctype, k, d, channels))
+    return out
+
+
+def _same_definition(a, b):
+    return (
+        a.covariance_type == b.covariance_type
+        and a.channels == b.channels
+        and all(
+            getattr(a, f).shape == getattr(b, f).shape
+            and np.array_equal(getattr(a, f), getattr(b, f))
+            for f in ("weights", "means", "covariances")
+        )
+    )
+
+
+@settings(
+    max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(mixture_pairs())
+def test_fingerprint_equal_exactly_when_the_definition_is(pair):
+    a, b = pair
+    same = _same_definition(a, b)
+    assert (a._fingerprint == b._fingerprint) is same
+    assert (a == b) is same
+    if same:
+        assert hash(a) == hash(b)
+    again = Mixture(a.weights, a.means, a.covariances, a.covariance_type, channels=a.channels)
+    assert again == a and again._fingerprint == a._fingerprint
+
+
+def test_every_defining_field_is_in_the_file_and_the_identity():
+    m = build("full", channels="RGB")
+    assert set(m.to_dict()) == {"schema", "version", *m._defining_fields()}
 
 
 def test_repr():
@@ -603,19 +735,28 @@ def _good_dict():
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda d: d.pop("weights"), "field 'weights' is missing"),
-        (lambda d: d.pop("means"), "field 'means' is missing"),
-        (lambda d: d.pop("covariances"), "field 'covariances' is missing"),
-        (lambda d: d.update(schema="other"), "field 'schema' must be 'pixgmm.mixture'"),
-        (lambda d: d.update(version=2), "field 'version' is 2"),
-        (lambda d: d.update(covariance_type="diagonal"), "covariance_type must be one of"),
-        (lambda d: d.update(covariance_type=None), "covariance_type must be one of"),
-        (lambda d: d.update(weights=[0.5, -0.5]), "weights must be non-negative"),
-        (lambda d: d.update(means="abc"), "means must be an array of real numbers"),
+        (lambda d: d.pop("weights"), r"field \$\.weights is missing"),
+        (lambda d: d.pop("means"), r"field \$\.means is missing"),
+        (lambda d: d.pop("covariances"), r"field \$\.covariances is missing"),
+        (lambda d: d.update(schema="other"), r"field \$\.schema must be \"pixgmm\.mixture\""),
+        (lambda d: d.update(version=2), r"field \$\.version is 2; this pixgmm reads version 1"),
+        (
+            lambda d: d.update(covariance_type="diagonal"),
+            r"field \$\.covariance_type must be one of",
+        ),
+        (lambda d: d.update(covariance_type=None), r"covariance_type must be one of .*; got null"),
+        (
+            lambda d: d.update(weights=[0.5, -0.5]),
+            r"field \$\.weights\[1\] must be a number >= 0, got -0\.5",
+        ),
+        (lambda d: d.update(means="abc"), r"field \$\.means must be an array of K arrays"),
         (lambda d: d.update(means=[[1, 2, 3], [1, 2]]), "means is ragged"),
         (lambda d: d.update(covariances=[[1, 2, 3]]), r"covariances for covariance_type='diag'"),
-        (lambda d: d.update(covariances=[[1, 2, 3], [1, 0, 1]]), "component 1 has variance 0"),
-        (lambda d: d.update(channels=7), "channels must be a string"),
+        (
+            lambda d: d.update(covariances=[[1, 2, 3], [1, 0, 1]]),
+            r"\$\.covariances\[1\]\[1\] must be a variance > 0",
+        ),
+        (lambda d: d.update(channels=7), r"field \$\.channels must be null, a string"),
     ],
 )
 def test_load_malformed_names_the_field(tmp_path, edit, match):
@@ -631,17 +772,18 @@ def test_load_malformed_names_the_field(tmp_path, edit, match):
 def test_load_not_an_object_or_not_json(tmp_path):
     path = tmp_path / "m.json"
     path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="expected a JSON object, got list"):
+    with pytest.raises(ValueError, match="expected a JSON object, got array"):
         Mixture.load(path)
     path.write_text("{nope")
     with pytest.raises(ValueError, match="not valid JSON"):
         Mixture.load(path)
     path.write_text(
-        '{"weights": [NaN], "means": [[0]], "covariances": [1], "covariance_type": "spherical"}'
+        '{"schema": "pixgmm.mixture", "version": 1, "weights": [NaN], "means": [[0]], '
+        '"covariances": [1], "covariance_type": "spherical"}'
     )
-    with pytest.raises(ValueError, match=r"weights\[0\] is nan"):
+    with pytest.raises(ValueError, match=r"field \$\.weights\[0\]: NaN is not a finite number"):
         Mixture.load(path)
-    with pytest.raises(OSError, match="cannot read model file"):
+    with pytest.raises(FileNotFoundError, match=r"cannot read model file .*missing\.json"):
         Mixture.load(tmp_path / "missing.json")
 
 

@@ -74,40 +74,92 @@ def channel_permutation(model_channels, image_channels):
 
 
 def check_image_dtype(dtype, name="image"):
-    """Raise TypeError unless ``dtype`` is a real integer or floating type."""
+    """Raise TypeError unless ``dtype`` is a real integer or floating type.
+
+    Any byte order and any float width pass (float16 and long double are
+    converted by :func:`native_kernel_dtype`); booleans, complex numbers,
+    objects, strings, dates and structured (record) dtypes do not.
+    """
     dtype = np.dtype(dtype)
-    if dtype.kind == "b":
+    kind = dtype.kind
+    if kind == "b":
         raise TypeError(
             f"{name} has boolean dtype; pass the pixel values (e.g. uint8), not a mask "
             f"(convert with {name}.astype(np.uint8) if the values really are 0 and 1)"
         )
-    if dtype.kind == "c":
-        raise TypeError(f"{name} has complex dtype {dtype}; pixel values must be real numbers")
-    if dtype.kind not in "uif":
+    if kind == "c":
         raise TypeError(
-            f"{name} must be a numeric array (integer or floating point), got dtype {dtype}"
+            f"{name} has complex dtype {dtype}; pixel values must be real numbers "
+            f"(pass {name}.real or np.abs({name}) if that is what you mean)"
         )
-    return dtype
+    if kind in "uif" and dtype.fields is None:
+        return dtype
+    if dtype.fields is not None or kind == "V":
+        hint = (
+            "; convert a record array with numpy.lib.recfunctions.structured_to_unstructured"
+            f"({name})"
+        )
+    elif kind == "O":
+        hint = (
+            f"; if it holds numbers, convert it with {name}.astype(np.float64) "
+            "(a list of arrays of different shapes cannot be an image)"
+        )
+    elif kind in "mM":
+        hint = "; dates and time spans are not pixel values"
+    elif kind in "SU":
+        hint = "; strings are not pixel values (read the image with an image reader)"
+    else:  # pragma: no cover - every NumPy kind is listed above
+        hint = ""
+    raise TypeError(
+        f"{name} must be a numeric array (integer or floating point), got dtype {dtype}{hint}"
+    )
 
 
 def as_image_array(image, name="image"):
-    """``np.asarray`` with a clear TypeError for things that are not numeric arrays."""
-    if isinstance(image, np.ndarray):
+    """``image`` as a plain ``numpy.ndarray`` of a real numeric dtype, or a clear TypeError.
+
+    A NumPy masked array becomes a float array with NaN at masked values (so
+    a pixel with any masked channel evaluates to NaN, and ``predict`` gives -1
+    there); an integer masked image becomes float64 (exact), a float16 or float32
+    one float32. Other ndarray subclasses (``np.matrix``, ``np.memmap``) are
+    viewed as plain arrays.
+    """
+    if isinstance(image, np.ma.MaskedArray):
+        return _masked_as_nan(image, name)
+    if type(image) is np.ndarray:
         arr = image
     else:
         try:
             arr = np.asarray(image)
-        except Exception as exc:  # pragma: no cover - numpy's own message is kept
+        except Exception as exc:  # numpy's own message is kept
             raise TypeError(f"{name} could not be converted to an array: {exc}") from exc
     check_image_dtype(arr.dtype, name)
     return arr
 
 
+def _masked_as_nan(image, name):
+    data = np.asarray(image.data)
+    check_image_dtype(data.dtype, name)
+    mask = np.ma.getmaskarray(image)
+    if not mask.any():
+        return data
+    small_float = data.dtype.kind == "f" and data.dtype.itemsize <= 4
+    out = data.astype(np.float32 if small_float else np.float64)
+    out[mask] = np.nan
+    return out
+
+
 def native_kernel_dtype(dtype):
-    """The dtype kernels read for an image of ``dtype`` (native byte order, no float16)."""
+    """The dtype kernels read for an image of ``dtype``: native byte order, float32 or float64.
+
+    float16 (either byte order) becomes float32 and long double (float96/float128)
+    float64, the widest float the kernels compute in; integers keep their width.
+    """
     dtype = np.dtype(dtype)
-    if dtype == np.float16:
+    if dtype.kind == "f" and dtype.itemsize < 4:
         return np.dtype(np.float32)
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        return np.dtype(np.float64)
     return dtype.newbyteorder("=")
 
 
@@ -148,6 +200,20 @@ def pixels_view(image, n_features, channel_axis, name="image"):
         arr = arr.reshape(-1, 1)
     else:
         n_ch = arr.shape[axis]
+        looks_gray = arr.ndim == 2 and axis == 1 and arr.shape[0] != n_features
+        if n_ch != n_features and looks_gray and not 1 <= n_ch <= 4:
+            if n_features > 1:
+                raise ValueError(
+                    f"{name} has shape {arr.shape}: it looks like a grayscale image, but the "
+                    f"model needs {n_features} channels; convert the image to colour first "
+                    f"(e.g. np.stack([{name}] * {n_features}, axis=-1)) or use a single-channel "
+                    f"model with channel_axis=None"
+                )
+            raise ValueError(
+                f"{name} has shape {arr.shape}: it looks like a grayscale image without a "
+                f"channel axis; pass channel_axis=None (channel_axis={channel_axis} reads "
+                f"{n_ch} channels along the last axis)"
+            )
         if n_ch != n_features:
             hint = ""
             if n_ch == 4 and n_features == 3:

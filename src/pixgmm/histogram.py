@@ -8,14 +8,20 @@ for 8-bit images, through the same cached colour table.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import operator
 from collections.abc import Sequence
 
 import numpy as np
 
-from ._jsonio import read_json, write_json
+from ._jsonio import (
+    check_kind,
+    identity_digest,
+    plain_json,
+    read_json,
+    validate,
+    write_json,
+)
 from ._validation import (
     as_image_array,
     channel_permutation,
@@ -28,6 +34,8 @@ __all__ = ["HistogramModel"]
 
 SCHEMA = "pixgmm.histogram"
 SCHEMA_VERSION = 1
+#: The JSON Schema of version 1 files, in ``pixgmm/data/schema/``.
+_SCHEMA_FILE = "histogram-1.json"
 #: Pixels binned per step when evaluating non-integer images (bounds scratch memory).
 _CHUNK = 1 << 20
 
@@ -152,21 +160,32 @@ class HistogramModel:
             log_bins = np.log(c + alpha) - math.log(total) - math.log(volume)
         c.setflags(write=False)
         log_bins.setflags(write=False)
-        h = hashlib.sha1(SCHEMA.encode())
-        h.update(repr((c.shape, rng, alpha, names)).encode())
-        h.update(c.tobytes())
         set_ = object.__setattr__
         set_(self, "_counts", c)
         set_(self, "_range", rng)
         set_(self, "_smoothing", alpha)
         set_(self, "_channels", names)
         set_(self, "_log_bins", log_bins)
-        set_(self, "_fingerprint", h.hexdigest())
+        set_(self, "_fingerprint", identity_digest(SCHEMA, self._defining_fields()))
         set_(self, "_permuted", {})
 
     # -- immutability ---------------------------------------------------------
     def __setattr__(self, name, value):
         raise AttributeError("HistogramModel is immutable; build a new one instead")
+
+    def _defining_fields(self):
+        """Every field that defines the histogram: its identity and its file (see :meth:`to_dict`).
+
+        ``counts`` carries the bins (its shape); a new defining field is added
+        here, and so enters both ``__eq__`` / ``__hash__`` / cache keys and the file.
+        """
+        return {
+            "bins": tuple(self._counts.shape),
+            "range": self._range,
+            "smoothing": self._smoothing,
+            "channels": self._channels,
+            "counts": self._counts,
+        }
 
     def __eq__(self, other):
         return isinstance(other, HistogramModel) and other._fingerprint == self._fingerprint
@@ -273,7 +292,8 @@ class HistogramModel:
         rng = _normalize_range(range, d)
         if X.dtype.kind == "f" and np.isnan(X).any():
             raise ValueError(
-                "pixels contains NaN values; drop those pixels first "
+                "pixels contains NaN values (a masked array's masked values count as NaN); "
+                "drop those pixels first "
                 "(pixels[~np.isnan(pixels).any(axis=-1)])"
             )
         flat, inside = _bin_index(X, nb, rng)
@@ -322,37 +342,41 @@ class HistogramModel:
     def to_dict(self):
         """The JSON schema as a dict (see :meth:`save`)."""
         ch = self.channels
-        return {
-            "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
-            "bins": list(self.bins),
-            "range": [list(p) for p in self._range],
-            "smoothing": self._smoothing,
-            "channels": ch if ch is None or isinstance(ch, str) else list(ch),
-            "counts": self._counts.reshape(-1).tolist(),
+        as_json = {
+            "bins": list,
+            "range": lambda pairs: [list(p) for p in pairs],
+            "smoothing": float,
+            "channels": lambda _: ch if ch is None or isinstance(ch, str) else list(ch),
+            "counts": lambda c: c.reshape(-1).tolist(),  # flat, C order; "bins" gives the shape
         }
+        out = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+        for name, value in self._defining_fields().items():
+            out[name] = as_json[name](value)
+        return out
 
     @classmethod
     def from_dict(cls, data, *, source="histogram"):
-        """Inverse of :meth:`to_dict`; errors name the field that is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
+        """Inverse of :meth:`to_dict`, validated like a model file (see :meth:`save`).
+
+        Raises
+        ------
+        ValueError
+            ``data`` does not follow the schema, or its values do not make a
+            histogram; the message starts with ``source`` and names the field.
+        """
+        data = plain_json(data, source)
+        check_kind(data, SCHEMA, SCHEMA_VERSION, source)
+        validate(data, _SCHEMA_FILE, source)
+        bins = data["bins"]
+        n = math.prod(bins)
+        if n != len(data["counts"]):
             raise ValueError(
-                f"{source}: field 'schema' must be {SCHEMA!r}, got {data.get('schema')!r}"
+                f"{source}: field $.counts has {len(data['counts'])} values but $.bins "
+                f"{_short_list(bins)} needs {n} (their product)"
             )
-        if data.get("version") != SCHEMA_VERSION:
-            raise ValueError(
-                f"{source}: field 'version' is {data.get('version')!r}; this pixgmm reads "
-                f"version {SCHEMA_VERSION}"
-            )
-        for field in ("bins", "range", "counts"):
-            if field not in data:
-                raise ValueError(f"{source}: field {field!r} is missing")
         try:
-            counts = np.asarray(data["counts"], dtype=np.float64).reshape(data["bins"])
             return cls(
-                counts,
+                np.asarray(data["counts"], dtype=np.float64).reshape(bins),
                 range=data["range"],
                 smoothing=data.get("smoothing", 1.0),
                 channels=data.get("channels"),
@@ -363,9 +387,13 @@ class HistogramModel:
     def save(self, path):
         """Write the histogram as JSON (never pickle), atomically.
 
-        Schema: ``"schema": "pixgmm.histogram"``, ``"version": 1``, ``"bins"``
+        The file format is version 1 of the JSON Schema shipped as
+        ``pixgmm/data/schema/histogram-1.json``: an object with exactly the
+        fields ``"schema": "pixgmm.histogram"``, ``"version": 1``, ``"bins"``
         (list of int), ``"range"`` (one ``[low, high]`` per channel),
-        ``"smoothing"``, ``"channels"`` and ``"counts"`` (flat, C order).
+        ``"counts"`` (flat, C order) and the optional ``"smoothing"`` (default
+        1.0) and ``"channels"``. :meth:`load` refuses anything else, as
+        :meth:`pixgmm.Mixture.load` does. Written atomically.
 
         Examples
         --------
@@ -381,7 +409,16 @@ class HistogramModel:
 
     @classmethod
     def load(cls, path):
-        """Read a histogram written by :meth:`save`; errors name the file and field."""
+        """Read a histogram file (see :meth:`save` for its schema).
+
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, PermissionError, OSError
+            The file is missing, a directory or unreadable.
+        ValueError
+            The file is not UTF-8 JSON or does not follow the schema; the
+            message names the file and the field.
+        """
         data, source = read_json(path)
         return cls.from_dict(data, source=source)
 
@@ -482,6 +519,10 @@ def _bin_index(X, nb, rng):
         inside &= b >= 0
         flat += np.where(b >= 0, b, 0) * strides[c]
     return flat, inside
+
+
+def _short_list(values, limit=8):
+    return str(values) if len(values) <= limit else f"[{', '.join(map(str, values[:limit]))}, ...]"
 
 
 def _rebuild(data):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from ._jsonio import read_json, write_json
+from ._jsonio import (
+    check_kind,
+    identity_digest,
+    plain_json,
+    read_json,
+    validate,
+    write_json,
+)
 from ._validation import format_channels, normalize_channels
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 SCHEMA = "pixgmm.mixture"
 SCHEMA_VERSION = 1
+#: The JSON Schema of version 1 files, in ``pixgmm/data/schema/``.
+_SCHEMA_FILE = "mixture-1.json"
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -206,11 +214,7 @@ class Mixture:
         set_(self, "_channels", names)
         set_(self, "_prec_chol", prec_chol)
         set_(self, "_log_norm", log_norm)
-        h = hashlib.sha1(covariance_type.encode())
-        for arr in (w, mu, cov):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        h.update(repr(names).encode())
-        set_(self, "_fingerprint", h.hexdigest())
+        set_(self, "_fingerprint", identity_digest(SCHEMA, self._defining_fields()))
         set_(self, "_permuted", {})
         set_(self, "_frozen", True)
 
@@ -223,6 +227,20 @@ class Mixture:
 
     def __reduce__(self):
         return (_rebuild, (self.to_dict(),))
+
+    def _defining_fields(self):
+        """Every field that defines the model: its identity and its file (see :meth:`to_dict`).
+
+        A new defining field is added here, and so enters both ``__eq__`` /
+        ``__hash__`` / cache keys and the file format.
+        """
+        return {
+            "covariance_type": self._covariance_type,
+            "channels": self._channels,
+            "weights": self._weights,
+            "means": self._means,
+            "covariances": self._covariances,
+        }
 
     def __eq__(self, other):
         return isinstance(other, Mixture) and other._fingerprint == self._fingerprint
@@ -547,42 +565,35 @@ class Mixture:
     # -- persistence --------------------------------------------------------
     def to_dict(self):
         """The documented JSON schema as a dict (see :meth:`save`)."""
-        return {
-            "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
-            "covariance_type": self._covariance_type,
-            "channels": self.channels
-            if isinstance(self.channels, str) or self.channels is None
-            else list(self.channels),
-            "weights": self._weights.tolist(),
-            "means": self._means.tolist(),
-            "covariances": self._covariances.tolist(),
-        }
+        out = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+        for name, value in self._defining_fields().items():
+            if name == "channels":
+                value = self.channels
+                value = value if value is None or isinstance(value, str) else list(value)
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            out[name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data, *, source="model"):
-        """Inverse of :meth:`to_dict`; errors name the field that is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        if data.get("schema", SCHEMA) != SCHEMA:
-            raise ValueError(
-                f"{source}: field 'schema' must be {SCHEMA!r}, got {data.get('schema')!r}"
-            )
-        version = data.get("version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise ValueError(
-                f"{source}: field 'version' is {version!r}; this pixgmm reads version {SCHEMA_VERSION}"
-            )
-        for field in ("weights", "means", "covariances"):
-            if field not in data:
-                raise ValueError(f"{source}: field {field!r} is missing")
-        ctype = data.get("covariance_type", "full")
+        """Inverse of :meth:`to_dict`, validated like a model file (see :meth:`save`).
+
+        Raises
+        ------
+        ValueError
+            ``data`` does not follow the schema, or its values do not make a
+            mixture; the message starts with ``source`` and names the field.
+        """
+        data = plain_json(data, source)
+        check_kind(data, SCHEMA, SCHEMA_VERSION, source)
+        validate(data, _SCHEMA_FILE, source)
         try:
             return cls(
                 data["weights"],
                 data["means"],
                 data["covariances"],
-                ctype,
+                data["covariance_type"],
                 channels=data.get("channels"),
             )
         except (TypeError, ValueError) as exc:
@@ -591,10 +602,18 @@ class Mixture:
     def save(self, path):
         """Write the mixture as JSON (never pickle), atomically.
 
-        The schema: an object with ``"schema": "pixgmm.mixture"``, ``"version": 1``,
-        ``"covariance_type"``, ``"channels"`` (a string such as ``"RGB"``, a list of
-        names, or null), and ``"weights"``, ``"means"``, ``"covariances"`` as nested
-        lists in the shapes of :class:`Mixture`. Floats round-trip exactly.
+        The file format is version 1 of the JSON Schema shipped as
+        ``pixgmm/data/schema/mixture-1.json``: an object with exactly the fields
+        ``"schema": "pixgmm.mixture"``, ``"version": 1``, ``"covariance_type"``,
+        ``"weights"`` (K numbers >= 0), ``"means"`` (K x D), ``"covariances"``
+        (full K x D x D, diag K x D, spherical K, tied D x D) and the optional
+        ``"channels"`` (a string such as ``"RGB"``, a list of names, or null).
+        :meth:`load` refuses anything else: unknown or misspelled fields, numbers
+        written as strings or booleans, NaN, Infinity, numbers outside the
+        float64 range. Floats round-trip exactly.
+
+        The file is written to a temporary file beside ``path``, synced and
+        renamed, so ``path`` never holds half a model.
 
         Examples
         --------
@@ -609,7 +628,17 @@ class Mixture:
 
     @classmethod
     def load(cls, path):
-        """Read a mixture written by :meth:`save`; errors name the file and field."""
+        """Read a mixture file (see :meth:`save` for its schema).
+
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, PermissionError, OSError
+            The file is missing, a directory or unreadable.
+        ValueError
+            The file is not UTF-8 JSON or does not follow the schema; the
+            message names the file and the field (a JSON path such as
+            ``$.means[1][0]``).
+        """
         data, source = read_json(path)
         return cls.from_dict(data, source=source)
 

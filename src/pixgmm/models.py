@@ -8,20 +8,25 @@ package data file ``pixgmm/data/jones_rehg_1999.json`` and cached; the
 from __future__ import annotations
 
 import functools
-import json
 from importlib import resources
 
+from ._jsonio import parse_json, validate
 from .mixture import Mixture
 
 __all__ = ["jones_rehg_nonskin", "jones_rehg_skin"]
 
 _DATA_FILE = "jones_rehg_1999.json"
+#: Its JSON Schema, in ``pixgmm/data/schema/``.
+_SCHEMA_FILE = "jones-rehg-1999.json"
 
 
 @functools.lru_cache(maxsize=1)
 def _jones_rehg_data():
-    text = resources.files("pixgmm").joinpath("data", _DATA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    raw = resources.files("pixgmm").joinpath("data", _DATA_FILE).read_bytes()
+    source = f"pixgmm/data/{_DATA_FILE}"
+    data = parse_json(raw, source)
+    validate(data, _SCHEMA_FILE, source)
+    return data
 
 
 @functools.lru_cache(maxsize=4)
