@@ -209,6 +209,10 @@ def test_responsibilities_at_an_infinite_pixel_are_nan_like_a_nan_pixel(covarian
     r32 = pixgmm.responsibilities(image.astype(np.float32), model)
     assert np.isnan(r32[:4]).all()
     np.testing.assert_allclose(r32[4:].sum(axis=-1), 1.0, rtol=1e-6)
+    # predict agrees: no most probable component where no posterior is defined
+    labels = pixgmm.predict(image, model)
+    np.testing.assert_array_equal(labels[:4], -1)
+    assert (labels[4:] >= 0).all()
 
 
 # -- a grayscale image given to a colour model ---------------------------------------------------

@@ -565,7 +565,7 @@ predict.__doc__ = _doc("""Index of the most probable component at every pixel.
     Returns
     -------
     numpy.ndarray of numpy.intp
-        The image's shape without the channel axis; -1 at NaN pixels. Ties go
+        The image's shape without the channel axis; -1 at NaN or infinite pixels. Ties go
         to the lower index.
 
     Examples

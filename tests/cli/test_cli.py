@@ -235,7 +235,7 @@ def test_bad_model_file_is_a_usage_error_naming_the_field(photos, tmp_path):
         json.dumps({"schema": "pixgmm.mixture", "weights": [1.0], "means": [[0, 0, 0]]})
     )
     proc = run_cli("density", photos / "coffee.png", "-m", "bad.json", cwd=tmp_path, check_rc=2)
-    assert "'covariances' is missing" in proc.stderr
+    assert "$.covariances are missing" in proc.stderr
     assert "--model" in proc.stderr
     assert not list(tmp_path.glob("coffee.*"))
 

@@ -98,6 +98,7 @@ def test_model_with_a_wrong_field_is_named(tmp_path):
         json.dumps(
             {
                 "schema": "pixgmm.mixture",
+                "version": 1,
                 "weights": [1.0],
                 "means": [[0, 0, 0]],
                 "covariances": [[1, -1, 1]],

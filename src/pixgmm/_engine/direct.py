@@ -315,7 +315,8 @@ def responsibilities(X, means, prec, coef, full, out, ntasks):
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
 def predict(X, means, prec, coef, full, out, ntasks):
-    """out[i] = argmax_k l_k(X[i]) (first on ties); -1 for a NaN pixel."""
+    """out[i] = argmax_k l_k(X[i]) (first on ties); -1 for a NaN pixel and where every
+    log-term is -inf (an infinite pixel)."""
     N = X.shape[0]
     K, D = means.shape
     nblocks = (N + BLOCK - 1) // BLOCK
@@ -338,8 +339,8 @@ def predict(X, means, prec, coef, full, out, ntasks):
                     take = q[i] > m[i]
                     m[i] = q[i] if take else m[i]
                     best[i] = k if take else best[i]
-            for i in range(nb):
-                out[start + i] = -1 if nanf[i] else best[i]
+            for i in range(nb):  # -1 where no component is defined: NaN or infinite pixels
+                out[start + i] = -1 if nanf[i] or not (m[i] > -np.inf) else best[i]
 
 
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
