@@ -50,7 +50,15 @@ from ._validation import (
 from ._xarray import is_dataarray
 from .mixture import as_mixture
 
-__all__ = ["density", "explain", "log_density", "log_ratio", "predict", "responsibilities"]
+__all__ = [
+    "density",
+    "explain",
+    "log_density",
+    "log_ratio",
+    "min_mahalanobis",
+    "predict",
+    "responsibilities",
+]
 
 METHODS = dispatch.METHODS
 #: The public function computing each quantity.
