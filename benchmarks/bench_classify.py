@@ -68,7 +68,7 @@ def classes():
             a = rng.normal(0, 1, (N_BANDS, N_BANDS))
             covs.append((a @ a.T + N_BANDS * np.eye(N_BANDS)) * rng.uniform(2e4, 8e4))
         w = rng.dirichlet(np.full(N_COMPONENTS, 5.0))
-        out[f"class{c}"] = pixgmm.Mixture(w, means, np.array(covs), "full")
+        out[c + 1] = pixgmm.Mixture(w, means, np.array(covs), "full")  # land-cover class ids
     return out
 
 
