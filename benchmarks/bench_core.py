@@ -869,6 +869,14 @@ def markdown(rows, info, args):
     return "\n".join(lines)
 
 
+def _shown_path(path):
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 def spread(runs):
     """Markdown: min / median / max of each row's time and ratio across several runs."""
     order = []
@@ -893,7 +901,7 @@ def spread(runs):
     for run in runs:
         info = run["machine"]
         lines.append(
-            f"- {run.get('file', '?')}: {info['date']}, load average "
+            f"- {_shown_path(run.get('file', '?'))}: {info['date']}, load average "
             f"{_fmt_load(info.get('load_start'))} -> {_fmt_load(info.get('load_end'))}, "
             f"{info.get('duration_s', 0) / 60:.1f} min"
         )
