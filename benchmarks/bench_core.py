@@ -18,7 +18,12 @@ Workloads
         (``PIXGMM_NUMBA_CACHE=0``).
 
 Every contender runs in a fresh subprocess. Times are medians over repeats, and ratios
-compare times measured in the same run (the machine may be shared and noisy). Memory is
+compare times measured in the same run (the machine may be shared and noisy). The
+BLAS-based contenders (scikit-learn, NumPy, SciPy) are each timed with 1 and with 2 BLAS
+threads (``threadpoolctl`` and the ``*_NUM_THREADS`` variables), and the faster setting is
+kept; both are printed. The accuracy column compares every contender, pixgmm included,
+with the independent per-pixel loop of ``tests/reference.py`` (float64, Cholesky factor
+and determinant per component) on a seeded sample of pixels. Memory is
 the peak resident set beyond input and output: the worker resets the kernel's high-water
 mark (``/proc/self/clear_refs``), reads its resident size, runs the contender once and
 subtracts that size and the output's bytes from the new high-water mark (``VmHWM``). JIT
@@ -28,8 +33,14 @@ rows and their time and memory scaled linearly to the full image; the table says
 
 Usage::
 
-    python benchmarks/bench_core.py            # full sizes, writes benchmarks/results.md
-    python benchmarks/bench_core.py --quick    # small sizes, one repeat (a smoke test)
+    python benchmarks/bench_core.py                  # full sizes, writes benchmarks/results.md
+    python benchmarks/bench_core.py --repeat-runs 3  # 3 full runs, each kept in
+                                                     # benchmarks/runs/, and their spread in
+                                                     # benchmarks/results-spread.md
+    python benchmarks/bench_core.py --summarize benchmarks/runs/*.json   # spread of past runs
+    python benchmarks/bench_core.py --quick          # small sizes (a smoke test); writes to
+                                                     # the temporary directory, never over
+                                                     # the committed results
 """
 
 from __future__ import annotations
@@ -50,8 +61,13 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent / "tests"  # tests/reference.py: the independent reference
 CACHE_DIR = Path(tempfile.gettempdir()) / "pixgmm-bench"
-N_SAMPLE = 2000  # pixels whose values are checked against pixgmm's float64 result
+N_SAMPLE = 2000  # pixels whose values are checked against the reference loop
+#: BLAS thread counts every BLAS-based contender is timed with (the faster one is kept).
+BLAS_THREADS = (1, 2)
+#: Environment variables that select or tune the BLAS kernel, recorded with each run.
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 LABELS = {
     ("W1", "pixgmm"): "pixgmm `density` (steady state, table cached)",
@@ -296,6 +312,9 @@ def _reset_peak():
 def worker(spec):
     """Run one contender as described by ``spec``; return a JSON-able result."""
     workload, name = spec["workload"], spec["name"]
+    blas = None
+    if spec.get("blas_threads"):
+        blas = _limit_blas(spec["blas_threads"])
     img = load_input(workload, spec["path"])
     rows = spec.get("rows")
     if rows:
@@ -303,6 +322,14 @@ def worker(spec):
     model = MODELS[workload]()
     setup, run, kind = contender(workload, name, img, model)
     setup()  # JIT compilation, imports, caches: not timed, not counted
+    engine = None
+    if name.startswith("pixgmm"):  # the engine the timed call runs (after setup's caching)
+        import pixgmm
+
+        func = pixgmm.density if workload == "W1" else pixgmm.log_density
+        engine = pixgmm.explain(
+            func, img, model, **({"dtype": np.float32} if workload == "W1" else {})
+        )
     gc.collect()
     if _reset_peak():
         base = _proc_status("VmRSS")
@@ -336,7 +363,25 @@ def worker(spec):
         "mem_method": mem_method,
         "sample": sample,
         "n_pixels": int(np.prod(img.shape[:-1])),
+        "blas": blas,
+        "engine": engine,
     }
+
+
+def _limit_blas(n):
+    """Limit every BLAS library of this process to ``n`` threads; what is then in effect."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:  # the environment variables set by the driver still apply
+        return None
+    import numpy.linalg  # noqa: F401  (loads the BLAS library before it is limited)
+
+    threadpool_limits(limits=n, user_api="blas")
+    return [
+        {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
 
 
 # -- driver -------------------------------------------------------------------------------
@@ -345,10 +390,9 @@ def worker(spec):
 def run_worker(spec):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     env = dict(os.environ)
-    if spec["name"] in SLOW:
-        # One BLAS thread: the skinny (N, D) x (D, D) products of scikit-learn run several
-        # times faster than with two threads on a shared 2-core machine.
-        env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if spec.get("blas_threads"):
+        n = str(spec["blas_threads"])
+        env.update(OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n, OMP_NUM_THREADS=n)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(
@@ -382,16 +426,28 @@ def available_bytes():
     return 0
 
 
-def reference_sample(workload, path, rows):
-    """pixgmm's float64 log-density at the sampled pixels (direct engine)."""
-    import pixgmm
+_REFERENCE = {}
 
-    img = load_input(workload, path)
-    if rows:
-        img = img[:rows]
-    X = img.reshape(-1, img.shape[-1])
-    idx = sample_index(X.shape[0])
-    return pixgmm.log_density(X[idx], MODELS[workload](), dtype=np.float64, method="direct")
+
+def reference_sample(workload, path, rows):
+    """The independent reference's float64 log-density at the sampled pixels.
+
+    ``tests/reference.py``'s per-pixel, per-component loop (Cholesky factor, triangular
+    solve, log-determinant, log-sum-exp), which shares no code with pixgmm's engines.
+    """
+    key = (workload, str(path), rows)
+    if key not in _REFERENCE:
+        if str(TESTS) not in sys.path:
+            sys.path.insert(0, str(TESTS))
+        import reference
+
+        img = load_input(workload, path)
+        if rows:
+            img = img[:rows]
+        X = img.reshape(-1, img.shape[-1])
+        idx = sample_index(X.shape[0])
+        _REFERENCE[key] = reference.log_density_loop(X[idx], MODELS[workload]())
+    return _REFERENCE[key]
 
 
 def max_log_diff(sample, ref):
@@ -438,9 +494,24 @@ def bench_workload(workload, path, names, args):
     for _ in range(args.rounds):
         for name in fast:
             results[name].append(run_worker(specs[name]))
+    blas = {}
     for name in names:
         if name in SLOW:
-            results[name].append(run_worker(specs[name]))
+            # each BLAS setting in its own process; the faster median is the contender's time
+            tried = {}
+            for n in args.blas_threads:
+                res = run_worker({**specs[name], "blas_threads": n})
+                tried[n] = res
+                print(
+                    f"  {workload} {name} with {n} BLAS thread(s): {np.median(res['times']):.3f} s"
+                )
+            best = min(tried, key=lambda n: np.median(tried[n]["times"]))
+            results[name].append(tried[best])
+            blas[name] = {
+                "kept": best,
+                "median_s": {str(n): float(np.median(r["times"])) for n, r in tried.items()},
+                "libraries": tried[best]["blas"],
+            }
     rows_out = []
     for name in names:
         runs = results[name]
@@ -454,6 +525,10 @@ def bench_workload(workload, path, names, args):
         ref = reference_sample(workload, path, rows) if first["sample"] is not None else None
         diff = max_log_diff(first["sample"], ref)
         print(f"  {workload} {name}{' (crop)' if rows else ''}: {med:.4f} s")
+        if name in blas:
+            blas[name]["median_s"] = {
+                n: t * scale for n, t in blas[name]["median_s"].items()
+            }  # scaled like the row
         rows_out.append(
             {
                 "workload": workload,
@@ -465,9 +540,17 @@ def bench_workload(workload, path, names, args):
                 "scaled_from_pixels": first["n_pixels"] if scale != 1 else None,
                 "scale": scale,
                 "max_log_diff": diff,
+                "out_dtype": OUT_DTYPE[workload] if name.startswith("pixgmm") else "float64",
+                "repeats": len(times),
+                "blas": blas.get(name),
+                "engine": first.get("engine"),
             }
         )
     return rows_out
+
+
+#: pixgmm's output dtype per workload (the slow contenders compute in float64).
+OUT_DTYPE = {"W1": "float32", "W2": "float32", "W3": "float64"}
 
 
 COLD_CODE = (
@@ -525,6 +608,10 @@ def bench_cold(path, args):
                 "scaled_from_pixels": None,
                 "scale": 1.0,
                 "max_log_diff": None,
+                "out_dtype": None,
+                "repeats": len(times),
+                "blas": None,
+                "engine": None,
             }
         )
     return results
@@ -549,9 +636,22 @@ def machine():
         mem = psutil.virtual_memory().total
     except ImportError:
         pass
+    blas = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+            for lib in threadpool_info()
+            if lib.get("user_api") == "blas"
+        ]
+    except ImportError:
+        pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "blas": blas,
+        "blas_env": {k: os.environ.get(k) for k in BLAS_ENV},
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "memory_gb": round(mem / 2**30, 1) if mem else None,
         "python": platform.python_version(),
@@ -564,10 +664,15 @@ def machine():
 
 
 def _loadavg():
+    """The 1-, 5- and 15-minute load averages, or None."""
     try:
-        return round(os.getloadavg()[0], 1)
+        return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def _fmt_load(load):
+    return "unknown" if load is None else " / ".join(f"{x:.1f}" for x in load)
 
 
 def _fmt_time(s):
@@ -610,6 +715,7 @@ def ratios(rows):
 
 
 def targets(rows):
+    """``(what, value, met)`` for every stated target this run has the rows for."""
     t = {(r["workload"], r["name"]): r for r in rows}
 
     def get(w, n):
@@ -626,17 +732,12 @@ def targets(rows):
     if steady and get("W1", "sklearn"):
         v = get("W1", "sklearn") / steady
         out.append(("W1 >= 300x faster than scikit-learn", f"{v:,.0f}x", v >= 300))
-    if (("W1", "pixgmm") in t) and t[("W1", "pixgmm")]["extra_bytes"] is not None:
-        for n, what in (("pixgmm", "steady state"), ("pixgmm_first", "first call")):
-            if (("W1", n) in t) and t[("W1", n)]["extra_bytes"] is not None:
-                v = t[("W1", n)]["extra_bytes"] / 2**20
-                out.append(
-                    (
-                        f"W1 peak memory beyond input+output < 200 MB ({what})",
-                        f"{v:.0f} MB",
-                        v < 200,
-                    )
-                )
+    for n, what in (("pixgmm", "steady state"), ("pixgmm_first", "first call")):
+        if (("W1", n) in t) and t[("W1", n)]["extra_bytes"] is not None:
+            v = t[("W1", n)]["extra_bytes"] / 2**20
+            out.append(
+                (f"W1 peak memory beyond input+output < 200 MB ({what})", f"{v:.0f} MB", v < 200)
+            )
     for w in ("W2", "W3"):
         if get(w, "pixgmm") and get(w, "sklearn"):
             v = get(w, "sklearn") / get(w, "pixgmm")
@@ -647,32 +748,49 @@ def targets(rows):
     return out
 
 
+def _machine_line(info):
+    env = {k: v for k, v in info.get("blas_env", {}).items() if v is not None}
+    blas = ", ".join(
+        f"{b['internal_api']} {b['version']} ({b.get('architecture') or '?'} kernel, "
+        f"{b['num_threads']} threads by default)"
+        for b in info.get("blas") or []
+    )
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['numba_threads']} numba threads), "
+        + (f"{info['memory_gb']} GB RAM, " if info["memory_gb"] else "")
+        + f"{info['os']}; Python {info['python']}, NumPy {info['numpy']}, numba {info['numba']}"
+        + (f"; BLAS: {blas}" if blas else "")
+        + "; "
+        + (
+            "BLAS environment: " + ", ".join(f"{k}={v}" for k, v in env.items())
+            if env
+            else "OPENBLAS_CORETYPE not set"
+        )
+        + f"; {info['date']}. Load average (1 / 5 / 15 min) {_fmt_load(info.get('load_start'))} "
+        f"at the start, {_fmt_load(info.get('load_end'))} at the end, on {info['cores']} cores; "
+        f"the run took {info.get('duration_s', 0) / 60:.1f} min."
+    )
+
+
 def markdown(rows, info, args):
     lines = [
         "# pixgmm core benchmark",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores ({info['numba_threads']} numba threads), "
-        + (f"{info['memory_gb']} GB RAM, " if info["memory_gb"] else "")
-        + f"{info['os']}; Python {info['python']}, NumPy {info['numpy']}, numba {info['numba']}; "
-        + f"{info['date']}."
-        + (
-            f" Load average (1 min) {info['load_start']} at the start, {info['load_end']} at "
-            f"the end, on {info['cores']} cores."
-            if info.get("load_start") is not None
-            else ""
-        ),
+        _machine_line(info),
         "",
-        f"Command: `python benchmarks/bench_core.py{' --quick' if args.quick else ''}`. "
+        f"Command: `{info.get('command', 'python benchmarks/bench_core.py')}`. "
         f"Median of {args.repeats} repeats in each of {args.rounds} interleaved processes for "
-        f"pixgmm and the floor, {args.slow_repeats} for the slow contenders, "
+        f"pixgmm and the floor, {args.slow_repeats} repeats for each slow contender at each "
+        f"BLAS thread count ({', '.join(map(str, args.blas_threads))}; the faster is kept), "
         f"{args.cold_repeats} cold starts; each contender in fresh processes. "
         "Ratio = time / pixgmm's time on the same workload in the same run "
         "(cold start: / the cached cold start). "
         "Memory = peak resident set beyond input and output (high-water mark `VmHWM` after "
         "resetting it via `/proc/self/clear_refs`), JIT compilation excluded. "
-        "Max rel. Δ log p = largest |log p - log p_ref| / max(1, |log p_ref|) against pixgmm's "
-        "float64 log-density (direct engine) over "
-        f"{N_SAMPLE} sampled pixels.",
+        "Max rel. Δ log p = largest |log p - log p_ref| / max(1, |log p_ref|) over "
+        f"{N_SAMPLE} sampled pixels, against the independent per-pixel float64 loop of "
+        "`tests/reference.py` (`log_density_loop`); pixgmm's W1 and W2 outputs are float32, "
+        "so up to 6e-8 there is the rounding of the output itself.",
         "",
     ]
     for w in ("W1", "W2", "W3", "cold"):
@@ -686,6 +804,10 @@ def markdown(rows, info, args):
         ]
         for r in sel:
             label = LABELS[(w, r["name"])]
+            if r.get("engine"):
+                label += f" [`{r['engine']}` engine]"
+            if r.get("blas"):
+                label += f" [{r['blas']['kept']} BLAS thread{'s' if r['blas']['kept'] > 1 else ''}]"
             if r["scaled_from_pixels"]:
                 label += (
                     f" ‡ measured on {r['scaled_from_pixels'] / 1e6:.1f} MP, "
@@ -702,11 +824,30 @@ def markdown(rows, info, args):
             "time and memory scaled linearly to the full image.",
             "",
         ]
-    if any(r["name"] in SLOW for r in rows):
+    blas_rows = [r for r in rows if r.get("blas")]
+    if blas_rows:
+        counts = args.blas_threads
         lines += [
-            "Slow contenders (scikit-learn, NumPy, SciPy) run with one BLAS thread: on this "
-            "2-core machine two BLAS threads made scikit-learn's skinny (N, D) x (D, D) "
-            "products several times slower. scikit-learn is given float64 pixels: on the raw integer pixels its "
+            "BLAS threads: every BLAS-based contender was timed in this run with each thread "
+            "count (its own process, `threadpoolctl` limits and `*_NUM_THREADS`), and the "
+            "table above keeps the faster.",
+            "",
+            "| Workload | Contender | "
+            + " | ".join(f"{n} BLAS thread{'s' if n > 1 else ''}" for n in counts)
+            + " | kept |",
+            "|---|---|" + "---:|" * len(counts) + "---:|",
+        ]
+        for r in blas_rows:
+            med = r["blas"]["median_s"]
+            lines.append(
+                f"| {r['workload']} | {r['name']} | "
+                + " | ".join(_fmt_time(med[str(n)]) if str(n) in med else "—" for n in counts)
+                + f" | {r['blas']['kept']} |"
+            )
+        lines.append("")
+    if any(r["name"] == "sklearn" for r in rows):
+        lines += [
+            "scikit-learn is given float64 pixels: on the raw integer pixels its "
             "`score_samples` squares `X` in the input dtype, which wraps around"
             + "".join(
                 f"; {w} raw {args.raw_err_dtype[w]}: max |Δ log p| = {e:.3g}"
@@ -716,40 +857,89 @@ def markdown(rows, info, args):
             + ".",
             "",
         ]
-    lines += ["Targets (reported, not asserted):", ""]
+    lines += [
+        "Targets, for this run only (load average "
+        f"{_fmt_load(info.get('load_start'))} at the start, "
+        f"{_fmt_load(info.get('load_end'))} at the end; reported, never asserted):",
+        "",
+    ]
     for what, value, ok in targets(rows):
-        lines.append(f"- {what}: {value} — {'met' if ok else 'NOT met'}")
+        lines.append(f"- {what}: {value} — {'met' if ok else 'NOT met'} in this run")
     lines.append("")
     return "\n".join(lines)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes, one repeat (smoke test)")
-    p.add_argument("--output", type=Path, default=HERE / "results.md")
-    p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--slow-repeats", type=int, default=None)
-    p.add_argument("--cold-repeats", type=int, default=None)
-    p.add_argument(
-        "--rounds", type=int, default=None, help="interleaved processes per fast contender"
-    )
-    p.add_argument(
-        "--slow-crop",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="measure slow contenders on a quarter of the rows and scale (auto: when memory is short)",
-    )
-    p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,cold")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return 0
-    args.repeats = args.repeats or (1 if args.quick else 15)
-    args.slow_repeats = args.slow_repeats or (1 if args.quick else 2)
-    args.cold_repeats = args.cold_repeats or (1 if args.quick else 5)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+def _shown_path(path):
+    """``path`` relative to the repository when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
+def spread(runs):
+    """Markdown: min / median / max of each row's time and ratio across several runs."""
+    order = []
+    times, ratios_, met = {}, {}, {}
+    for run in runs:
+        for r in run["rows"]:
+            key = (r["workload"], r["name"])
+            if key not in times:
+                order.append(key)
+                times[key], ratios_[key] = [], []
+            times[key].append(r["median_s"])
+            ratios_[key].append(r["ratio"])
+        for what, value, ok in targets(run["rows"]):
+            met.setdefault(what, []).append((value, ok))
+    n = len(runs)
+    lines = [
+        "# pixgmm core benchmark: spread across runs",
+        "",
+        f"{n} run(s) of `python benchmarks/bench_core.py`, each kept as its own results file:",
+        "",
+    ]
+    for run in runs:
+        info = run["machine"]
+        lines.append(
+            f"- {_shown_path(run.get('file', '?'))}: {info['date']}, load average "
+            f"{_fmt_load(info.get('load_start'))} -> {_fmt_load(info.get('load_end'))}, "
+            f"{info.get('duration_s', 0) / 60:.1f} min"
+        )
+    first = runs[0]["machine"]
+    lines += [
+        "",
+        _machine_line(first).split("; Python")[0] + ".",
+        "",
+        "Each cell is min / median / max over the runs of that row's median time (ratio: "
+        "time / pixgmm's time in the same run).",
+        "",
+        "| Workload | Method | Time min / median / max | Ratio min / median / max | max / min |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for key in order:
+        t, q = times[key], ratios_[key]
+        lines.append(
+            f"| {key[0]} | {LABELS[key]} | "
+            + " / ".join(_fmt_time(x) for x in (min(t), float(np.median(t)), max(t)))
+            + " | "
+            + " / ".join(_fmt_ratio(x) for x in (min(q), float(np.median(q)), max(q)))
+            + f" | {max(t) / min(t):.2f} |"
+        )
+    lines += ["", "Targets, run by run:", ""]
+    for what, results in met.items():
+        n_met = sum(ok for _, ok in results)
+        lines.append(
+            f"- {what}: met in {n_met} of {len(results)} runs ("
+            + ", ".join(f"{v} {'met' if ok else 'NOT met'}" for v, ok in results)
+            + ")"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def run_once(args):
+    """One complete benchmark run: ``(rows, machine info)``."""
+    t0 = time.perf_counter()
     only = set(args.only.split(",")) if args.only else {"W1", "W2", "W3", "cold"}
     load_start = _loadavg()
     paths = make_inputs(args.quick)
@@ -769,12 +959,127 @@ def main(argv=None):
     args.raw_err_dtype = {"W1": "uint8", "W3": "uint16"}
     info = machine()
     info["load_start"] = load_start
-    text = markdown(rows, info, args)
-    args.output.write_text(text, encoding="utf-8")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    print()
-    print(text)
+    info["duration_s"] = time.perf_counter() - t0
+    info["command"] = "python benchmarks/bench_core.py" + (
+        " " + " ".join(args.argv) if args.argv else ""
+    )
+    return rows, info
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke test)")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results Markdown (default benchmarks/results.md; with --quick a file in the "
+        "temporary directory, so a quick run never replaces the committed results)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    p.add_argument(
+        "--repeat-runs",
+        type=int,
+        default=1,
+        help="complete runs one after another; each is written to --runs-dir and their "
+        "spread to --spread-output",
+    )
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None,
+        help="where each run's results go with --repeat-runs (default benchmarks/runs)",
+    )
+    p.add_argument(
+        "--spread-output",
+        type=Path,
+        default=None,
+        help="spread summary (default benchmarks/results-spread.md)",
+    )
+    p.add_argument(
+        "--summarize",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="RUN.json",
+        help="write the spread of these earlier runs' JSON files and exit",
+    )
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--slow-repeats", type=int, default=None)
+    p.add_argument("--cold-repeats", type=int, default=None)
+    p.add_argument(
+        "--rounds", type=int, default=None, help="interleaved processes per fast contender"
+    )
+    p.add_argument(
+        "--blas-threads",
+        default=",".join(map(str, BLAS_THREADS)),
+        help="BLAS thread counts to time the BLAS-based contenders with (default 1,2)",
+    )
+    p.add_argument(
+        "--slow-crop",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="measure slow contenders on a quarter of the rows and scale (auto: when memory is short)",
+    )
+    p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,cold")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    scratch = CACHE_DIR / "quick"
+    spread_out = args.spread_output or (
+        scratch / "results-spread.md" if args.quick else HERE / "results-spread.md"
+    )
+    if args.summarize:
+        runs = []
+        for f in args.summarize:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            data["file"] = str(f)
+            runs.append(data)
+        _write(spread_out, spread(runs))
+        print(spread(runs))
+        return 0
+    args.argv = [a for a in argv if not a.startswith("--worker")]
+    args.output = args.output or (scratch / "results.md" if args.quick else HERE / "results.md")
+    runs_dir = args.runs_dir or (scratch / "runs" if args.quick else HERE / "runs")
+    args.repeats = args.repeats or (1 if args.quick else 15)
+    args.slow_repeats = args.slow_repeats or 3
+    args.cold_repeats = args.cold_repeats or (1 if args.quick else 5)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.blas_threads = [int(n) for n in str(args.blas_threads).split(",") if n]
+    runs = []
+    for i in range(args.repeat_runs):
+        if args.repeat_runs > 1:
+            print(f"run {i + 1} of {args.repeat_runs}")
+        rows, info = run_once(args)
+        text = markdown(rows, info, args)
+        data = {"machine": info, "rows": rows}
+        if args.repeat_runs > 1:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            base = runs_dir / f"results-{stamp}-run{i + 1}"
+            _write(base.with_suffix(".md"), text)
+            _write(base.with_suffix(".json"), json.dumps(data, indent=1))
+            data["file"] = str(base.with_suffix(".json"))
+            print(f"wrote {base}.md and .json")
+        runs.append(data)
+        _write(args.output, text)
+        if args.json:
+            _write(args.json, json.dumps(data, indent=1))
+        print()
+        print(text)
+    if len(runs) > 1:
+        _write(spread_out, spread(runs))
+        print(spread(runs))
+        print(f"wrote {spread_out}")
     return 0
 
 

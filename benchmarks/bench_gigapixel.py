@@ -47,25 +47,12 @@ import numpy as np
 
 import pixgmm
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "jones_rehg_1999.json"
-
 
 def skin_model():
-    """The Jones & Rehg skin mixture when the shared data is there, else a similar one."""
-    if SHARED.is_file():
-        data = json.loads(SHARED.read_text(encoding="utf-8"))
-        p = data["skin"]
-        order = data.get("color_order", "RGB")
-        return pixgmm.Mixture(p["weights"], p["means"], p["variances"], "diag", channels=order)
-    rng = np.random.default_rng(1)
-    k = 16
-    return pixgmm.Mixture(
-        np.full(k, 1 / k),
-        rng.uniform([120, 60, 40], [255, 200, 180], (k, 3)),
-        rng.uniform(50, 1500, (k, 3)),
-        "diag",
-        channels="RGB",
-    )
+    """The Jones & Rehg skin mixture, as shipped with pixgmm."""
+    import pixgmm.models
+
+    return pixgmm.models.jones_rehg_skin()
 
 
 def synthetic_block(block_info=None):

@@ -1,8 +1,15 @@
-"""Shared fixtures: the project's shared data directory and seeded random generators."""
+"""Shared fixtures: package data, the optional shared data directory, seeded generators.
+
+Everything the tests need ships with the package (the Jones & Rehg models are
+``pixgmm.models``), except the UCI Skin Segmentation pixels, which are not
+redistributed: the tests that need ``../shared/data/Skin_NonSkin.txt`` skip without it,
+and the header and the closing summary of the run say so.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +21,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: The repository's sibling ``shared/data`` directory (absent in a bare clone).
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+#: The one data file the tests use that the package does not ship.
+UCI_FILE = SHARED_DATA / "Skin_NonSkin.txt"
+UCI_MISSING = (
+    f"UCI Skin Segmentation data {UCI_FILE} is absent (not redistributed with pixgmm; "
+    "put Skin_NonSkin.txt there to run these tests)"
+)
+
+_skipped_for_data = []
+
+
+def pytest_report_header(config):
+    state = "found" if UCI_FILE.is_file() else "ABSENT: the UCI tests will be skipped"
+    return f"pixgmm test data: {UCI_FILE} {state}"
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and isinstance(report.longrepr, tuple) and "UCI" in report.longrepr[2]:
+        _skipped_for_data.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_for_data:
+        terminalreporter.write_sep("=", "skipped for missing data", yellow=True)
+        terminalreporter.write_line(
+            f"{len(_skipped_for_data)} test(s) skipped: {UCI_MISSING}", yellow=True
+        )
 
 
 @pytest.fixture(scope="session")
@@ -25,21 +58,40 @@ def shared_data():
 
 
 @pytest.fixture(scope="session")
-def jones_rehg(shared_data):
-    """The Jones & Rehg (1999) skin and non-skin mixtures as ``(skin, nonskin)`` Mixtures (RGB)."""
-    import pixgmm
+def uci_file():
+    """Path of the UCI Skin Segmentation text file; skips, naming it, when it is absent."""
+    if not UCI_FILE.is_file():
+        pytest.skip(UCI_MISSING)
+    return UCI_FILE
 
-    path = shared_data / "jones_rehg_1999.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    order = data.get("color_order", "RGB")
 
-    def build(part):
-        p = data[part]
-        return pixgmm.Mixture(p["weights"], p["means"], p["variances"], "diag", channels=order)
+@pytest.fixture(scope="session")
+def jones_rehg():
+    """The Jones & Rehg (1999) skin and non-skin mixtures as ``(skin, nonskin)`` (RGB).
 
-    return build("skin"), build("nonskin")
+    From the package's own data (``pixgmm.models``), so the tests using them run everywhere.
+    """
+    import pixgmm.models
+
+    return pixgmm.models.jones_rehg_skin(), pixgmm.models.jones_rehg_nonskin()
+
+
+@pytest.fixture
+def ran_engine(caplog):
+    """``ran_engine(function, *args, **kw)`` -> ``(engine, result)``: call ``function`` and
+    read the engine it ran from the DEBUG line every evaluation logs on the ``pixgmm`` logger.
+    """
+
+    def run(function, *args, **kwargs):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="pixgmm"):
+            result = function(*args, **kwargs)
+        lines = [r.getMessage() for r in caplog.records if r.name == "pixgmm"]
+        names = [m.group(1) for line in lines if (m := re.match(r"pixgmm: (\w+) engine ", line))]
+        assert len(names) == 1, lines
+        return names[0], result
+
+    return run
 
 
 @pytest.fixture

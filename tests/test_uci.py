@@ -20,12 +20,9 @@ SKIN = 1
 
 
 @pytest.fixture(scope="module")
-def uci(shared_data):
+def uci(uci_file):
     """``(pixels (N, 3) uint8 in BGR order, labels (N,) in {1, 2})``, 20,000 rows, seeded."""
-    path = shared_data / "Skin_NonSkin.txt"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    data = np.loadtxt(path, dtype=np.int64)
+    data = np.loadtxt(uci_file, dtype=np.int64)
     assert data.shape == (245_057, 4)
     idx = np.random.default_rng(7).choice(data.shape[0], 20_000, replace=False)
     sub = data[idx]

@@ -1,8 +1,9 @@
 """The 8-bit colour table against direct evaluation on every one of the 256**3 colours.
 
 Uses the Jones & Rehg (1999) skin and non-skin mixtures (16 diagonal components each)
-from ``../shared/data``. The colours are evaluated in slices of 2**22 so memory stays
-bounded; the tables themselves (at most 384 MiB at once) are dropped at the end.
+that ship with the package (``pixgmm.models``), so these tests run everywhere. The
+colours are evaluated in slices of 2**22 so memory stays bounded; the tables themselves
+(at most 384 MiB at once) are dropped at the end.
 """
 
 from __future__ import annotations

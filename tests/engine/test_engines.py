@@ -305,25 +305,38 @@ def test_table_reused_from_cache(rng):
 
 
 @pytest.mark.parametrize(
-    ("dtype", "shape", "covariance_type"),
+    ("dtype", "shape", "covariance_type", "engine"),
     [
-        (np.uint8, (300, 3), "diag"),  # >= 256 pixels: separable
-        (np.uint8, (70000, 2), "full"),  # >= 256**2 pixels with C=2: table
-        (np.uint16, (20, 3), "diag"),  # few pixels: direct
-        (np.float32, (40, 3), "tied"),
+        (np.uint8, (300, 3), "diag", "separable"),  # >= 256 pixels, diagonal: separable
+        (np.int8, (300, 3), "spherical", "separable"),  # signed 8-bit too
+        (np.uint8, (70000, 2), "full", "table"),  # >= 256**2 pixels with C=2: table
+        (np.uint8, (256, 1), "tied", "table"),  # >= 256**1 pixels with C=1: table
+        (np.uint8, (2**20, 3), "diag", "table"),  # a megapixel, diagonal RGB: table
+        (np.uint16, (300, 4), "diag", "direct"),  # 16-bit: direct
+        (np.uint8, (255, 3), "diag", "direct"),  # fewer than 256 pixels: direct
+        (np.float32, (40, 3), "tied", "direct"),  # floating point: direct
     ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
 )
-def test_auto_agrees_with_direct(rng, dtype, shape, covariance_type):
-    hi = 255 if dtype == np.uint8 else 2000
-    model = ref.random_mixture(rng, covariance_type, shape[1], 5, 0, hi)
-    img = rng.integers(0, hi + 1, size=shape).astype(dtype)
-    direct = pixgmm.log_density(img, model, method="direct")
-    auto = pixgmm.log_density(img, model)
-    assert auto.dtype == direct.dtype
-    tol = 1e-9 if direct.dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(auto, direct, rtol=tol, atol=tol)
+def test_auto_agrees_with_direct(rng, dtype, shape, covariance_type, engine, ran_engine):
+    """``auto`` runs the engine the rule names, and that engine agrees with direct and the
+    reference (for the direct rows only the reference comparison says anything)."""
+    pixgmm.clear_cache()  # a cached table would change the choice
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
+    lo, hi = (max(info.min, -100), min(info.max, 2000)) if info else (0, 2000)
+    model = ref.random_mixture(rng, covariance_type, shape[1], 5, lo, hi)
+    img = rng.integers(lo, hi + 1, size=shape).astype(dtype)
+    assert pixgmm.explain(pixgmm.log_density, img, model) == engine
+    ran, auto = ran_engine(pixgmm.log_density, img, model)
+    assert ran == engine
     X = ref.as_pixels(img)
-    assert_log_close(auto, ref.log_density(X, model), direct.dtype, "auto")
+    assert_log_close(auto, ref.log_density(X, model), auto.dtype, f"auto ({engine})")
+    if engine != "direct":
+        direct = pixgmm.log_density(img, model, method="direct")
+        assert auto.dtype == direct.dtype
+        tol = 1e-9 if direct.dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(auto, direct, rtol=tol, atol=tol)
+    pixgmm.clear_cache()
 
 
 def test_auto_engine_rule_by_dtype(rng):
