@@ -24,12 +24,6 @@ def test_package_data_equals_shared_file(shared_data):
     assert package_data() == json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_models_equal_the_conftest_models(jones_rehg):
-    skin, nonskin = jones_rehg
-    assert jones_rehg_skin() == skin
-    assert jones_rehg_nonskin() == nonskin
-
-
 @pytest.mark.parametrize(
     ("func", "total"), [(jones_rehg_skin, 0.9992), (jones_rehg_nonskin, 0.9996)]
 )
