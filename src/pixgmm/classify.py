@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import types
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from . import _xarray, evaluate
+from ._engine import direct as _direct
 from ._validation import check_bool, pixels_view
 from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
@@ -55,17 +55,16 @@ def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
     ``reject``; a pixel with no defined class gets ``fill`` (or is an error).
     ``want`` is "labels", "confidence" or "both" (a tuple).
     """
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        best = s.max(axis=-1)
-        bad = ~(best > -math.inf)
-        shift = np.where(bad, 0, best)
-        total = np.exp(s - shift[..., None]).sum(axis=-1)
-        confidence = 1.0 / total  # the winning posterior: exp(best - logsumexp(s))
-    confidence[bad] = np.nan
-    confidence = confidence.astype(s.dtype, copy=False)
+    flat = np.ascontiguousarray(s.reshape(-1, s.shape[-1]), dtype=np.float64)
+    index = np.empty(flat.shape[0], dtype=np.intp)
+    confidence = np.empty(flat.shape[0], dtype=s.dtype)
+    if flat.shape[0]:
+        _direct.best_of_scores(flat, index, confidence, _direct.n_tasks(flat.shape[0]))
+    index = index.reshape(s.shape[:-1])
+    confidence = confidence.reshape(s.shape[:-1])
+    bad = index < 0
     if want == "confidence":
         return confidence
-    index = np.argmax(s, axis=-1)
     labels = list(labels)
     if bad.any():
         if fill is None:

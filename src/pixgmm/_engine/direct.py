@@ -366,3 +366,32 @@ def min_mahalanobis(X, means, prec, zeros, full, out, ntasks):
                     m[i] = q[i] if q[i] > m[i] else m[i]
             for i in range(nb):
                 out[start + i] = np.nan if nanf[i] else -2.0 * m[i]
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def best_of_scores(s, index, confidence, ntasks):
+    """Per row of class scores ``s`` (N, C): the first largest column and its softmax share.
+
+    ``index[i] = argmax_c s[i, c]`` (first on ties) and ``confidence[i] =
+    1 / sum_c exp(s[i, c] - s[i, index[i]])``; -1 and NaN where the largest score is NaN
+    or -inf (no class is defined). One pass over the scores, no (N, C) temporary.
+    """
+    N, C = s.shape
+    for t in numba.prange(ntasks):
+        for i in range(t * N // ntasks, (t + 1) * N // ntasks):
+            best = 0
+            m = s[i, 0]
+            for c in range(1, C):
+                v = s[i, c]
+                if v > m or m != m:
+                    m = v
+                    best = c
+            if not (m > -np.inf):  # NaN or every score -inf
+                index[i] = -1
+                confidence[i] = np.nan
+                continue
+            total = 0.0
+            for c in range(C):
+                total += math.exp(s[i, c] - m)
+            index[i] = best
+            confidence[i] = 1.0 / total
