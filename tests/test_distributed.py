@@ -74,21 +74,64 @@ def test_functions_on_the_cluster_equal_numpy(client, name, dtype, rng):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+def _count_table_builds():
+    """On a worker: count colour-table builds from now on, starting with an empty cache.
+
+    A build is a call of ``table.log_table_chunks``, which evaluates the model at
+    all 256**3 colours (once per model of a table).
+    """
+    from pixgmm._engine import table
+
+    if not hasattr(table, "_uncounted_chunks"):
+        table._uncounted_chunks = table.log_table_chunks
+
+        def counting(*args, **kwargs):
+            table._builds += 1
+            return table._uncounted_chunks(*args, **kwargs)
+
+        table.log_table_chunks = counting
+    table._builds = 0
+    pixgmm.clear_cache()
+
+
+def _table_builds():
+    from pixgmm._engine import table
+
+    return table._builds, pixgmm.cache_info()["entries"]
+
+
+def _stop_counting_builds():
+    from pixgmm._engine import table
+
+    if hasattr(table, "_uncounted_chunks"):
+        table.log_table_chunks = table._uncounted_chunks
+        del table._uncounted_chunks
+    pixgmm.clear_cache()
+
+
 def test_table_engine_builds_one_table_per_worker_process(client, rng):
+    """Counted on each worker: a worker that ran blocks built the table once, others never."""
     skin, _ = _models()
-
-    def reset():
-        pixgmm.clear_cache()
-        return pixgmm.cache_info()["entries"]
-
-    assert set(client.run(reset).values()) == {0}
     img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     lazy = pixgmm.density(da.from_array(img, chunks=(16, 16, 3)), skin, method="table")
-    got = _compute(client, lazy)
+    client.run(_count_table_builds)
+    try:
+        with distributed.get_task_stream(client) as stream:
+            got = _compute(client, lazy)
+        first = client.run(_table_builds)
+        _compute(client, lazy)  # again, on warm workers
+        second = client.run(_table_builds)
+    finally:
+        client.run(_stop_counting_builds)
     np.testing.assert_array_equal(got, pixgmm.density(img, skin, method="table"))
-    entries = client.run(lambda: pixgmm.cache_info()["entries"])
-    assert set(entries.values()) <= {0, 1} and sum(entries.values()) >= 1
-    client.run(pixgmm.clear_cache)
+    blocks = {w: 0 for w in first}
+    for task in stream.data:
+        if str(task["key"]).startswith(f"('{lazy.name}'"):
+            blocks[task["worker"]] += 1
+    assert sum(blocks.values()) == lazy.npartitions == 16, (blocks, stream.data[:2])
+    assert first == {w: (1, 1) if blocks[w] else (0, 0) for w in first}, (first, blocks)
+    assert all(second[w][0] == first[w][0] or not first[w][0] for w in first), (first, second)
+    assert sum(b for b, _ in second.values()) <= len(second)  # never more than one per worker
 
 
 def test_model_is_one_key_sent_once_per_worker(client, rng):
