@@ -461,3 +461,21 @@ def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
     assert 1 <= written < 16
     assert written <= zarr.open_array(path, mode="r").nchunks_initialized <= written + running
     assert bigimage.store_status(path) == "unfinished"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open_image_lazy opens a relative Zarr input path as given, so each worker resolves "
+    "it in its own working directory; fix: os.path.abspath(name) for local paths before "
+    "zarr.open (then remove this mark)",
+)
+def test_relative_zarr_input_path_is_the_clients(client, workers_elsewhere, rng):
+    zarr = pytest.importorskip("zarr")
+    here, _ = workers_elsewhere
+    skin, _ = _models()
+    img = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    zarr.create_array(here / "img.zarr", data=img, chunks=(16, 16, 3))
+    lazy = bigimage.open_image_lazy("img.zarr", chunks=16)
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = bigimage.write_zarr(pixgmm.density(lazy, skin), here / "out.zarr")
+    np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)
