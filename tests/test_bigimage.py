@@ -162,14 +162,63 @@ def test_write_zarr_many_computes_what_the_maps_share_once(tmp_path, image):
 
 
 def test_write_zarr_many_checks_every_store_before_writing(tmp_path, image):
+    """One unusable store: no store is created or changed, even with overwrite=True."""
     lazy = pixgmm.density(da.from_array(image, chunks=(48, 48, 3)), MODEL)
-    wrong = tmp_path / "wrong.zarr"
-    zarr.create_array(wrong, shape=(3, 3), chunks=(3, 3), dtype="f8")
+    done = tmp_path / "done.zarr"
+    bigimage.write_zarr(lazy, done)
+    before = zarr.open_array(done, mode="r")[...]
+    photos = tmp_path / "photos"  # a folder of other files: never replaced
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"not a store")
     first = tmp_path / "first.zarr"
-    with pytest.raises(ValueError, match="holds an array of shape"):
-        bigimage.write_zarr_many([(lazy, first), (lazy, wrong)])
-    assert not bigimage.is_complete(first)
-    assert zarr.open_array(wrong, mode="r").shape == (3, 3)  # left as it was
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"photos.*not a Zarr store"):
+            bigimage.write_zarr_many(
+                [(lazy, first), (lazy, photos), (lazy * 2, done)], overwrite=overwrite
+            )
+        assert not first.exists()
+        assert bigimage.is_complete(done)
+        np.testing.assert_array_equal(zarr.open_array(done, mode="r")[...], before)
+    assert (photos / "a.jpg").read_bytes() == b"not a store"
+    with pytest.raises(ValueError, match="same store"):
+        bigimage.write_zarr_many([(lazy, first), (lazy, tmp_path / "." / "first.zarr")])
+    assert not first.exists()
+
+
+def test_write_zarr_many_one_map_failing_marks_none_complete(tmp_path, image):
+    good = pixgmm.density(da.from_array(image, chunks=(50, 97, 3)), MODEL)
+    bad = pixgmm.density(
+        da.from_array(image, chunks=(50, 97, 3)).map_blocks(
+            _boom_on_block_1, meta=np.empty((0, 0, 0), np.uint8)
+        ),
+        MODEL,
+    )
+    paths = [tmp_path / "good.zarr", tmp_path / "bad.zarr"]
+    with pytest.raises(MemoryError, match="block 1"):
+        bigimage.write_zarr_many([(good, paths[0]), (bad, paths[1])])
+    assert not any(bigimage.is_complete(p) for p in paths)
+    assert [bigimage.store_status(p) for p in paths] == ["unfinished", "unfinished"]
+    # the same call, now succeeding, finishes both
+    bigimage.write_zarr_many([(good, paths[0]), (good, paths[1])])
+    assert all(bigimage.is_complete(p) for p in paths)
+
+
+def test_a_folder_of_other_files_is_never_replaced(tmp_path, image):
+    """A path naming a folder of the user's files: refused, the files kept (overwrite too)."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"results.*not a Zarr store"):
+            bigimage.write_zarr(lazy, folder, overwrite=overwrite)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert bigimage.store_status(folder) == "foreign"
+    empty = tmp_path / "empty.zarr"  # an empty folder is fine
+    empty.mkdir()
+    assert bigimage.store_status(empty) == "missing"
+    bigimage.write_zarr(lazy, empty)
+    assert bigimage.is_complete(empty)
 
 
 def test_irregular_chunks_are_made_regular(tmp_path, image):
@@ -186,13 +235,20 @@ def test_numpy_array_can_be_written(tmp_path):
         bigimage.write_zarr([1, 2], tmp_path / "y.zarr")
 
 
-def test_store_shape_or_dtype_mismatch_is_a_value_error(tmp_path, image):
+def _unfinished(path, **kwargs):
+    """A store as pixgmm leaves it when a run is interrupted (marker False)."""
+    arr = zarr.create_array(path, overwrite=True, **kwargs)
+    arr.attrs[bigimage.COMPLETE_ATTR] = False
+    return arr
+
+
+def test_unfinished_store_shape_or_dtype_mismatch_is_a_value_error(tmp_path, image):
     path = tmp_path / "old.zarr"
-    zarr.create_array(path, shape=(10, 10), chunks=(5, 5), dtype="f8")
+    _unfinished(path, shape=(10, 10), chunks=(5, 5), dtype="f8")
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     with pytest.raises(ValueError, match=r"old\.zarr.*shape \(10, 10\).*\(130, 97\)"):
         bigimage.write_zarr(lazy, path)
-    zarr.create_array(path, shape=(130, 97), chunks=(5, 5), dtype="f4", overwrite=True)
+    _unfinished(path, shape=(130, 97), chunks=(5, 5), dtype="f4")
     with pytest.raises(ValueError, match=r"old\.zarr.*dtype float32"):
         bigimage.write_zarr(lazy, path)
     assert not bigimage.is_complete(path)
@@ -200,12 +256,31 @@ def test_store_shape_or_dtype_mismatch_is_a_value_error(tmp_path, image):
     assert stored.dtype == np.float64 and bigimage.is_complete(path)
 
 
-def test_existing_unfinished_store_is_written_in_its_own_chunks(tmp_path, image):
+def test_store_pixgmm_did_not_write_needs_overwrite(tmp_path, image):
+    """A Zarr array of the right shape without pixgmm's marker is someone else's data."""
+    path = tmp_path / "theirs.zarr"
+    theirs = zarr.create_array(path, shape=(130, 97), chunks=(50, 50), dtype="f8")
+    theirs[...] = 7.0
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    with pytest.raises(FileExistsError, match=r"theirs\.zarr.*not written by pixgmm.*overwrite=True"):
+        bigimage.write_zarr(lazy, path)
+    assert bigimage.store_status(path) == "foreign"
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], 7.0)  # untouched
+    assert bigimage.COMPLETE_ATTR not in zarr.open_array(path, mode="r").attrs
+    stored = bigimage.write_zarr(lazy, path, overwrite=True)
+    np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
+    assert bigimage.is_complete(path)
+
+
+def test_unfinished_store_is_written_in_its_own_chunks(tmp_path, image):
+    """A store marked unfinished (by an interrupted run, or by hand) is written in its layout."""
     path = tmp_path / "pre.zarr"
-    zarr.create_array(path, shape=(130, 97), chunks=(20, 30), dtype="f8")
+    _unfinished(path, shape=(130, 97), chunks=(20, 30), dtype="f8", fill_value=5.0)
+    assert bigimage.store_status(path) == "unfinished"
     stored = bigimage.write_zarr(pixgmm.density(da.from_array(image, chunks=64), MODEL), path)
     assert stored.chunks == (20, 30)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
+    assert bigimage.store_status(path) == "complete"
 
 
 def test_complete_store_needs_overwrite(tmp_path, image):
@@ -223,7 +298,7 @@ def test_not_an_array_needs_overwrite(tmp_path, image):
     path = tmp_path / "group.zarr"
     zarr.open_group(path, mode="w")
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
-    with pytest.raises(ValueError, match="not a Zarr array"):
+    with pytest.raises(FileExistsError, match="not a Zarr array"):
         bigimage.write_zarr(lazy, path)
     bigimage.write_zarr(lazy, path, overwrite=True)
     assert bigimage.is_complete(path)
@@ -255,6 +330,81 @@ def test_is_complete_on_missing_and_foreign_stores(tmp_path):
     assert not bigimage.is_complete(tmp_path / "nothing.zarr")
     zarr.create_array(tmp_path / "foreign.zarr", shape=(2, 2), dtype="f8")
     assert not bigimage.is_complete(tmp_path / "foreign.zarr")
+
+
+def test_store_status(tmp_path, image):
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    assert bigimage.store_status(tmp_path / "none.zarr") == "missing"
+    bigimage.write_zarr(lazy, tmp_path / "done.zarr")
+    assert bigimage.store_status(tmp_path / "done.zarr") == "complete"
+    _unfinished(tmp_path / "half.zarr", shape=(2, 2), dtype="f8")
+    assert bigimage.store_status(tmp_path / "half.zarr") == "unfinished"
+    zarr.open_group(tmp_path / "group.zarr", mode="w")
+    (tmp_path / "file.zarr").write_text("x")
+    for name in ("group.zarr", "file.zarr"):
+        assert bigimage.store_status(tmp_path / name) == "foreign"
+    with pytest.raises(TypeError, match="path"):
+        bigimage.store_status(3)
+
+
+def test_chunks_equal_to_the_fill_value_are_written_too(tmp_path, image):
+    """Every chunk is in the store (zarr skips fill-value chunks unless told), so a missing
+    chunk always means a block that was not written here."""
+    mask = da.zeros((130, 97), dtype=bool, chunks=50)
+    stored = bigimage.write_zarr(mask, tmp_path / "mask.zarr")
+    assert stored.nchunks_initialized == stored.nchunks == 6
+    assert bigimage.is_complete(tmp_path / "mask.zarr")
+
+
+def test_a_block_not_found_in_the_store_is_never_marked_complete(tmp_path, image, monkeypatch):
+    """If a block's write does not reach the store the marker is not set (OSError)."""
+    real = bigimage._write_block
+
+    def lost_on_a_worker(block, target, name, run, where):
+        if where[0].start == 0 and where[1].start == 0:  # as if written on another machine
+            return np.ones((1,) * block.ndim, np.int64)
+        return real(block, target, name, run, where)
+
+    monkeypatch.setattr(bigimage, "_write_block", lost_on_a_worker)
+    path = tmp_path / "lost.zarr"
+    lazy = pixgmm.density(da.from_array(image, chunks=(50, 50, 3)), MODEL)
+    with pytest.raises(OSError, match=r"lost\.zarr.*holds 5 of its 6 chunks"):
+        bigimage.write_zarr(lazy, path)
+    assert bigimage.store_status(path) == "unfinished"
+
+
+def _take_over(block, path, block_info=None):
+    """Compute a block; the first one also lets another run take the store over."""
+    if block_info is not None and block_info[0]["chunk-location"][:2] == (0, 0):
+        zarr.open_array(path, mode="r+").attrs[bigimage.RUN_ATTR] = "another run"
+    return block
+
+
+def test_tasks_write_only_into_the_store_their_call_prepared(tmp_path, image):
+    """A store another run took over (or that a worker does not see) is not written into."""
+    path = tmp_path / "shared.zarr"
+    img = da.from_array(image, chunks=(50, 97, 3))
+    hijacked = img.map_blocks(_take_over, str(path), meta=np.empty((0, 0, 0), np.uint8))
+    with pytest.raises(OSError, match=r"shared\.zarr.*not the one this write prepared"):
+        bigimage.write_zarr(pixgmm.density(hijacked, MODEL), path)
+    assert not bigimage.is_complete(path)
+
+
+def test_relative_output_path_is_made_absolute(tmp_path, image, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
+    graph_paths = []
+    real = bigimage._write_blocks
+
+    def spy(array, target, name, run):
+        graph_paths.append((name, str(target.store_path)))
+        return real(array, target, name, run)
+
+    monkeypatch.setattr(bigimage, "_write_blocks", spy)
+    bigimage.write_zarr(lazy, "rel.zarr")
+    absolute = str(tmp_path / "rel.zarr")
+    assert graph_paths == [(absolute, f"file://{absolute}")]
+    assert bigimage.is_complete(tmp_path / "rel.zarr")
 
 
 def test_progress_bar_goes_to_stderr(tmp_path, image, capsys):

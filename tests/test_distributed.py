@@ -74,21 +74,64 @@ def test_functions_on_the_cluster_equal_numpy(client, name, dtype, rng):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+def _count_table_builds():
+    """On a worker: count colour-table builds from now on, starting with an empty cache.
+
+    A build is a call of ``table.log_table_chunks``, which evaluates the model at
+    all 256**3 colours (once per model of a table).
+    """
+    from pixgmm._engine import table
+
+    if not hasattr(table, "_uncounted_chunks"):
+        table._uncounted_chunks = table.log_table_chunks
+
+        def counting(*args, **kwargs):
+            table._builds += 1
+            return table._uncounted_chunks(*args, **kwargs)
+
+        table.log_table_chunks = counting
+    table._builds = 0
+    pixgmm.clear_cache()
+
+
+def _table_builds():
+    from pixgmm._engine import table
+
+    return table._builds, pixgmm.cache_info()["entries"]
+
+
+def _stop_counting_builds():
+    from pixgmm._engine import table
+
+    if hasattr(table, "_uncounted_chunks"):
+        table.log_table_chunks = table._uncounted_chunks
+        del table._uncounted_chunks
+    pixgmm.clear_cache()
+
+
 def test_table_engine_builds_one_table_per_worker_process(client, rng):
+    """Counted on each worker: a worker that ran blocks built the table once, others never."""
     skin, _ = _models()
-
-    def reset():
-        pixgmm.clear_cache()
-        return pixgmm.cache_info()["entries"]
-
-    assert set(client.run(reset).values()) == {0}
     img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     lazy = pixgmm.density(da.from_array(img, chunks=(16, 16, 3)), skin, method="table")
-    got = _compute(client, lazy)
+    client.run(_count_table_builds)
+    try:
+        with distributed.get_task_stream(client) as stream:
+            got = _compute(client, lazy)
+        first = client.run(_table_builds)
+        _compute(client, lazy)  # again, on warm workers
+        second = client.run(_table_builds)
+    finally:
+        client.run(_stop_counting_builds)
     np.testing.assert_array_equal(got, pixgmm.density(img, skin, method="table"))
-    entries = client.run(lambda: pixgmm.cache_info()["entries"])
-    assert set(entries.values()) <= {0, 1} and sum(entries.values()) >= 1
-    client.run(pixgmm.clear_cache)
+    blocks = {w: 0 for w in first}
+    for task in stream.data:
+        if str(task["key"]).startswith(f"('{lazy.name}'"):
+            blocks[task["worker"]] += 1
+    assert sum(blocks.values()) == lazy.npartitions == 16, (blocks, stream.data[:2])
+    assert first == {w: (1, 1) if blocks[w] else (0, 0) for w in first}, (first, blocks)
+    assert all(second[w][0] == first[w][0] or not first[w][0] for w in first), (first, second)
+    assert sum(b for b, _ in second.values()) <= len(second)  # never more than one per worker
 
 
 def test_model_is_one_key_sent_once_per_worker(client, rng):
@@ -314,3 +357,125 @@ def test_image_on_disk_to_zarr_on_the_cluster(client, suffix, rng, tmp_path):
         stored = bigimage.write_zarr(pixgmm.log_ratio(lazy, skin, other), out)
     assert bigimage.is_complete(out) and stored.chunks == (32, 32)
     np.testing.assert_allclose(stored[...], pixgmm.log_ratio(img, skin, other), rtol=1e-12)
+
+
+# -- output paths: the client's, never a worker's ------------------------------------
+@pytest.fixture
+def workers_elsewhere(client, tmp_path, monkeypatch):
+    """Workers whose working directory differs from this process's (as on a real cluster)."""
+    here, there = tmp_path / "client", tmp_path / "workers"
+    here.mkdir()
+    there.mkdir()
+    before = client.run(os.getcwd)
+    client.run(os.chdir, str(there))
+    monkeypatch.chdir(here)
+    try:
+        yield here, there
+    finally:
+        for address, cwd in before.items():
+            client.run(os.chdir, cwd, workers=[address])
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["write_zarr", "write_zarr_many"])
+def test_relative_output_path_is_the_clients(client, workers_elsewhere, many, rng):
+    """A relative store path means this process's folder: the data lands where the marker is."""
+    here, there = workers_elsewhere
+    skin, other = _models()
+    img = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    lr = pixgmm.log_ratio(da.from_array(img, chunks=(16, 16, 3)), skin, other)
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        if many:
+            bigimage.write_zarr_many([(lr, "lr.zarr"), (lr > 0, "mask.zarr")])
+        else:
+            bigimage.write_zarr(lr, "lr.zarr")
+    expected = pixgmm.log_ratio(img, skin, other)
+    zarr = pytest.importorskip("zarr")
+    np.testing.assert_allclose(zarr.open_array(here / "lr.zarr", mode="r")[...], expected, rtol=1e-12)
+    assert bigimage.is_complete(here / "lr.zarr")
+    if many:
+        np.testing.assert_array_equal(zarr.open_array(here / "mask.zarr", mode="r")[...], expected > 0)
+        assert bigimage.is_complete(here / "mask.zarr")
+    assert not list(there.iterdir())  # nothing written in the workers' folder
+
+
+def test_a_store_the_workers_cannot_see_fails_instead_of_writing_elsewhere(client, rng):
+    """Each worker process has its own ``memory://`` (like a node-local disk): the write
+    fails naming the store, and the store is never marked complete."""
+    skin, _ = _models()
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    lazy = pixgmm.density(da.from_array(img, chunks=(16, 16, 3)), skin)
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        with pytest.raises(OSError, match=r"memory://.*not the one this write prepared"):
+            bigimage.write_zarr(lazy, "memory://node-local.zarr")
+    assert bigimage.store_status("memory://node-local.zarr") == "unfinished"
+
+
+def _slow_unless_first(block, block_info=None):
+    """The first block returns at once; every other block takes a while."""
+    import time
+
+    if block_info[0]["chunk-location"][:2] != (0, 0):
+        time.sleep(1.5)
+    return block
+
+
+def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
+    """Interrupted while the cluster computes: no task writes into the store afterwards."""
+    import signal
+    import threading
+    import time
+
+    zarr = pytest.importorskip("zarr")
+    skin, _ = _models()
+    img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    slow = da.from_array(img, chunks=(10, 10, 3)).map_blocks(
+        _slow_unless_first, meta=np.empty((0, 0, 0), img.dtype)
+    )
+    path = tmp_path / "interrupted.zarr"
+    main = threading.main_thread().ident
+    stop = threading.Event()
+
+    def press_ctrl_c_after_the_first_chunk():
+        while not stop.wait(0.02):
+            try:
+                if zarr.open_array(path, mode="r").nchunks_initialized:
+                    signal.pthread_kill(main, signal.SIGINT)
+                    return
+            except (FileNotFoundError, ValueError):
+                pass
+
+    watcher = threading.Thread(target=press_ctrl_c_after_the_first_chunk, daemon=True)
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        watcher.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                bigimage.write_zarr(pixgmm.density(slow, skin), path)
+        finally:
+            stop.set()
+            watcher.join(TIMEOUT)
+        written = zarr.open_array(path, mode="r").nchunks_initialized
+        time.sleep(5)  # 2 workers at 1.5 s a block would have written 6 more by now
+    # a task already running when Ctrl-C came cannot be stopped (one per worker thread);
+    # no task starts afterwards
+    running = sum(client.nthreads().values())
+    assert 1 <= written < 16
+    assert written <= zarr.open_array(path, mode="r").nchunks_initialized <= written + running
+    assert bigimage.store_status(path) == "unfinished"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open_image_lazy opens a relative Zarr input path as given, so each worker resolves "
+    "it in its own working directory; fix: os.path.abspath(name) for local paths before "
+    "zarr.open (then remove this mark)",
+)
+def test_relative_zarr_input_path_is_the_clients(client, workers_elsewhere, rng):
+    zarr = pytest.importorskip("zarr")
+    here, _ = workers_elsewhere
+    skin, _ = _models()
+    img = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    zarr.create_array(here / "img.zarr", data=img, chunks=(16, 16, 3))
+    lazy = bigimage.open_image_lazy("img.zarr", chunks=16)
+    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = bigimage.write_zarr(pixgmm.density(lazy, skin), here / "out.zarr")
+    np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)
