@@ -254,3 +254,28 @@ def test_fit_errors():
         pixgmm.HistogramModel.fit(np.zeros((4, 3), np.uint8), bins=2.5)
     with pytest.raises(TypeError, match="pixels has boolean dtype"):
         pixgmm.HistogramModel.fit(np.zeros((4, 3), bool))
+
+
+def test_fit_counts_many_images_one_by_one(rng):
+    HistogramModel = pixgmm.HistogramModel
+    images = [rng.integers(0, 256, (h, 7, 3), dtype=np.uint8) for h in (5, 11, 0, 3)]
+    whole = HistogramModel.fit(np.concatenate([im.reshape(-1, 3) for im in images]), bins=8)
+    assert HistogramModel.fit(images, bins=8) == whole  # a list of arrays
+    consumed = []
+
+    def reading():  # a generator: each image is counted before the next is read
+        for i, im in enumerate(images):
+            consumed.append(i)
+            yield im
+
+    assert HistogramModel.fit(reading(), bins=8) == whole
+    assert consumed == [0, 1, 2, 3]
+    # channel-first images and a mask: the caller selects pixels per image
+    assert HistogramModel.fit([np.moveaxis(im, -1, 0) for im in images], bins=8,
+                              channel_axis=0) == whole  # fmt: skip
+    with pytest.raises(ValueError, match=r"pixels\[1\] has 2 channel\(s\)"):
+        HistogramModel.fit([images[0], images[1][..., :2]], bins=8)
+    with pytest.raises(ValueError, match="holds no pixels"):
+        HistogramModel.fit(iter([images[2]]), bins=8)
+    with pytest.raises(ValueError, match=r"lie outside range.*pixels\[1\]"):
+        HistogramModel.fit([images[0], images[1].astype(np.int16) - 5], bins=8)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -247,10 +247,13 @@ class HistogramModel:
 
         Parameters
         ----------
-        pixels : array_like
+        pixels : array_like, or an iterable of arrays
             Training pixels, channels along ``channel_axis``: (N, C), or an
             image (H, W, C) (select labelled pixels with ``image[mask]``).
-            Integer or floating dtype; NaN is an error.
+            Integer or floating dtype; NaN is an error. Many images: a list or
+            tuple of NumPy arrays, or any iterator (a generator reading files
+            one by one), is counted array by array into one histogram, so
+            memory does not grow with the number of images.
         bins : int or sequence of int, default 32
             Bins per channel.
         range, smoothing, channels
@@ -276,34 +279,25 @@ class HistogramModel:
         >>> hist = pixgmm.HistogramModel.fit(pixels, bins=16, smoothing=0)
         >>> hist.bins, hist.n_samples
         ((16, 16, 16), 1000.0)
+        >>> batches = (pixels[i : i + 100] for i in range(0, 1000, 100))  # e.g. one per file
+        >>> pixgmm.HistogramModel.fit(batches, bins=16, smoothing=0) == hist
+        True
         """
-        arr = as_image_array(pixels, "pixels")
-        if arr.ndim == 0:
-            raise ValueError("pixels is a scalar; pass an (N, C) array of pixels")
-        axis = normalize_channel_axis(channel_axis, arr.ndim)
-        if axis is None:
-            X = arr.reshape(-1, 1)
+        if not _is_many(pixels):
+            counts = _count(pixels, bins, range, channel_axis, "pixels")
         else:
-            X = np.moveaxis(arr, axis, -1).reshape(-1, arr.shape[axis])
-        d = X.shape[1]
-        if X.shape[0] == 0:
-            raise ValueError("pixels is empty; a histogram needs at least one pixel")
-        nb = _normalize_bins(bins, d)
-        rng = _normalize_range(range, d)
-        if X.dtype.kind == "f" and np.isnan(X).any():
-            raise ValueError(
-                "pixels contains NaN values (a masked array's masked values count as NaN); "
-                "drop those pixels first "
-                "(pixels[~np.isnan(pixels).any(axis=-1)])"
-            )
-        flat, inside = _bin_index(X, nb, rng)
-        if not inside.all():
-            n_out = int(X.shape[0] - np.count_nonzero(inside))
-            raise ValueError(
-                f"{n_out} pixel(s) lie outside range={range!r}; pass a range that covers the "
-                "data, e.g. range=(0, 65536) for 16-bit images"
-            )
-        counts = np.bincount(flat, minlength=math.prod(nb)).reshape(nb)
+            counts = None
+            for i, part in enumerate(pixels):
+                c = _count(part, bins, range, channel_axis, f"pixels[{i}]", allow_empty=True)
+                if counts is not None and c.shape != counts.shape:
+                    raise ValueError(
+                        f"pixels[{i}] has {c.ndim} channel(s) but the arrays before it have "
+                        f"{counts.ndim}; every array must have the same channels"
+                    )
+                counts = c if counts is None else counts + c
+            if counts is None or not counts.any():
+                raise ValueError("pixels holds no pixels; a histogram needs at least one pixel")
+        rng = _normalize_range(range, counts.ndim)
         return cls(counts, range=rng, smoothing=smoothing, channels=channels)
 
     def with_channels(self, channels):
@@ -477,6 +471,48 @@ class HistogramModel:
         for c in range(d):
             flat += luts[2 * c][(idx >> (8 * (d - 1 - c))) & 255]
         return flat_pad[flat]
+
+
+def _is_many(pixels):
+    """True for several arrays: an iterator, or a list/tuple whose items are all ndarrays."""
+    if isinstance(pixels, Iterator):
+        return True
+    return (
+        isinstance(pixels, (list, tuple))
+        and len(pixels) > 0
+        and all(isinstance(p, np.ndarray) for p in pixels)
+    )
+
+
+def _count(pixels, bins, range, channel_axis, name, allow_empty=False):
+    """Bin counts of one array of pixels, shaped (bins of each channel)."""
+    arr = as_image_array(pixels, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} is a scalar; pass an (N, C) array of pixels")
+    axis = normalize_channel_axis(channel_axis, arr.ndim)
+    if axis is None:
+        X = arr.reshape(-1, 1)
+    else:
+        X = np.moveaxis(arr, axis, -1).reshape(-1, arr.shape[axis])
+    d = X.shape[1]
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty; a histogram needs at least one pixel")
+    nb = _normalize_bins(bins, d)
+    rng = _normalize_range(range, d)
+    if X.dtype.kind == "f" and np.isnan(X).any():
+        raise ValueError(
+            f"{name} contains NaN values (a masked array's masked values count as NaN); "
+            "drop those pixels first "
+            "(pixels[~np.isnan(pixels).any(axis=-1)])"
+        )
+    flat, inside = _bin_index(X, nb, rng)
+    if not inside.all():
+        n_out = int(X.shape[0] - np.count_nonzero(inside))
+        raise ValueError(
+            f"{n_out} pixel(s) lie outside range={range!r} in {name}; pass a range that covers "
+            "the data, e.g. range=(0, 65536) for 16-bit images"
+        )
+    return np.bincount(flat, minlength=math.prod(nb)).reshape(nb)
 
 
 def _normalize_bins(bins, d):
