@@ -156,8 +156,8 @@ def test_no_overwrite_without_the_flag(photos, tmp_path):
     run_cli(*args, cwd=tmp_path, check_rc=0)
     target = tmp_path / "coffee.mask.png"
     target.write_bytes(b"sentinel")
-    proc = run_cli(*args, cwd=tmp_path, check_rc=1)
-    assert "exists (pass --overwrite" in proc.stderr
+    proc = run_cli(*args, cwd=tmp_path, check_rc=0)  # kept and reported as skipped
+    assert "kept existing" in proc.stdout and "coffee.mask.png" in proc.stdout
     assert target.read_bytes() == b"sentinel"
     run_cli(*args, "--overwrite", "--quiet", cwd=tmp_path, check_rc=0)
     assert imageio.imread(target).shape == (400, 600)
