@@ -141,14 +141,17 @@ def test_skin_on_real_files_matches_the_python_api(photos, tmp_path):
     coffee = _rgb(photos / "coffee.png")
     np.testing.assert_allclose(p16, detector.probability(coffee.astype(np.float32)), atol=1e-5)
 
-    # multi-page TIFF: one set of outputs per page
+    # multi-page TIFF: one set of outputs per page; its float values in [0, 1] scaled to 0..255
     pages = tifffile.imread(photos / "pages.tif")  # planar RGB: (page, sample, y, x)
-    assert pages.shape == (2, 3, 10, 10)
+    assert pages.shape == (2, 3, 10, 10) and pages.dtype == np.float64 and pages.max() <= 1
     pages = np.moveaxis(pages, 1, -1)
     assert by_name["pages.tif"]["pages"] == len(pages) == 2
+    assert by_name["pages.tif"]["scale"] == "float pixels in [0, 1] scaled to 0..255"
+    assert by_name["coffee16.png"]["scale"] == "16-bit pixels scaled from 0..65535 to 0..255"
+    assert "scale" not in by_name["coffee.png"]  # 8-bit: used as read, nothing to say
     for i, page in enumerate(pages, start=1):
         prob = tifffile.imread(out / f"pages.page{i}.probability.tiff")
-        np.testing.assert_allclose(prob, detector.probability(page), rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(prob, detector.probability(page * 255), rtol=1e-5, atol=1e-6)
 
 
 def test_no_overwrite_without_the_flag(photos, tmp_path):

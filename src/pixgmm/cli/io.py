@@ -124,15 +124,14 @@ def glob_files(pattern):
         matches = glob.glob(pattern)
     else:
         matches = _walk_pattern(pattern)
-    files, real = [], set()
+    chosen = {}  # real path -> the path listed: the file itself rather than a link to it
     for m in sorted(matches):
         if not os.path.isfile(m):
             continue
         key = os.path.realpath(m)
-        if key not in real:
-            real.add(key)
-            files.append(Path(m))
-    return files
+        if key not in chosen or (os.path.islink(chosen[key]) and not os.path.islink(m)):
+            chosen[key] = m
+    return sorted(Path(m) for m in chosen.values())
 
 
 def _walk_pattern(pattern):
