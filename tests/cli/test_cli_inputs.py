@@ -448,14 +448,16 @@ def test_double_star_pattern_visits_each_file_once_across_symlink_loops(tmp_path
 
 
 def test_patterns_and_folders_skip_temporary_and_output_files(tmp_path):
-    from pixgmm.cli.io import temp_name
-
     imageio.imwrite(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     imageio.imwrite(tmp_path / "a.mask.png", np.zeros((4, 4), np.uint8))
-    imageio.imwrite(temp_name(tmp_path / "a.overlay.png", pid=8337), np.zeros((4, 4), np.uint8))
+    stale = tmp_path / ".a.overlay.png.pixgmm-tmp-8337-0a1b2c.png"  # left by a killed writer
+    imageio.imwrite(stale, np.zeros((4, 4), np.uint8))
     imageio.imwrite(tmp_path / ".hidden.png", np.zeros((4, 4), np.uint8))
     for arg in (str(tmp_path), str(tmp_path / "*.png"), str(tmp_path / "**" / "*.png")):
         assert [p.name for _, p, _ in expand_inputs([arg])] == ["a.png"], arg
+    from pixgmm.cli.io import temp_name  # the name the writers give their temporary files
+
+    assert temp_name(tmp_path / "a.overlay.png", 8337, "0a1b2c") == stale
 
 
 # -- the pixel limit (item 14) ----------------------------------------------------------

@@ -20,7 +20,11 @@ import click
 
 BIG_HELP = (
     "With --chunks, --workers or --scheduler, images are read lazily (TIFF, Zarr) and "
-    "processed chunk by chunk with Dask; every output is a Zarr store (photo.mask.zarr)."
+    "processed chunk by chunk with Dask; every output is a Zarr store (photo.mask.zarr; "
+    "a multi-page TIFF gives one per page, photo.page2.mask.zarr), and the pixel limit "
+    "does not apply to them. A complete store is kept on a rerun, an unfinished one "
+    "(an interrupted run) is completed. Deciding --scale auto for a float image reads it "
+    "once more (its minimum and maximum); --scale none or unit skips that."
 )
 
 
