@@ -92,7 +92,78 @@ def _normalize_chunks(chunks, ndim, channel_axis):
     return tuple(spec)
 
 
-def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
+#: The largest image, in pixels (all pages of a file together), that pixgmm's readers
+#: decode into memory: 100 megapixels (a 10000 x 10000 image). Larger files are
+#: refused before decoding, with the way out: read TIFF and Zarr lazily in blocks,
+#: or raise the limit (``max_pixels=``, ``--max-pixels``, ``PIXGMM_MAX_PIXELS``).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Environment variable that sets the pixel limit (a number of pixels; 0 or ``none``: no limit).
+MAX_PIXELS_ENV = "PIXGMM_MAX_PIXELS"
+
+
+def _pixel_limit(max_pixels=None):
+    """The pixel limit in force: ``max_pixels`` if given, else ``PIXGMM_MAX_PIXELS``, else
+    :data:`DEFAULT_MAX_PIXELS`; None means no limit (``0`` or ``"none"``)."""
+    if max_pixels is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_PIXELS
+        if text.lower() == "none":
+            return None
+        try:
+            max_pixels = int(float(text))
+        except ValueError:
+            raise ValueError(
+                f"environment variable {MAX_PIXELS_ENV}={text!r} must be a number of pixels "
+                f"(e.g. 400000000), or 0 or none for no limit"
+            ) from None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise TypeError(f"max_pixels must be an int, got {type(max_pixels).__name__}")
+    if max_pixels < 0:
+        raise ValueError(f"max_pixels must be >= 0 (0: no limit), got {max_pixels}")
+    return None if max_pixels == 0 else int(max_pixels)
+
+
+def _check_pixel_limit(shape_text, n_pixels, max_pixels=None, way_out=None):
+    """Raise ValueError if an image of ``n_pixels`` is over the limit; before decoding it.
+
+    ``shape_text`` describes the size (``"14000 x 14000 pixels"``); ``way_out``
+    is the sentence that says how to process it anyway (a default for the API).
+    """
+    limit = _pixel_limit(max_pixels)
+    if limit is None or n_pixels <= limit:
+        return
+    if way_out is None:
+        way_out = (
+            "TIFF and Zarr images are read lazily in blocks (open_image_lazy), so convert "
+            f"it to one of them, or raise the limit with max_pixels= or {MAX_PIXELS_ENV}"
+        )
+    raise ValueError(
+        f"the image is {shape_text} ({n_pixels:,} pixels), over the limit of {limit:,} "
+        f"pixels read into memory at once; {way_out}"
+    )
+
+
+@contextlib.contextmanager
+def _pillow_limit_off():
+    """Pillow's decompression-bomb check off for a block (pixgmm's own limit applies instead)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        yield
+        return
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_image_lazy(
+    path, chunks="auto", *, channel_axis=-1, component=None, series=0, max_pixels=None
+):
     """Open an image on disk as a lazy ``dask.array.Array``, reading nothing yet.
 
     TIFF and BigTIFF (``.tif``, ``.tiff``, ``.btf``, ``.svs``) are read through
@@ -100,7 +171,9 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     opening the file by its path (so the array can be sent to a ``distributed``
     cluster; the file must be at the same path on every worker); Zarr stores
     (a ``.zarr`` directory or any path or URL zarr opens) directly. Any other
-    format is read whole into memory with ``imageio`` and then chunked.
+    format is read whole into memory with ``imageio`` and then chunked, after a
+    check of its size against the pixel limit (read from the file's header, so a
+    decompression bomb is refused before it is decoded).
 
     Parameters
     ----------
@@ -119,10 +192,25 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
         The array inside a Zarr group (e.g. ``"0"``, the full resolution of a
         multiscale pyramid); a group holding a single array, or an array
         ``"0"``, needs none.
+    series : int, default 0
+        For TIFF: which image series of the file (tifffile's ``series``). A
+        multi-page file whose pages share one shape is one series with leading
+        page axes (``(pages, H, W, C)``); pages of different shapes are separate
+        series.
+    max_pixels : int, optional
+        For formats read whole into memory (not TIFF or Zarr): refuse an image of
+        more pixels than this, before decoding it (0: no limit). Default: the
+        environment variable ``PIXGMM_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`.
 
     Returns
     -------
     dask.array.Array
+
+    Raises
+    ------
+    ValueError
+        An image read into memory is over the pixel limit; the message names its
+        size and the way out.
 
     Examples
     --------
@@ -141,7 +229,7 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     name = os.fspath(path)
     lower = name.lower().rstrip("/")
     if lower.endswith(_TIFF_SUFFIXES):
-        return _open_tiff_lazy(name, chunks, channel_axis, component)
+        return _open_tiff_lazy(name, chunks, channel_axis, component, series)
     if lower.endswith(".zarr") or Path(name).is_dir() or "://" in name:
         import zarr
 
@@ -153,14 +241,21 @@ def open_image_lazy(path, chunks="auto", *, channel_axis=-1, component=None):
     else:
         import imageio.v3 as iio
 
-        arr = np.asarray(iio.imread(name))
+        with _pillow_limit_off():  # pixgmm's own limit below replaces Pillow's
+            props = iio.improps(name)  # the header only: nothing decoded yet
+        shape = tuple(props.shape)
+        spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
+        n_pixels = int(np.prod(spatial, dtype=np.float64))
+        _check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
+        with _pillow_limit_off():
+            arr = np.asarray(iio.imread(name))
     spec = _normalize_chunks(chunks, arr.ndim, channel_axis if arr.ndim >= 3 else None)
     if isinstance(arr, np.ndarray):
         return da.from_array(arr, chunks=spec)
     return da.from_zarr(arr, chunks=spec)
 
 
-def _open_tiff_lazy(name, chunks, channel_axis, component):
+def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
     """A TIFF as a dask array whose tasks open the file by path and read one block each.
 
     tifffile's Zarr store holds an open file handle and a lock, which cannot be
@@ -176,18 +271,25 @@ def _open_tiff_lazy(name, chunks, channel_axis, component):
     if not Path(name).is_file():
         raise FileNotFoundError(f"no such TIFF file: {name!r}")
     path = os.path.abspath(name)
-    with tifffile.imread(path, aszarr=True) as store:
+    with tifffile.TiffFile(path) as tif:
+        n_series = len(tif.series)
+    if isinstance(series, bool) or not isinstance(series, (int, np.integer)):
+        raise TypeError(f"series must be an int, got {type(series).__name__}")
+    if not 0 <= series < n_series:
+        raise ValueError(f"series={series} is not in {name!r}, which holds {n_series} series")
+    with tifffile.imread(path, aszarr=True, series=int(series)) as store:
         arr = _array_in(zarr.open(store, mode="r"), component, name)
         shape, dtype, file_chunks = tuple(arr.shape), np.dtype(arr.dtype), arr.chunks
     ndim = len(shape)
     spec = _normalize_chunks(chunks, ndim, channel_axis if ndim >= 3 else None)
     blocks = da.core.normalize_chunks(spec, shape, dtype=dtype, previous_chunks=file_chunks)
     stat = os.stat(path)
-    token = tokenize(path, component, stat.st_size, stat.st_mtime_ns, blocks)
+    token = tokenize(path, component, series, stat.st_size, stat.st_mtime_ns, blocks)
     return da.map_blocks(
         _read_tiff_block,
         path,
         component,
+        int(series),
         name=f"tiff-{token}",
         chunks=blocks,
         dtype=dtype,
@@ -195,13 +297,13 @@ def _open_tiff_lazy(name, chunks, channel_axis, component):
     )
 
 
-def _read_tiff_block(path, component, block_info=None):
+def _read_tiff_block(path, component, series=0, block_info=None):
     """Run in a task: open the TIFF at ``path`` and read the block dask asks for."""
     import tifffile
     import zarr
 
     where = tuple(slice(a, b) for a, b in block_info[None]["array-location"])
-    with tifffile.imread(path, aszarr=True) as store:
+    with tifffile.imread(path, aszarr=True, series=series) as store:
         return _array_in(zarr.open(store, mode="r"), component, path)[where]
 
 

@@ -141,14 +141,17 @@ def test_skin_on_real_files_matches_the_python_api(photos, tmp_path):
     coffee = _rgb(photos / "coffee.png")
     np.testing.assert_allclose(p16, detector.probability(coffee.astype(np.float32)), atol=1e-5)
 
-    # multi-page TIFF: one set of outputs per page
+    # multi-page TIFF: one set of outputs per page; its float values in [0, 1] scaled to 0..255
     pages = tifffile.imread(photos / "pages.tif")  # planar RGB: (page, sample, y, x)
-    assert pages.shape == (2, 3, 10, 10)
+    assert pages.shape == (2, 3, 10, 10) and pages.dtype == np.float64 and pages.max() <= 1
     pages = np.moveaxis(pages, 1, -1)
     assert by_name["pages.tif"]["pages"] == len(pages) == 2
+    assert by_name["pages.tif"]["scale"] == "float pixels in [0, 1] scaled to 0..255"
+    assert by_name["coffee16.png"]["scale"] == "16-bit pixels scaled from 0..65535 to 0..255"
+    assert "scale" not in by_name["coffee.png"]  # 8-bit: used as read, nothing to say
     for i, page in enumerate(pages, start=1):
         prob = tifffile.imread(out / f"pages.page{i}.probability.tiff")
-        np.testing.assert_allclose(prob, detector.probability(page), rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(prob, detector.probability(page * 255), rtol=1e-5, atol=1e-6)
 
 
 def test_no_overwrite_without_the_flag(photos, tmp_path):
@@ -156,8 +159,8 @@ def test_no_overwrite_without_the_flag(photos, tmp_path):
     run_cli(*args, cwd=tmp_path, check_rc=0)
     target = tmp_path / "coffee.mask.png"
     target.write_bytes(b"sentinel")
-    proc = run_cli(*args, cwd=tmp_path, check_rc=1)
-    assert "exists (pass --overwrite" in proc.stderr
+    proc = run_cli(*args, cwd=tmp_path, check_rc=0)  # kept and reported as skipped
+    assert "kept existing" in proc.stdout and "coffee.mask.png" in proc.stdout
     assert target.read_bytes() == b"sentinel"
     run_cli(*args, "--overwrite", "--quiet", cwd=tmp_path, check_rc=0)
     assert imageio.imread(target).shape == (400, 600)

@@ -141,10 +141,10 @@ def test_fit_from_images_with_masks_matches_pixgmm_fit(scene):
     np.testing.assert_allclose(bg.means[0], image[mask == 0].mean(0), rtol=1e-6)
     np.testing.assert_allclose(fg.means[0], image[mask > 0].mean(0), rtol=1e-6)
 
-    # an existing model is not replaced without --overwrite
+    # an existing model is kept (a rerun finishes the job) and replaced only with --overwrite
     before = (tmp / "skin.json").read_text()
     result = invoke("fit", "photos/scene.png", "-k", "1", "-o", "skin.json", cwd=tmp)
-    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert result.exit_code == 0 and "kept existing skin.json" in result.output
     assert (tmp / "skin.json").read_text() == before
     result = invoke("fit", "photos/scene.png", "-k", "1", "-o", "skin.json", "--overwrite", cwd=tmp)
     assert result.exit_code == 0
@@ -180,7 +180,18 @@ def test_fit_from_a_csv_table_with_header(tmp_path):
     assert [c.lower() for c in model.channels] == ["nir", "red"]
     np.testing.assert_allclose(model.means[0], b.mean(0), atol=1e-3)
 
-    result = invoke("fit", "--pixels", "px.csv", "--class", "5", "-o", "x.json", cwd=tmp_path)
+    result = invoke(
+        "fit",
+        "--pixels",
+        "px.csv",
+        "--columns",
+        "nir,red",
+        "--class",
+        "5",
+        "-o",
+        "x.json",
+        cwd=tmp_path,
+    )
     assert result.exit_code == 2 and "labels present: 3, 8" in result.output
     result = invoke("fit", "--pixels", "px.csv", "--columns", "BGR", "-o", "x.json", cwd=tmp_path)
     assert result.exit_code == 1 and "names 3 channel(s)" in result.output
@@ -278,8 +289,8 @@ def test_density_lazy_from_zarr_and_overwrite(scene):
     want = pixgmm.log_density(image, pixgmm.models.jones_rehg_skin(), channels="RGB")
     np.testing.assert_allclose(got[:], want.astype(np.float32), rtol=1e-6)
 
-    result = invoke(*args, "-o", "out", cwd=tmp)
-    assert result.exit_code == 1 and "exists (pass --overwrite" in result.output
+    result = invoke(*args, "-o", "out", cwd=tmp)  # a complete store is kept, reported as skipped
+    assert result.exit_code == 0 and "kept existing out/scene.logdensity.zarr" in result.output
     result = invoke(*args, "-o", "out", "--overwrite", "--quiet", cwd=tmp)
     assert result.exit_code == 0
 
@@ -355,8 +366,9 @@ def test_unsupported_and_unwritable_targets_fail_alone(scene):
     assert result.exit_code == 1
     first, second = json.loads(result.stdout)["results"]
     assert "unsupported file type '.txt'" in first["error"]
-    assert second["status"] == "failed" and "cannot write output" in second["error"]
-    assert "scene.png: cannot write output" in result.stderr
+    assert second["status"] == "failed"
+    assert second["error"] == "cannot write out/scene.mask.png: Is a directory"
+    assert "scene.png: cannot write out/scene.mask.png" in result.stderr
     assert sorted(p.name for p in (tmp / "out").iterdir()) == ["scene.mask.png"]
 
 
@@ -372,14 +384,24 @@ def test_demo_writes_four_outputs_once(tmp_path):
     ]
     prob = tifffile.imread(tmp_path / "demo" / "astronaut.probability.tiff")
     assert prob.shape == (512, 512) and 0.0 <= prob.min() and prob.max() <= 1.0
-    result = invoke("demo", "--out", "demo", cwd=tmp_path)
-    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    # a second run keeps the four outputs, reports them as skipped and succeeds
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()}
+    result = invoke("demo", "--out", "demo", "--json", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["ok"], summary["skipped"], summary["failed"]) == (0, 1, 0)
+    assert [Path(o).name for o in summary["results"][0]["skipped"]] == [
+        Path(o).name for o in outputs
+    ]
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()} == before
 
 
 def test_fit_without_scikit_learn_names_the_extra(tmp_path, monkeypatch):
     np.savetxt(tmp_path / "px.txt", [[10, 20, 30, 1], [40, 50, 60, 1], [70, 80, 90, 2]], fmt="%d")
     monkeypatch.setitem(sys.modules, "sklearn.mixture", None)  # import fails, as without the extra
-    result = invoke("fit", "--pixels", "px.txt", "--json", "-o", "m.json", cwd=tmp_path)
+    result = invoke(
+        "fit", "--pixels", "px.txt", "--columns", "RGB", "--json", "-o", "m.json", cwd=tmp_path
+    )
     assert result.exit_code == 1
     assert 'pip install "pixgmm[fit]"' in result.output
     assert json.loads(result.stdout)["failed"] == 1

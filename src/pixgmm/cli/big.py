@@ -20,7 +20,11 @@ import click
 
 BIG_HELP = (
     "With --chunks, --workers or --scheduler, images are read lazily (TIFF, Zarr) and "
-    "processed chunk by chunk with Dask; every output is a Zarr store (photo.mask.zarr)."
+    "processed chunk by chunk with Dask; every output is a Zarr store (photo.mask.zarr; "
+    "a multi-page TIFF gives one per page, photo.page2.mask.zarr), and the pixel limit "
+    "does not apply to them. A complete store is kept on a rerun, an unfinished one "
+    "(an interrupted run) is completed. Deciding --scale auto for a float image reads it "
+    "once more (its minimum and maximum); --scale none or unit skips that."
 )
 
 
@@ -88,23 +92,43 @@ def _expand(args):
     return found
 
 
-def lazy_colour(image, n_features, to_8bit):
-    """The lazy pixels a colour model sees (alpha dropped, 16-bit optionally scaled)."""
-    import numpy as np
+def _tiff_pages(path, chunk_spec, max_pixels):
+    """The pages of a TIFF as lazy (H, W[, C]) arrays, in the order the in-memory reader gives.
 
-    if image.ndim == 3 and image.shape[-1] == n_features + 1 and n_features in (1, 3):
-        image = image[..., :n_features]
-    if image.ndim == 2 and n_features == 1:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] != n_features:
-        raise ValueError(
-            f"got an image of shape {image.shape} but the model needs {n_features} channel(s)"
+    Every series of the file is opened (pages of different sizes are separate
+    series); leading page axes are read one page per block.
+    """
+    import tifffile
+
+    from ..bigimage import open_image_lazy
+
+    with tifffile.TiffFile(path) as tif:
+        layouts = [(s.axes, tuple(s.shape)) for s in tif.series]
+    spatial = list(chunk_spec) if isinstance(chunk_spec, tuple) else [chunk_spec] * 2
+    if len(spatial) != 2:
+        raise ValueError(f"--chunks takes one size or ROWS,COLS for a TIFF, got {chunk_spec}")
+    pages = []
+    for index, (axes, shape) in enumerate(layouts):
+        if len(shape) >= 3 and axes[-1] == "S":
+            lead, planar, channel_axis = len(shape) - 3, False, -1
+        elif len(shape) >= 3 and axes[-3] == "S" and shape[-3] in (3, 4):
+            lead, planar, channel_axis = len(shape) - 3, True, len(shape) - 3
+        else:
+            lead, planar, channel_axis = len(shape) - 2, False, None
+        spec = [1] * lead + ([-1] if planar else []) + spatial + ([-1] if axes[-1] == "S" else [])
+        arr = open_image_lazy(
+            path, tuple(spec), channel_axis=channel_axis, series=index, max_pixels=max_pixels
         )
-    if to_8bit and image.dtype.kind in "ui" and image.dtype.itemsize > 1:
-        info = np.iinfo(image.dtype)
-        scale = np.float32(255.0 / (info.max - info.min))
-        image = (image.astype(np.float32) - np.float32(info.min)) * scale
-    return image
+        if planar:  # (..., S, Y, X) -> (..., Y, X, S), as the in-memory reader gives
+            import dask.array as da
+
+            arr = da.moveaxis(arr, lead, -1)
+        if lead == 0:
+            pages.append(arr)
+        else:
+            flat = arr.reshape((-1, *arr.shape[lead:]))
+            pages.extend(flat[i] for i in range(flat.shape[0]))
+    return pages
 
 
 def _open_client(workers, scheduler, progress):
@@ -130,16 +154,30 @@ def _open_client(workers, scheduler, progress):
     return stack
 
 
-def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=None):
+def _lazy_pages(path, chunk_spec, max_pixels):
+    from ..bigimage import open_image_lazy
+
+    if str(path).lower().endswith((".tif", ".tiff")) and Path(path).is_file():
+        return _tiff_pages(str(path), chunk_spec, max_pixels)
+    return [open_image_lazy(path, chunk_spec, max_pixels=max_pixels)]
+
+
+def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=None, rule=None):
     """Evaluate every input lazily and write ``{name: dask array}`` from ``compute`` as Zarr.
 
-    Returns the exit status (0 or 1), with the same per-input reporting and
-    JSON summary as the in-memory loop.
+    ``rule`` (a :class:`~pixgmm.cli.pixels.PixelRule`) turns each lazy page into
+    the pixels ``compute`` takes. A multi-page TIFF gives one set of stores per
+    page (``photo.page2.mask.zarr``), as in memory. A complete store is kept and
+    reported as skipped unless ``--overwrite``; an unfinished one (an interrupted
+    run) is written into. Returns the exit status (0 or 1), with the same
+    per-input reporting and JSON summary as the in-memory loop.
     """
-    from ..bigimage import is_complete, open_image_lazy, parse_chunks, write_zarr_many
+    from ..bigimage import is_complete, parse_chunks, write_zarr_many
     from . import io as _io
-    from .run import _Progress, process_inputs, summarize
+    from .pixels import PixelRule
+    from .run import _page_label, _Progress, process_inputs, summarize
 
+    rule = rule or PixelRule()
     try:
         chunk_spec = parse_chunks(chunks)
     except (TypeError, ValueError) as exc:
@@ -151,29 +189,47 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         if not _is_zarr(path):
             _io.check_supported(path)
         if _io.is_video(path):
-            raise _io.InputError(
-                "videos are not read lazily; drop --chunks/--workers/--scheduler"
-            )
+            raise _io.InputError("videos are not read lazily; drop --chunks/--workers/--scheduler")
+
+    def done(t):
+        return not opts.overwrite and t.exists() and (not t.is_dir() or is_complete(t))
 
     def handle(path, stem, result):
-        targets = {n: opts.out / f"{stem}.{n}.zarr" for n in names}
-        for t in targets.values():
-            if not opts.overwrite and t.exists() and (is_complete(t) or not t.is_dir()):
-                raise _io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
+        single = [opts.out / f"{stem}.{n}.zarr" for n in names]
+        if all(done(t) for t in single):
+            result.skipped.extend(map(str, single))  # finished by an earlier run
+            return
         try:
-            image = open_image_lazy(path, chunk_spec)
-        except (OSError, ValueError, KeyError) as exc:
+            pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
+        except ValueError as exc:
+            raise _io.InputError(str(exc)) from None
+        except (OSError, KeyError) as exc:
             raise _io.InputError(f"cannot open image lazily: {exc}") from None
-        maps = compute(image)
+        if len(pages) > 1:
+            result.pages = len(pages)
+        items = []
+        for i, page in enumerate(pages):
+            label = _page_label(i, len(pages))
+            targets = {n: opts.out / f"{stem}{label}.{n}.zarr" for n in names}
+            todo = {}
+            for n, t in targets.items():
+                if done(t):
+                    result.skipped.append(str(t))
+                elif t.exists() and not t.is_dir():
+                    raise _io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
+                else:
+                    todo[n] = t
+            if not todo:
+                continue
+            pixels, note = rule(page)
+            result.note(note)
+            maps = compute(pixels)
+            items += [
+                (maps[n], t, {"pixgmm_source": str(path), "pixgmm_map": n}) for n, t in todo.items()
+            ]
         # one pass: the maps share the image read and, for skin, the log ratio
-        write_zarr_many(
-            [
-                (maps[n], t, {"pixgmm_source": str(path), "pixgmm_map": n})
-                for n, t in targets.items()
-            ],
-            overwrite=opts.overwrite,
-        )
-        result.outputs.extend(str(t) for t in targets.values())
+        write_zarr_many(items, overwrite=opts.overwrite)
+        result.outputs.extend(str(t) for _, t, _ in items)
 
     with _open_client(workers, scheduler, show):
         results = process_inputs(found, opts, check, handle)
@@ -202,8 +258,7 @@ def skin_maps(detector, save, log_t):
     def tint(image, mask):
         return _render.overlay(_render.to_display(image), mask[..., 0])
 
-    def compute(image):
-        rgb = lazy_colour(image, 3, to_8bit=True)
+    def compute(rgb):
         lr = detector.log_ratio(rgb, channels="RGB")
         maps = {}
         if "logratio" in save:
@@ -219,10 +274,9 @@ def skin_maps(detector, save, log_t):
             mask = lr >= log_t
             maps["mask"] = da.where(mask, np.uint8(255), np.uint8(0))
             if "overlay" in save:
-                picture = image if image.ndim == 3 else image[..., None]
                 maps["overlay"] = da.map_blocks(
                     tint,
-                    picture,
+                    rgb,
                     mask[..., None],
                     dtype=np.uint8,
                     chunks=(*mask.chunks, (3,)),
@@ -232,15 +286,14 @@ def skin_maps(detector, save, log_t):
     return compute
 
 
-def density_maps(model, name, log_, to_8bit, channels):
-    """``compute(lazy image) -> {name: lazy map}`` for ``pixgmm density``."""
+def density_maps(model, name, log_, channels):
+    """``compute(lazy pixels) -> {name: lazy map}`` for ``pixgmm density``."""
     import dask.array as da
     import numpy as np
 
     from ..evaluate import log_density
 
-    def compute(image):
-        pixels = lazy_colour(image, model.n_features, to_8bit)
+    def compute(pixels):
         logp = log_density(pixels, model, channels=channels)
         return {name: (logp if log_ else da.exp(logp)).astype(np.float32)}
 

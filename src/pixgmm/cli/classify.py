@@ -8,12 +8,13 @@ import click
 
 from .options import (
     IMAGE_HELP,
-    colour_pixels,
     common_options,
     float_format_option,
     load_model,
     make_options,
     model_channels,
+    pixel_options,
+    resolve_scale,
     split_list,
 )
 
@@ -42,16 +43,14 @@ def _hex(rgb):
     return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
-def _compute(classifier, save, to_8bit, channels):
+def _compute(classifier, save, channels):
     import numpy as np
 
     from . import render as _render
 
-    n_features = next(iter(classifier.models.values())).n_features
     k = len(classifier.labels)
 
-    def compute(page):
-        pixels = colour_pixels(page, n_features, to_8bit)
+    def compute(pixels):
         lp = classifier.log_posterior(pixels, channels=channels)
         bad = np.isnan(lp[..., 0])
         index = np.argmax(np.where(bad[..., None], 0.0, lp), axis=-1).astype(np.uint8)
@@ -96,15 +95,22 @@ def _compute(classifier, save, to_8bit, channels):
     f"{UNCLASSIFIED} where no class applies), colour (PNG, each class in its own colour), "
     "probability (float P(class | colour), one page or plane per class).",
 )
-@click.option(
-    "--to-8bit",
-    is_flag=True,
-    help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
-)
+@pixel_options
 @float_format_option
 @common_options
 def classify(
-    inputs, model_specs, prior_specs, save, to_8bit, float_format, out, overwrite, quiet, as_json
+    inputs,
+    model_specs,
+    prior_specs,
+    save,
+    scale,
+    max_pixels,
+    to_8bit,
+    float_format,
+    out,
+    overwrite,
+    quiet,
+    as_json,
 ):
     """Label every pixel with its most probable class (Bayes rule, one colour model per class).
 
@@ -120,6 +126,7 @@ def classify(
     """
     from ..classify import Classifier
     from . import render as _render
+    from .pixels import PixelRule
     from .run import Output, run
 
     save = split_list(save, CLASSIFY_OUTPUTS, "--save")
@@ -161,9 +168,11 @@ def classify(
         for k in CLASSIFY_OUTPUTS
         if k in save
     ]
-    opts = make_options(out, overwrite, quiet, as_json, float_format)
+    rule = PixelRule(first.n_features, resolve_scale(scale, to_8bit))
+    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
     if not quiet and not as_json:
         text = ", ".join(f"{e['index']} = {e['label']} ({e['colour']})" for e in legend)
         click.echo(f"classes: {text}; {UNCLASSIFIED} = unclassified")
     extra = {"classes": legend, "unclassified": UNCLASSIFIED}
-    sys.exit(run(list(inputs), outputs, _compute(classifier, save, to_8bit, channels), opts, extra))
+    compute = _compute(classifier, save, channels)
+    sys.exit(run(list(inputs), outputs, compute, opts, rule, extra))

@@ -28,12 +28,27 @@ class DataError(Exception):
 
 @dataclass
 class LabelledPixels:
-    """``pixels`` (N, C), ``labels`` (N,) or None, ``channels`` (str or None), ``source`` text."""
+    """``pixels`` (N, C), ``labels`` (N,) or None, ``channels`` (str or None), ``source`` text.
+
+    ``dropped`` holds the labels of the table rows left out because a pixel value
+    was NaN (one entry per row; empty for images); ``notes`` what was done to the
+    pixel values (``--scale``).
+    """
 
     pixels: np.ndarray
     labels: np.ndarray | None
     channels: str | None
     source: str
+    dropped: np.ndarray | None = None
+    notes: tuple = ()
+
+    def dropped_count(self, label=None):
+        """Rows left out for a NaN, all of them or those of ``label``."""
+        if self.dropped is None:
+            return 0
+        if label is None:
+            return int(self.dropped.size)
+        return int(np.count_nonzero(self.dropped == label))
 
     @property
     def integer(self):
@@ -130,11 +145,16 @@ def read_table(path, columns=None, label_column=-1):
             f"{data.shape[1]} pixel column(s)"
             + (" besides the label column" if label_column is not None else "")
         )
+    dropped = None
     if np.isnan(data).any():
         keep = ~np.isnan(data).any(axis=1)
         data = data[keep]
-        labels = None if labels is None else labels[keep]
-    return LabelledPixels(_compact(data), labels, names, str(path))
+        if labels is not None:
+            dropped = labels[~keep]
+            labels = labels[keep]
+        else:
+            dropped = np.full(int((~keep).sum()), -1)
+    return LabelledPixels(_compact(data), labels, names, str(path), dropped)
 
 
 def _find_mask(image_path, folder):
@@ -154,28 +174,17 @@ def _find_mask(image_path, folder):
     return candidates[0]
 
 
-def colour_pixels(page, to_8bit=False):
-    """RGB pixels (H, W, 3) of an image page; alpha dropped; 16-bit optionally scaled to 0..255."""
-    img = np.asarray(page)
-    if img.ndim == 3 and img.shape[-1] == 4:
-        img = img[..., :3]
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(
-            f"got {'a greyscale image' if img.ndim == 2 else f'an image of shape {img.shape}'}; "
-            "colour models need RGB images"
-        )
-    if to_8bit and img.dtype.kind in "ui" and img.dtype.itemsize > 1:
-        info = np.iinfo(img.dtype)
-        img = (img.astype(np.float32) - info.min) * np.float32(255.0 / (info.max - info.min))
-    return img
-
-
-def read_images(args, masks=None, to_8bit=False):
+def read_images(args, masks=None, scale="auto", max_pixels=None):
     """Pixels (and mask labels when ``masks`` is a folder) of images given on the command line.
 
-    Every page of a multi-page file is used. Raises :class:`DataError` naming
-    the first file that cannot be used.
+    Every page of a multi-page file is used, its values brought to the model
+    scale by :class:`~pixgmm.cli.pixels.PixelRule` (``scale``, as every command).
+    Raises :class:`DataError` naming the first file that cannot be used.
     """
+    from .pixels import PixelRule
+
+    rule = PixelRule(3, scale)
+    notes = []
     found = _io.expand_inputs(args)
     if masks is not None and not Path(masks).is_dir():
         raise DataError(f"--masks {masks}: not a folder")
@@ -186,13 +195,18 @@ def read_images(args, masks=None, to_8bit=False):
         if _io.is_video(path):
             raise DataError(f"{path}: videos are not supported here; give images")
         try:
-            pages = [colour_pixels(p, to_8bit) for p in _io.read_pages(path)]
+            pages = []
+            for p in _io.read_pages(path, max_pixels):
+                pixels, note = rule(p)
+                pages.append(pixels)
+                if note is not None and note not in notes:
+                    notes.append(note)
         except (_io.InputError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None
         if masks is not None:
             mask_path = _find_mask(path, masks)
             try:
-                mask_pages = _io.read_pages(mask_path)
+                mask_pages = _io.read_pages(mask_path, max_pixels)
             except _io.InputError as exc:
                 raise DataError(f"{mask_path}: {exc}") from None
             if len(mask_pages) != len(pages):
@@ -221,11 +235,15 @@ def read_images(args, masks=None, to_8bit=False):
     )
     labels = np.concatenate(label_parts) if masks is not None else None
     source = names[0] if len(names) == 1 else f"{len(names)} images"
-    return LabelledPixels(pixels, labels, "RGB", source)
+    return LabelledPixels(pixels, labels, "RGB", source, notes=tuple(notes))
 
 
-def load(inputs, pixels_file, columns, label_column, masks, to_8bit=False):
-    """Labelled pixels from ``--pixels`` or from images (with ``--masks``); exactly one source."""
+def check_sources(inputs, pixels_file, columns, masks):
+    """Raise ValueError (a usage error) for a combination of data options that cannot work.
+
+    A table has no channel order of its own, so ``--pixels`` needs ``--columns``:
+    assuming RGB for a BGR file (the UCI data) gives wrong answers silently.
+    """
     if pixels_file is not None and inputs:
         raise ValueError("give images or --pixels FILE, not both")
     if pixels_file is None and not inputs:
@@ -233,10 +251,25 @@ def load(inputs, pixels_file, columns, label_column, masks, to_8bit=False):
     if pixels_file is not None:
         if masks is not None:
             raise ValueError("--masks goes with images, not with --pixels")
-        return read_table(pixels_file, columns, label_column)
-    if columns is not None:
+        if columns is None:
+            raise ValueError(
+                "--pixels needs --columns: name the channel order of the table's pixel "
+                "columns, e.g. --columns BGR for the UCI Skin Segmentation file (a table "
+                "has no channel order of its own)"
+            )
+    elif columns is not None:
         raise ValueError("--columns goes with --pixels; images are read in RGB order")
-    return read_images(inputs, masks, to_8bit)
+
+
+def load(inputs, pixels_file, columns, label_column, masks, scale="auto", max_pixels=None):
+    """Labelled pixels from ``--pixels`` or from images (with ``--masks``); exactly one source.
+
+    A table's values are used as written; images' are scaled by ``scale``.
+    """
+    check_sources(inputs, pixels_file, columns, masks)
+    if pixels_file is not None:
+        return read_table(pixels_file, columns, label_column)
+    return read_images(inputs, masks, scale, max_pixels)
 
 
 def class_label(value):

@@ -9,11 +9,12 @@ import click
 from .big import BIG_HELP, big_options, requested
 from .options import (
     IMAGE_HELP,
-    colour_pixels,
     common_options,
     load_model,
     make_options,
     model_channels,
+    pixel_options,
+    resolve_scale,
     split_list,
 )
 
@@ -40,11 +41,7 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
     help="Comma-separated: tiff (float32), npy (float32), png (heatmap of the log-density, "
     "viridis, from its 1st percentile to its maximum).",
 )
-@click.option(
-    "--to-8bit",
-    is_flag=True,
-    help="Scale 16-bit images to 0..255 first (for models fitted to 8-bit colours).",
-)
+@pixel_options
 @big_options
 @common_options
 def density(
@@ -52,6 +49,8 @@ def density(
     model_spec,
     log_,
     formats,
+    scale,
+    max_pixels,
     to_8bit,
     chunks,
     workers,
@@ -66,7 +65,10 @@ def density(
     The model is applied to the image's channels in the order they are read
     (RGB for colour images); a model that names its channels (e.g. "BGR") is
     reordered to match RGB images. A single-feature model works on greyscale
-    images. Pixel values are used as read (0..65535 for 16-bit) unless --to-8bit.
+    images. Pixel values are brought to the 0..255 scale of 8-bit colour models
+    by the same rule as every command (--scale auto: 16-bit images and float
+    images in [0, 1] are scaled, and the summary says so); pass --scale none for
+    a model fitted to raw 16-bit or float values.
 
     \b
     Example:
@@ -77,6 +79,7 @@ def density(
 
     from ..evaluate import log_density
     from . import render as _render
+    from .pixels import PixelRule
     from .run import Output, run
 
     formats = split_list(formats, DENSITY_FORMATS, "--format")
@@ -86,7 +89,8 @@ def density(
     if "png" in formats:
         outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
     channels = model_channels(model, model.n_features)
-    opts = make_options(out, overwrite, quiet, as_json)
+    rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
+    opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels)
     if requested(chunks, workers, scheduler):
         from . import big as _big
 
@@ -96,15 +100,18 @@ def density(
                 "with --chunks/--workers/--scheduler the map is written as Zarr",
                 param_hint="--format",
             )
-        compute = _big.density_maps(model, name, log_, to_8bit, channels)
-        sys.exit(_big.run_lazy(list(inputs), [name], compute, opts, chunks, workers, scheduler))
+        compute = _big.density_maps(model, name, log_, channels)
+        sys.exit(
+            _big.run_lazy(
+                list(inputs), [name], compute, opts, chunks, workers, scheduler, rule=rule
+            )
+        )
 
-    def compute(page):
-        pixels = colour_pixels(page, model.n_features, to_8bit)
+    def compute(pixels):
         logp = log_density(pixels, model, channels=channels)
         maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
         if "png" in formats:
             maps["heatmap"] = _render.heatmap(logp, *_render.log_range(logp))
         return maps
 
-    sys.exit(run(list(inputs), outputs, compute, opts))
+    sys.exit(run(list(inputs), outputs, compute, opts, rule))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import DATA_HELP, data_options, fail, load_model
+from .options import DATA_HELP, data_options, fail, load_model, pixel_options, resolve_scale
 
 BUILTIN_DETECTOR = "jones-rehg"
 
@@ -60,6 +60,28 @@ def _scorer(name, specs):
     return (lambda px, ch: log_density(px, model, channels=ch)), "log-density"
 
 
+def _plot_problem(plot, overwrite):
+    """Why ``--plot`` cannot be written (None when it can): checked before any computing."""
+    import os
+    from importlib.util import find_spec
+
+    from . import io as _io
+
+    if find_spec("matplotlib") is None:
+        return 'matplotlib is not installed; --plot needs it: pip install "pixgmm[plot]"'
+    if not overwrite and os.path.lexists(plot):
+        return f"{plot} exists (pass --overwrite to replace it)"
+    folder = plot.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = _io.temp_name(plot)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write {plot}: {exc.strerror or exc}"
+    return None
+
+
 def _pct(v):
     return f"{100 * v:g}%"
 
@@ -103,7 +125,9 @@ def _pct(v):
     help="Right end of the plot's false-positive axis.",
 )
 @data_options
+@pixel_options
 @click.option("--overwrite", is_flag=True, help="Replace the plot if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (the plot is still written).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 def evaluate(
     inputs,
@@ -116,8 +140,11 @@ def evaluate(
     columns,
     label_column,
     masks,
+    scale,
+    max_pixels,
     to_8bit,
     overwrite,
+    quiet,
     as_json,
 ):
     """ROC of skin (or any two-class) detectors on labelled pixels: AUC, TPR at given FPRs, plot.
@@ -148,11 +175,18 @@ def evaluate(
     names = [n for n, _ in parsed]
     if len(set(names)) != len(names):
         raise click.BadParameter("two detectors have the same name", param_hint="--detector")
-    scorers = [(name, *_scorer(name, specs)) for name, specs in parsed]
-    if plot is not None and not overwrite and plot.exists():
-        fail(f"{plot} exists (pass --overwrite to replace it)", as_json)
+    scale = resolve_scale(scale, to_8bit)
     try:
-        data = _data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
+        _data.check_sources(inputs, pixels_file, columns, masks)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    scorers = [(name, *_scorer(name, specs)) for name, specs in parsed]
+    if plot is not None:  # before any computing, as fit checks scikit-learn
+        problem = _plot_problem(plot, overwrite)
+        if problem is not None:
+            fail(problem, as_json)
+    try:
+        data = _data.load(inputs, pixels_file, columns, label_column, masks, scale, max_pixels)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     except _data.DataError as exc:
@@ -216,7 +250,7 @@ def evaluate(
                     max_fpr=max_fpr,
                     mark_fpr=fprs,
                 )
-        except (ImportError, OSError, _io.OutputExists) as exc:
+        except (ImportError, OSError, _io.OutputExists, _io.OutputError) as exc:
             fail(f"{plot}: {exc}", as_json)
 
     if as_json:
@@ -226,11 +260,21 @@ def evaluate(
             "positive": n_pos,
             "negative": int(truth.size - n_pos),
             "positive_label": pos,
+            "dropped_nan_rows": data.dropped_count(),
+            "scale": "; ".join(data.notes) if pixels_file is None else "table values as written",
             "detectors": rows,
             "plot": None if plot is None else str(plot),
         }
         click.echo(json.dumps(summary, indent=1))
         return
+    if quiet:
+        return
+    if data.dropped_count():
+        click.echo(
+            f"{data.source}: {data.dropped_count():,} row(s) with a NaN pixel value left out"
+        )
+    for note in data.notes:
+        click.echo(f"{data.source}: {note}")
     click.echo(
         f"{data.source}: {truth.size:,} pixels, {n_pos:,} positive (label {pos}), "
         f"{truth.size - n_pos:,} negative"

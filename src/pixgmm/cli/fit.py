@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import DATA_HELP, data_options, fail
+from .options import DATA_HELP, data_options, fail, pixel_options, resolve_scale
 
 COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 
@@ -96,7 +96,12 @@ def _reg_covar(value, integer):
     "component cannot collapse onto one colour), 1e-6 otherwise.",
 )
 @data_options
-@click.option("--overwrite", is_flag=True, help="Replace model files that already exist.")
+@pixel_options
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace model files that already exist (without it they are kept and skipped).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def fit(
@@ -113,6 +118,8 @@ def fit(
     columns,
     label_column,
     masks,
+    scale,
+    max_pixels,
     to_8bit,
     overwrite,
     quiet,
@@ -124,7 +131,12 @@ def fit(
     is not 0 (--class V: mask value V; --per-class: one model per mask value).
     From a table of labelled pixels (--pixels): one model per label, or the
     labels given with --class. The model records its channel order (RGB for
-    images, --columns for a table), so it applies to images in any order.
+    images, --columns for a table, where it is required), so it applies to
+    images in any order. Image pixels are brought to the 0..255 scale by
+    --scale, as every command does; table values are used as written, and
+    table rows with a NaN are left out and counted per class (a class left
+    with no rows is an error). A model file that exists is kept and skipped,
+    so rerunning an interrupted fit writes only the missing ones.
 
     \b
     Examples:
@@ -139,6 +151,11 @@ def fit(
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
+    scale = resolve_scale(scale, to_8bit)
+    try:
+        _data.check_sources(inputs, pixels_file, columns, masks)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     from ..fitting import _gaussian_mixture_class
 
     try:  # before reading any data: scikit-learn is an optional extra
@@ -147,7 +164,7 @@ def fit(
         fail(str(exc), as_json)
     start = time.perf_counter()
     try:
-        data = _data.load(inputs, pixels_file, columns, label_column, masks, to_8bit)
+        data = _data.load(inputs, pixels_file, columns, label_column, masks, scale, max_pixels)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     except _data.DataError as exc:
@@ -166,7 +183,9 @@ def fit(
             if classes:
                 wanted = [_data.parse_label(c, data.labels) for c in classes]
             elif per_class or pixels_file is not None:
-                wanted = [_data.class_label(v) for v in _unique(data.labels)]
+                # labels of rows left out for a NaN count too: a class they empty is named
+                present = data.labels if data.dropped is None else [data.labels, data.dropped]
+                wanted = [_data.class_label(v) for v in _unique(present)]
             else:  # masks without --class: the pixels inside the mask
                 wanted = ["mask"]
         except ValueError as exc:
@@ -175,14 +194,16 @@ def fit(
         for c in wanted:
             sel = data.labels != 0 if c == "mask" else data.labels == c
             groups[c] = data.pixels[sel]
+        if "mask" in groups and groups["mask"].shape[0] == 0:
+            fail(
+                f"{data.source}: every mask is all 0, so no pixel is selected; the pixels "
+                "under a mask's non-zero values are fitted (check the --masks folder)",
+                as_json,
+            )
     many = len(groups) > 1
     targets = {c: _target(out, c, many) for c in groups}
     if len(set(targets.values())) != len(targets):
         raise click.BadParameter("two classes would share one file name", param_hint="--out")
-    if not overwrite:
-        existing = [str(t) for t in targets.values() if t.exists()]
-        if existing:
-            fail(f"{', '.join(existing)} exists (pass --overwrite to replace it)", as_json)
 
     from ..fitting import fit as fit_mixture
     from . import io as _io
@@ -192,8 +213,35 @@ def fit(
     status = 0
     for c, px in groups.items():
         what = "all pixels" if c is None else f"class {c}"
+        dropped = data.dropped_count(None if c in (None, "mask") else c)
         entry = {"class": c, "model": str(targets[c]), "pixels": int(px.shape[0])}
+        if data.dropped is not None:
+            entry["dropped_nan"] = dropped
         t0 = time.perf_counter()
+        if not overwrite and targets[c].exists():
+            entry["status"] = "skipped"
+            entry["seconds"] = 0.0
+            results.append(entry)
+            if not quiet and not as_json:
+                click.echo(f"{what}: kept existing {targets[c]} (skipped; --overwrite replaces)")
+            continue
+        if px.shape[0] == 0:
+            entry["status"] = "failed"
+            entry["error"] = (
+                f"{what}: all {dropped:,} row(s) have a NaN pixel value, so nothing is left to fit"
+                if dropped
+                else f"{what}: no pixels"
+            )
+            entry["seconds"] = 0.0
+            results.append(entry)
+            status = 1
+            click.echo(f"pixgmm: error: {data.source}: {entry['error']}", err=True)
+            continue
+        if dropped and not quiet:
+            click.echo(
+                f"{data.source}: {what}: {dropped:,} row(s) with a NaN pixel value left out",
+                err=True,
+            )
         if not quiet and sys.stderr.isatty():  # a fit can take a while: say what is running
             click.echo(f"fitting {what} ({px.shape[0]:,} pixels) ...", err=True)
         try:
@@ -210,7 +258,7 @@ def fit(
             with _io.atomic_target(targets[c], overwrite) as tmp:
                 model.save(tmp)
             entry["status"] = "ok"
-        except (ValueError, OSError, _io.OutputExists) as exc:
+        except (ValueError, OSError, _io.OutputExists, _io.OutputError) as exc:
             entry["status"] = "failed"
             entry["error"] = f"{what}: {exc}"
             status = 1
@@ -219,20 +267,23 @@ def fit(
         results.append(entry)
         if entry["status"] == "ok" and not quiet and not as_json:
             used = min(px.shape[0], max_samples)
+            notes = "".join(f"; {n}" for n in data.notes)
             click.echo(
                 f"{what}: {components} components ({covariance}) from {used:,} of "
-                f"{px.shape[0]:,} pixels -> {targets[c]} ({entry['seconds']:.2f} s)"
+                f"{px.shape[0]:,} pixels -> {targets[c]} ({entry['seconds']:.2f} s{notes})"
             )
     if as_json:
         summary = {
             "source": data.source,
             "channels": channels,
+            "scale": "; ".join(data.notes) if pixels_file is None else "table values as written",
             "components": components,
             "covariance": covariance,
             "reg_covar": reg,
             "seconds": round(time.perf_counter() - start, 4),
             "ok": sum(r["status"] == "ok" for r in results),
-            "failed": sum(r["status"] != "ok" for r in results),
+            "skipped": sum(r["status"] == "skipped" for r in results),
+            "failed": sum(r["status"] == "failed" for r in results),
             "models": results,
         }
         click.echo(json.dumps(summary, indent=1))
@@ -242,4 +293,6 @@ def fit(
 def _unique(labels):
     import numpy as np
 
+    if isinstance(labels, list):
+        labels = np.concatenate([np.asarray(part) for part in labels])
     return np.unique(labels)

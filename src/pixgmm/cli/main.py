@@ -24,7 +24,27 @@ def main():
 
     Start with `pixgmm demo`: it finds skin in a bundled photo and writes a mask,
     a probability map, a heatmap and an overlay to ./pixgmm-demo.
+
+    Rerunning a command after an interruption finishes it: outputs that exist
+    are kept (reported as skipped) and the missing ones written; --overwrite
+    replaces them.
     """
+    _exit_cleanly_on_sigterm()
+
+
+def _exit_cleanly_on_sigterm():
+    """SIGTERM (``kill``) raises SystemExit, so temporary files are removed on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handler)
 
 
 for _command in (skin, demo, density, info, fit, classify, evaluate):

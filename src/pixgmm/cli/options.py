@@ -15,8 +15,17 @@ images are an error for colour models (the model needs 3 channels). A video
 .mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
 set of outputs per page (photo.page2.mask.png).
 
-Outputs are written atomically (a temporary file renamed into place) and never
-replace an existing file unless --overwrite is given.
+Pixel values: 8-bit images are used as read, 16-bit images are scaled to
+0..255, and a float image whose values all lie in [0, 1] is scaled to 0..255
+(see --scale); what was done is printed with each input.
+
+Images larger than 100 megapixels (all pages of a file together) are refused
+before decoding: raise the limit with --max-pixels or PIXGMM_MAX_PIXELS, or
+process a TIFF or Zarr image in blocks with --chunks.
+
+Outputs are written atomically (a temporary file renamed into place). An output
+that already exists is kept and reported as skipped, so rerunning an interrupted
+command finishes it; --overwrite replaces existing outputs.
 """
 
 BUILTIN_MODELS = ("jones-rehg-skin", "jones-rehg-nonskin")
@@ -36,7 +45,11 @@ def common_options(func):
         show_default="current folder",
         help="Folder for the outputs (created if missing).",
     )
-    @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace outputs that already exist (without it they are kept and skipped).",
+    )
     @click.option("--quiet", "-q", is_flag=True, help="Print only errors; no progress bar.")
     @click.option(
         "--json",
@@ -85,6 +98,20 @@ def load_model(spec, option="--model"):
     from ..mixture import Mixture
 
     path = Path(spec)
+    if not path.exists():
+        close = [m for m in BUILTIN_MODELS if m.startswith(spec.lower())] if spec else []
+        if not close:
+            import difflib
+
+            close = difflib.get_close_matches(spec.lower(), BUILTIN_MODELS, n=2, cutoff=0.6)
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else f"built-in models: {', '.join(BUILTIN_MODELS)}"
+        )
+        raise click.BadParameter(
+            f"cannot read model file {spec}: no such file ({hint})", param_hint=option
+        )
     try:
         kind = None
         try:
@@ -97,33 +124,69 @@ def load_model(spec, option="--model"):
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def make_options(out, overwrite, quiet, as_json, float_format="tiff"):
+def make_options(out, overwrite, quiet, as_json, float_format="tiff", max_pixels=None):
     from .run import Options
 
     return Options(
-        out=out, overwrite=overwrite, quiet=quiet, json=as_json, float_format=float_format
+        out=out,
+        overwrite=overwrite,
+        quiet=quiet,
+        json=as_json,
+        float_format=float_format,
+        max_pixels=max_pixels,
     )
 
 
-def colour_pixels(page, n_features, to_8bit):
-    """The pixels a colour model sees: alpha dropped, 16-bit optionally scaled to 0..255."""
-    import numpy as np
+def _max_pixels(ctx, param, value):
+    """Check ``--max-pixels`` (and ``PIXGMM_MAX_PIXELS`` when the option is not given)."""
+    from ..bigimage import MAX_PIXELS_ENV, _pixel_limit
 
-    img = np.asarray(page)
-    if img.ndim == 3 and img.shape[-1] == n_features + 1 and n_features in (1, 3):
-        img = img[..., :n_features]  # alpha
-    if img.ndim == 2 and n_features == 1:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[-1] != n_features:
-        got = "a greyscale image" if img.ndim == 2 else f"an image of shape {img.shape}"
-        raise ValueError(
-            f"got {got} but the model needs {n_features} channel(s) per pixel"
-            + ("; convert it to RGB first" if img.ndim == 2 and n_features == 3 else "")
-        )
-    if to_8bit and img.dtype.kind in "ui" and img.dtype.itemsize > 1:
-        info = np.iinfo(img.dtype)
-        img = (img.astype(np.float32) - info.min) * np.float32(255.0 / (info.max - info.min))
-    return img
+    try:
+        _pixel_limit(value)
+    except (TypeError, ValueError) as exc:
+        hint = "--max-pixels" if value is not None else MAX_PIXELS_ENV
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    return value
+
+
+def pixel_options(func):
+    """--scale, --max-pixels (and the old --to-8bit) for every command that reads images."""
+    from .pixels import SCALE_HELP, SCALES
+
+    options = [
+        click.option(
+            "--scale",
+            type=click.Choice(SCALES),
+            default="auto",
+            show_default=True,
+            help=SCALE_HELP,
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=0),
+            default=None,
+            callback=_max_pixels,
+            metavar="N",
+            help="Refuse images of more than N pixels (all pages together) before decoding "
+            "them; 0: no limit. [default: PIXGMM_MAX_PIXELS, else 100000000]",
+        ),
+        click.option(
+            "--to-8bit",
+            is_flag=True,
+            hidden=True,
+            help="Scale 16-bit images to 0..255 (what --scale auto does; kept for old scripts).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve_scale(scale, to_8bit):
+    """The ``--scale`` in force; ``--to-8bit`` with ``--scale none`` is a usage error."""
+    if to_8bit and scale == "none":
+        raise click.UsageError("--to-8bit scales 16-bit images; it contradicts --scale none")
+    return scale
 
 
 def model_channels(model, n):
@@ -137,10 +200,12 @@ def model_channels(model, n):
 DATA_HELP = """
 Labelled pixels come from a text table (--pixels FILE: one pixel per line,
 columns separated by spaces, tabs or commas, the label in the last column or
---label-column, an optional header line; name the channel order with --columns,
-e.g. BGR for the UCI Skin Segmentation file) or from images (RGB) with masks
-(--masks FOLDER: the mask of photo.jpg is FOLDER/photo.png or
-FOLDER/photo.mask.png, same size; its values are the labels).
+--label-column, an optional header line; --columns is required and names the
+channel order, e.g. BGR for the UCI Skin Segmentation file; values are used as
+written, and rows with a NaN are left out and counted per class) or from images
+(RGB, values scaled as --scale says) with masks (--masks FOLDER: the mask of
+photo.jpg is FOLDER/photo.png or FOLDER/photo.mask.png, same size; its values
+are the labels).
 """
 
 
@@ -157,7 +222,7 @@ def _label_column(value):
 
 
 def data_options(func):
-    """--pixels, --columns, --label-column, --masks, --to-8bit for commands reading labelled pixels."""
+    """--pixels, --columns, --label-column, --masks for commands reading labelled pixels."""
     options = [
         click.option(
             "--pixels",
@@ -169,7 +234,8 @@ def data_options(func):
         click.option(
             "--columns",
             metavar="ORDER",
-            help="Channel order of the table's pixel columns, e.g. BGR or nir,red.",
+            help="Channel order of the table's pixel columns, e.g. BGR or nir,red; "
+            "required with --pixels (a table has no channel order of its own).",
         ),
         click.option(
             "--label-column",
@@ -184,7 +250,6 @@ def data_options(func):
             metavar="FOLDER",
             help="Folder of label masks for the images, named like them.",
         ),
-        click.option("--to-8bit", is_flag=True, help="Scale 16-bit images to 0..255 first."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -1,11 +1,17 @@
 """The loop every per-image command shares: inputs in, named outputs out, one summary line each.
 
-A command describes its outputs as :class:`Output` kinds and gives a
-``compute(page) -> {kind: array}`` function; :func:`run` does the rest: expand
-the inputs, read each image (every page of a multi-page file) or each video
-frame, check that no output exists (unless ``--overwrite``), write atomically,
-time it, catch and report failures per input, show a progress bar on a terminal,
-and print a text or JSON summary. It returns the exit status (0 or 1).
+A command describes its outputs as :class:`Output` kinds, gives a
+:class:`~pixgmm.cli.pixels.PixelRule` (the one place where a page as read
+becomes the pixels a model sees) and a ``compute(pixels) -> {kind: array}``
+function; :func:`run` does the rest: expand the inputs, read each image (every
+page of a multi-page file) or each video frame, write atomically, time it, catch
+and report failures per input, show a progress bar on a terminal, and print a
+text or JSON summary. It returns the exit status (0 or 1).
+
+Rerunning a command finishes the job: an output that exists is kept and reported
+as skipped (unless ``--overwrite``), the missing ones are written, and an input
+all of whose outputs exist is not even read. So after an interrupted run (even
+``kill -9``), the same command completes it and exits 0.
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ class Result:
     error: str | None = None
     pages: int | None = None
     frames: int | None = None
+    skipped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def note(self, text):
+        if text is not None and text not in self.notes:
+            self.notes.append(text)
 
     def as_dict(self):
         d = {
@@ -55,6 +67,10 @@ class Result:
             "seconds": round(self.seconds, 4),
             "outputs": self.outputs,
         }
+        if self.skipped:
+            d["skipped"] = self.skipped
+        if self.notes:
+            d["scale"] = "; ".join(self.notes)
         if self.error is not None:
             d["error"] = self.error
         if self.pages is not None:
@@ -71,6 +87,7 @@ class Options:
     quiet: bool = False
     json: bool = False
     float_format: str = "tiff"
+    max_pixels: int | None = None
 
 
 def _suffix(output, opts, video):
@@ -99,22 +116,52 @@ class _Progress:
         return tqdm(total=total, desc=desc, unit=unit, leave=leave, position=position)
 
 
-def _process_image(path, stem, outputs, compute, opts, result):
-    pages = _io.read_pages(path)
-    targets = []
-    for i in range(len(pages)):
-        for o in outputs:
-            name = f"{stem}{_page_label(i, len(pages))}.{o.name}{_suffix(o, opts, False)}"
-            targets.append(opts.out / name)
+def _todo(targets, opts, result):
+    """The targets to write: all with ``--overwrite``, else those that do not exist yet.
+
+    The others are recorded as skipped (kept as they are).
+    """
+    import os
+
+    todo = []
     for t in targets:
-        _io.check_target(t, opts.overwrite)
+        if opts.overwrite or not os.path.lexists(t):
+            todo.append(t)
+        else:
+            result.skipped.append(str(t))
+    return todo
+
+
+def _image_targets(stem, n_pages, outputs, opts):
+    return [
+        [
+            opts.out / f"{stem}{_page_label(i, n_pages)}.{o.name}{_suffix(o, opts, False)}"
+            for o in outputs
+        ]
+        for i in range(n_pages)
+    ]
+
+
+def _process_image(path, stem, outputs, compute, rule, opts, result):
+    import os
+
+    single = _image_targets(stem, 1, outputs, opts)[0]
+    if not opts.overwrite and all(os.path.lexists(t) for t in single):
+        result.skipped.extend(map(str, single))  # done by an earlier run: not even read
+        return
+    pages = _io.read_pages(path, opts.max_pixels)
     if len(pages) > 1:
         result.pages = len(pages)
-    it = iter(targets)
-    for page in pages:
-        maps = compute(page)
-        for o in outputs:
-            target = next(it)
+    for page, targets in zip(pages, _image_targets(stem, len(pages), outputs, opts)):
+        todo = set(_todo(targets, opts, result))
+        if not todo:
+            continue
+        pixels, note = rule(page)
+        result.note(note)
+        maps = compute(pixels)
+        for o, target in zip(outputs, targets):
+            if target not in todo:
+                continue
             if o.form == "picture":
                 _io.write_png(target, maps[o.map_key], opts.overwrite)
             else:
@@ -122,15 +169,17 @@ def _process_image(path, stem, outputs, compute, opts, result):
             result.outputs.append(str(target))
 
 
-def _process_video(path, stem, outputs, compute, opts, result, progress):
+def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     import contextlib
 
     # one stream per file name: a float map asked for as .tiff and .npy is one TIFF for a video
     outputs = list({(o.name, _suffix(o, opts, True)): o for o in outputs}.values())
     targets = {o.map_key: opts.out / f"{stem}.{o.name}{_suffix(o, opts, True)}" for o in outputs}
-    for t in targets.values():
-        _io.check_target(t, opts.overwrite)
-    fps, frames = _io.video_frames(path)
+    todo = set(_todo(list(targets.values()), opts, result))
+    outputs = [o for o in outputs if targets[o.map_key] in todo]
+    if not outputs:
+        return
+    fps, frames = _io.video_frames(path, opts.max_pixels)
     bar = progress.bar(desc=path.name, unit="frame", leave=False, position=1)
     n = 0
     with contextlib.ExitStack() as stack:
@@ -146,7 +195,9 @@ def _process_video(path, stem, outputs, compute, opts, result, progress):
             for o in outputs
         }
         for frame in frames:
-            maps = compute(frame)
+            pixels, note = rule(frame)
+            result.note(note)
+            maps = compute(pixels)
             for name, w in writers.items():
                 w.append(maps[name])
             n += 1
@@ -157,17 +208,19 @@ def _process_video(path, stem, outputs, compute, opts, result, progress):
         if n == 0:
             raise _io.InputError("video has no frames")
     result.frames = n
-    result.outputs.extend(str(t) for t in targets.values())
+    result.outputs.extend(str(targets[o.map_key]) for o in outputs)
 
 
 def reason(exc):
-    if isinstance(exc, (_io.InputError, _io.OutputExists)):
+    """The message for a failed input: the OS's reason and the file it concerns, no traceback."""
+    if isinstance(exc, (_io.InputError, _io.OutputExists, _io.OutputError)):
         return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"cannot write output: permission denied ({exc.filename or ''})".replace(" ()", "")
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
-        return f"cannot write output: {what}" + (f" ({exc.filename})" if exc.filename else "")
+        where = exc.filename
+        if where is not None and _io.is_temporary(where):
+            where = None  # never name a hidden temporary file
+        return f"{what}" + (f" ({where})" if where else "")
     if isinstance(exc, (ValueError, TypeError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
@@ -219,10 +272,11 @@ def process_inputs(found, opts, check, handle, bar=None):
     return results
 
 
-def run(inputs, outputs, compute, opts, extra=None):
+def run(inputs, outputs, compute, opts, rule, extra=None):
     """Process every input; print the summary; return 0 if all succeeded, else 1.
 
-    ``extra`` (a dict) is added to the JSON summary.
+    ``rule`` (a :class:`~pixgmm.cli.pixels.PixelRule`) turns each page or frame
+    into the pixels ``compute`` takes. ``extra`` (a dict) is added to the JSON summary.
     """
     found = _io.expand_inputs(inputs)
     progress = _Progress(opts)
@@ -230,9 +284,9 @@ def run(inputs, outputs, compute, opts, extra=None):
 
     def handle(path, stem, result):
         if _io.is_video(path):
-            _process_video(path, stem, outputs, compute, opts, result, progress)
+            _process_video(path, stem, outputs, compute, rule, opts, result, progress)
         else:
-            _process_image(path, stem, outputs, compute, opts, result)
+            _process_image(path, stem, outputs, compute, rule, opts, result)
 
     results = process_inputs(found, opts, _io.check_supported, handle, bar)
     if bar is not None:
@@ -242,11 +296,16 @@ def run(inputs, outputs, compute, opts, extra=None):
 
 def summarize(results, opts, extra=None):
     """Print the JSON summary (``--json``) or the failure count; return the exit status."""
-    failed = sum(r.status != "ok" for r in results)
+    for r in results:
+        if r.status == "ok" and r.skipped and not r.outputs:
+            r.status = "skipped"  # every output existed: kept, nothing written
+    failed = sum(r.status == "failed" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
     if opts.json:
         summary = {
             **(extra or {}),
-            "ok": len(results) - failed,
+            "ok": len(results) - failed - skipped,
+            "skipped": skipped,
             "failed": failed,
             "results": [r.as_dict() for r in results],
         }
@@ -265,8 +324,15 @@ def _write_line(text, bar, err=False):
 
 
 def report(result, opts, bar):
-    if result.status != "ok":
+    if result.status == "failed":
         _write_line(f"pixgmm: error: {result.input}: {result.error}", bar, err=True)
     elif not opts.quiet and not opts.json:
-        outs = ", ".join(result.outputs)
-        _write_line(f"{result.input} -> {outs} ({result.seconds:.2f} s)", bar)
+        notes = "".join(f"; {n}" for n in result.notes)
+        if result.outputs:
+            outs = ", ".join(result.outputs)
+            _write_line(f"{result.input} -> {outs} ({result.seconds:.2f} s{notes})", bar)
+        if result.skipped:
+            kept = ", ".join(result.skipped)
+            _write_line(
+                f"{result.input}: kept existing {kept} (skipped; --overwrite replaces)", bar
+            )

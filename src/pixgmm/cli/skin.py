@@ -9,11 +9,12 @@ import click
 from .big import BIG_HELP, big_options, requested
 from .options import (
     IMAGE_HELP,
-    colour_pixels,
     common_options,
     float_format_option,
     load_model,
     make_options,
+    pixel_options,
+    resolve_scale,
     split_list,
 )
 
@@ -28,8 +29,7 @@ def _skin_compute(detector, save, ratio, threshold):
 
     log_t = detector._log_threshold(ratio, threshold)
 
-    def compute(page):
-        rgb = colour_pixels(page, 3, to_8bit=True)
+    def compute(rgb):
         lr = detector.log_ratio(rgb, channels="RGB")
         maps = {}
         if "logratio" in save:
@@ -43,14 +43,17 @@ def _skin_compute(detector, save, ratio, threshold):
             mask = lr >= log_t
             maps["mask"] = _render.mask_picture(mask)
             if "overlay" in save:
-                maps["overlay"] = _render.overlay(_render.to_display(page), mask)
+                maps["overlay"] = _render.overlay(_render.to_display(rgb), mask)
         return maps
 
     return compute
 
 
-def run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy=None):
+def run_skin(
+    inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy=None, scale="auto"
+):
     from ..skin import SkinDetector
+    from .pixels import PixelRule
     from .run import Output, run
 
     skin = load_model(skin_model, "--skin-model") if skin_model else None
@@ -64,13 +67,14 @@ def run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, o
 
         compute = _big.skin_maps(detector, save, detector._log_threshold(ratio, threshold))
         names = [k for k in SKIN_OUTPUTS if k in save]
-        return _big.run_lazy(inputs, names, compute, opts, *lazy)
+        return _big.run_lazy(inputs, names, compute, opts, *lazy, rule=PixelRule(3, scale))
     outputs = [
         Output(k, "float" if k in ("probability", "logratio") else "picture")
         for k in SKIN_OUTPUTS
         if k in save
     ]
-    return run(inputs, outputs, _skin_compute(detector, save, ratio, threshold), opts)
+    compute = _skin_compute(detector, save, ratio, threshold)
+    return run(inputs, outputs, compute, opts, PixelRule(3, scale))
 
 
 def sample_path():
@@ -117,6 +121,7 @@ def sample_path():
 @click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
 @click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
 @float_format_option
+@pixel_options
 @big_options
 @common_options
 def skin(
@@ -129,6 +134,9 @@ def skin(
     nonskin_model,
     sample,
     float_format,
+    scale,
+    max_pixels,
+    to_8bit,
     chunks,
     workers,
     scheduler,
@@ -140,7 +148,8 @@ def skin(
     """Find skin with the Jones & Rehg (1999) colour models.
 
     The models are in RGB order on the 0..255 scale and are applied to RGB
-    pixels; 16-bit images are scaled to 0..255 first. Per pixel: the log
+    pixels brought to that scale by --scale (16-bit images and float images in
+    [0, 1] are scaled to 0..255; the summary says so). Per pixel: the log
     likelihood ratio L = log p(x | skin) - log p(x | non-skin), the posterior
     P(skin | x) = 1 / (1 + exp(-L - log(prior / (1 - prior)))), and the mask
     P(skin | x) >= --threshold (or p(x|skin) / p(x|non-skin) >= --ratio).
@@ -160,6 +169,10 @@ def skin(
         inputs.insert(0, str(sample_path()))
     if not inputs:
         raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
-    opts = make_options(out, overwrite, quiet, as_json, float_format)
+    scale = resolve_scale(scale, to_8bit)
+    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
     lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
-    sys.exit(run_skin(inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy))
+    status = run_skin(
+        inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy, scale
+    )
+    sys.exit(status)
