@@ -463,12 +463,6 @@ def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
     assert bigimage.store_status(path) == "unfinished"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_image_lazy opens a relative Zarr input path as given, so each worker resolves "
-    "it in its own working directory; fix: os.path.abspath(name) for local paths before "
-    "zarr.open (then remove this mark)",
-)
 def test_relative_zarr_input_path_is_the_clients(client, workers_elsewhere, rng):
     zarr = pytest.importorskip("zarr")
     here, _ = workers_elsewhere

@@ -234,7 +234,8 @@ def open_image_lazy(
         import zarr
 
         try:
-            node = zarr.open(name, mode="r")
+            # absolute: workers of a cluster resolve a relative path in their own folder
+            node = zarr.open(_absolute(name), mode="r")
         except FileNotFoundError:
             raise FileNotFoundError(f"no Zarr store at {name!r}") from None
         arr = _array_in(node, component, name)

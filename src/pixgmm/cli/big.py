@@ -172,7 +172,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     run) is written into. Returns the exit status (0 or 1), with the same
     per-input reporting and JSON summary as the in-memory loop.
     """
-    from ..bigimage import is_complete, parse_chunks, write_zarr_many
+    from ..bigimage import parse_chunks, store_status, write_zarr_many
     from . import io as _io
     from .pixels import PixelRule
     from .run import _page_label, _Progress, process_inputs, summarize
@@ -192,7 +192,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
             raise _io.InputError("videos are not read lazily; drop --chunks/--workers/--scheduler")
 
     def done(t):
-        return not opts.overwrite and t.exists() and (not t.is_dir() or is_complete(t))
+        return not opts.overwrite and store_status(t) == "complete"
 
     def handle(path, stem, result):
         single = [opts.out / f"{stem}.{n}.zarr" for n in names]
@@ -213,10 +213,14 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
             targets = {n: opts.out / f"{stem}{label}.{n}.zarr" for n in names}
             todo = {}
             for n, t in targets.items():
+                status = store_status(t)
                 if done(t):
                     result.skipped.append(str(t))
-                elif t.exists() and not t.is_dir():
-                    raise _io.OutputExists(f"{t} exists (pass --overwrite to replace it)")
+                elif status == "foreign" and not opts.overwrite:
+                    raise _io.OutputExists(
+                        f"{t} exists and was not written by pixgmm (pass --overwrite to replace "
+                        "it, if it is a Zarr store)"
+                    )
                 else:
                     todo[n] = t
             if not todo:
