@@ -270,3 +270,23 @@ def test_threshold_and_ratio_set_the_mask(skin_photo, options, kwargs, lazy):
         assert result.exit_code == 0, result.output
         got = imageio.imread(folder / out / "photo.mask.png")
     np.testing.assert_array_equal(got == 255, want)
+
+
+def test_chunks_refuses_a_zarr_store_pixgmm_did_not_write(tmp_path, rng):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("dask")
+    tifffile.imwrite(tmp_path / "t.tif", rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    target = tmp_path / "out" / "t.density.zarr"
+    theirs = zarr.create_array(str(target), shape=(40, 50), dtype="f4", fill_value=7.0)
+    theirs[:] = 7.0
+    args = ["density", tmp_path / "t.tif", "-m", "jones-rehg-skin", "--chunks", "16",
+            "--out", tmp_path / "out"]  # fmt: skip
+    result = invoke(*args, cwd=tmp_path)
+    assert result.exit_code == 1
+    assert "was not written by pixgmm" in result.output and "--overwrite" in result.output
+    assert (zarr.open_array(str(target), mode="r")[:] == 7.0).all()  # left as it was
+    assert invoke(*args, "--overwrite", cwd=tmp_path).exit_code == 0
+    assert zarr.open_array(str(target), mode="r").attrs["pixgmm_complete"] is True
+    # a rerun skips the store pixgmm completed
+    again = invoke(*args, "--json", cwd=tmp_path)
+    assert again.exit_code == 0 and "skipped" in again.output
