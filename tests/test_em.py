@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -276,7 +277,9 @@ def test_statistics_do_not_depend_on_blocking(rng):
 # -- initialisation, convergence, selection --------------------------------------------
 
 
-@pytest.mark.parametrize(("init", "tol"), [("kmeans", 1e-3), ("k-means++", 1e-3), ("random", 1e-6)])
+@pytest.mark.parametrize(
+    ("init", "tol"), [("lloyd", 1e-3), ("kmeans", 1e-3), ("k-means++", 1e-3), ("random", 1e-6)]
+)
 def test_inits_find_the_blobs(rng, init, tol):
     # random responsibilities start every component at the global mean, where the EM
     # moves slowly at first (as scikit-learn's init_params="random"): a smaller tol
@@ -286,6 +289,74 @@ def test_inits_find_the_blobs(rng, init, tol):
     order = np.argsort(r.mixture.means[:, 0])
     np.testing.assert_allclose(r.mixture.means[order, 0], [60, 110, 180], atol=3)
     np.testing.assert_allclose(np.sort(r.mixture.weights), [0.2, 0.3, 0.5], atol=0.03)
+
+
+def test_table_e_step_of_colours_equals_the_general_kernel(rng):
+    # uint8 colours with diagonal covariances take the per-channel-table kernel; the same
+    # points as float64 take the general one. Component 0 is narrow (variance 1), so the
+    # colours far from every component underflow the tables and need the exact fallback.
+    X = rng.integers(0, 256, size=(3 * _em.BLOCK + 17, 3)).astype(np.uint8)
+    X[:5], X[5:10] = 0, 255
+    w = rng.uniform(0.5, 3.0, X.shape[0])
+    means = np.array([[128.0, 128, 128], [40, 200, 90], [220, 30, 150]])
+    for var in ([[1.0, 1, 1], [300, 200, 250], [400, 350, 300]], np.full((3, 3), 0.01)):
+        prec = np.zeros((3, 3, 3))
+        prec[:, range(3), range(3)] = 1 / np.sqrt(np.asarray(var))
+        coef = _em.log_coefficients(np.array([0.5, 0.3, 0.2]), prec)
+        for weights, second in ((w, _em.SECOND_DIAG), (None, _em.SECOND_DIAG), (w, 0)):
+            got = _histfit.block_stats(X, weights, means, prec, coef, False, second)
+            ref = _histfit.block_stats(
+                X.astype(np.float64), weights, means, prec, coef, False, second
+            )
+            for a, b in zip(got[:3], ref[:3]):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
+            assert got[3] == pytest.approx(ref[3], rel=1e-12) and got[4:] == ref[4:]
+
+
+def test_lloyd_iterations_equal_scikit_learn_kmeans_with_weights(rng):
+    from pixgmm._engine import emfit as _emfit
+
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    X = blob_pixels(rng, 5000)
+    colours, counts, _ = _histfit.compress(X, None)
+    start = np.array([[50.0, 80, 110], [200, 140, 90], [100, 200, 60], [130, 130, 130]])
+    for n_iter in (1, 3, 50):
+        ours = _emfit.lloyd(colours, counts, start, n_iter, 0.0, _em.n_tasks(counts.shape[0]))
+        km = KMeans(4, init=start, n_init=1, max_iter=n_iter, tol=0, algorithm="lloyd")
+        km.fit(colours.astype(np.float64), sample_weight=counts)
+        np.testing.assert_allclose(ours, km.cluster_centers_, rtol=1e-10)
+        # the same as Lloyd's algorithm written out on every pixel (weights: pixel counts)
+        centres = start.copy()
+        for _ in range(n_iter):
+            label = ((X[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+            new = np.array([X[label == j].mean(axis=0) for j in range(4)])
+            if np.array_equal(new, centres):
+                break
+            centres = new
+        np.testing.assert_allclose(ours, centres, rtol=1e-10)
+
+
+def test_default_init_needs_no_scikit_learn(rng, monkeypatch):
+    image = blob_pixels(rng, 3000).reshape(50, 60, 3)
+    ref = fitting.fit_em(image, 3)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import fails, as without the extra
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
+    r = fitting.fit_em(image, 3)
+    assert r.init == "lloyd" and r.converged and r.mixture == ref.mixture
+    with pytest.raises(ImportError, match=r"pip install \"pixgmm\[fit\]\""):
+        fitting.fit(image, 3, init="kmeans")
+
+
+def test_lloyd_init_is_deterministic_and_needs_distinct_colours(rng):
+    image = blob_pixels(rng, 3000).reshape(50, 60, 3)
+    a = fitting.fit_em(image, 4, random_state=5)
+    assert a.mixture == fitting.fit_em(image, 4, random_state=5).mixture
+    two = np.zeros((10, 10, 3), np.uint8)
+    two[5:] = 9
+    two[0, 0] = 200  # 3 distinct colours
+    assert fitting.fit_em(two, 3).n_components == 3
+    with pytest.raises(ValueError, match=r"3 distinct value\(s\), fewer than n_components=4"):
+        fitting.fit(two, 4)
 
 
 def test_n_init_keeps_the_best_start(rng):

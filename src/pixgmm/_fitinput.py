@@ -27,7 +27,7 @@ from ._validation import (
 )
 from .mixture import COVARIANCE_TYPES, Mixture
 
-INIT_METHODS = ("kmeans", "k-means++", "random")
+INIT_METHODS = ("lloyd", "kmeans", "k-means++", "random")
 #: Dask float arrays up to this size are persisted for the distributed EM.
 PERSIST_BYTES = 2 << 30
 

@@ -156,7 +156,7 @@ def _fit_accumulated(
     n_components,
     covariance_type="diag",
     *,
-    init="kmeans",
+    init="lloyd",
     max_iter=100,
     tol=1e-3,
     n_init=1,

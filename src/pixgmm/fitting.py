@@ -14,8 +14,10 @@ How a fit runs
    their colour histogram (distinct colours weighted by their pixel counts),
    other integers to their distinct rows with counts where that at least halves
    them. An EM on the compressed points *is* the EM on every pixel.
-3. The initial parameters come from ``init`` (a :class:`~pixgmm.Mixture`, or a
-   method run on at most 100,000 points drawn by weight).
+3. The initial parameters come from ``init``: by default (``"lloyd"``) a
+   weighted k-means (k-means++ seeding and Lloyd iterations, numba) on every
+   distinct colour with its exact pixel count; or a :class:`~pixgmm.Mixture`;
+   or another method run on at most 100,000 points drawn by weight.
 4. The EM runs in pixgmm's numba engine (``pixgmm._engine.emfit`` over
    ``pixgmm._engine.em``): E-step and sufficient
    statistics fused per block of pixels, float64 accumulation, no N x K
@@ -27,7 +29,8 @@ How a fit runs
    scikit-learn's to rounding.
 
 scikit-learn is needed only for ``init="kmeans"`` (``pip install "pixgmm[fit]"``);
-``init="k-means++"`` and ``init="random"`` need nothing beyond NumPy.
+the default ``init="lloyd"``, ``"k-means++"`` and ``"random"`` need nothing beyond
+NumPy and numba.
 
 Layout: this module holds the public functions and :class:`FitResult`;
 ``pixgmm._fitinput`` checks their arguments and turns pixels into points;
@@ -340,7 +343,7 @@ def fit_em(
     n_components,
     covariance_type="diag",
     *,
-    init="kmeans",
+    init="lloyd",
     max_iter=100,
     tol=1e-3,
     n_init=1,
@@ -418,7 +421,7 @@ def fit(
     n_components,
     covariance_type="diag",
     *,
-    init="kmeans",
+    init="lloyd",
     max_iter=100,
     tol=1e-3,
     n_init=1,
@@ -446,14 +449,19 @@ def fit(
         Number of Gaussian components; a range (e.g. ``range(2, 17)``) fits
         every count and keeps the best by ``criterion``.
     covariance_type : {"diag", "full", "spherical", "tied"}, default "diag"
-    init : {"kmeans", "k-means++", "random"} or Mixture, default "kmeans"
-        The start of the EM. ``"kmeans"``: scikit-learn's ``KMeans`` (needs
-        ``pixgmm[fit]``) with the pixel counts as sample weights;
-        ``"k-means++"``: weighted k-means++ seeding then every point to its
-        nearest seed (NumPy only); ``"random"``: random responsibilities.
-        These run on at most 100,000 points drawn by weight; the EM then runs
-        on every pixel. A :class:`~pixgmm.Mixture` starts from its parameters
-        (warm start); its weights are renormalised.
+    init : {"lloyd", "kmeans", "k-means++", "random"} or Mixture, default "lloyd"
+        The start of the EM. ``"lloyd"``: weighted k-means in pixgmm's numba
+        engine on every distinct colour (or row) with its exact weight, up to
+        2**21 of them (beyond, that many drawn by weight): greedy k-means++
+        seeding as scikit-learn's, then at most 20 Lloyd iterations (stopping
+        as scikit-learn's ``KMeans``); each cluster gives a component, as
+        scikit-learn's ``init_params="kmeans"``. ``"kmeans"``: scikit-learn's
+        ``KMeans`` (needs ``pixgmm[fit]``) with the pixel counts as sample
+        weights, on at most 100,000 points drawn by weight. ``"k-means++"``:
+        weighted k-means++ seeding then every point to its nearest seed (NumPy
+        only; 100,000 points); ``"random"``: random responsibilities. The EM
+        then runs on every pixel. A :class:`~pixgmm.Mixture` starts from its
+        parameters (warm start); its weights are renormalised.
     max_iter : int, default 100
         EM iterations at most.
     tol : float, default 1e-3

@@ -22,12 +22,20 @@ import numpy as np
 
 from . import em as _em
 from . import histfit as _histfit
+from . import kmeans as _kmeans
 
 _INSTALL = 'pip install "pixgmm[fit]"'
 #: Initialisation methods run on at most this many points (drawn by weight).
 INIT_SAMPLES = 100_000
 #: A component whose share of the total weight falls below this is dropped.
 EMPTY_SHARE = 1e-10
+#: ``init="lloyd"`` runs on every point up to this many (distinct colours, rows), else
+#: on this many drawn by weight.
+LLOYD_POINTS = 1 << 21
+#: Lloyd iterations at most, and the stopping rule as scikit-learn's ``KMeans``: the
+#: centres moved (sum of squares) by at most ``LLOYD_TOL`` times the mean variance.
+LLOYD_MAX_ITER = 20
+LLOYD_TOL = 1e-4
 
 
 def ill_defined(reg_covar):
@@ -127,11 +135,123 @@ def params_from_resp(X, w, resp, covariance_type, reg_covar):
     )
 
 
+def _lloyd_points(points, seed):
+    """``(X, w)`` for ``init="lloyd"``: every point, or LLOYD_POINTS drawn by weight."""
+    if isinstance(points, _histfit.DaskPoints):
+        X = points.sample(LLOYD_POINTS, seed)
+        return X, np.ones(X.shape[0])
+    X, w = points.X, points.w
+    n = X.shape[0]
+    if n <= LLOYD_POINTS:
+        return X, (np.ones(n) if w is None else np.ascontiguousarray(w, dtype=np.float64))
+    rng = np.random.default_rng(seed)
+    p = None if w is None else w / w.sum()
+    idx, counts = np.unique(rng.choice(n, size=LLOYD_POINTS, p=p), return_counts=True)
+    return np.ascontiguousarray(X[idx]), counts.astype(np.float64)
+
+
+def kmeans_plus_plus_exact(X, w, k, rng, ntasks):
+    """Greedy weighted k-means++ seeding on every point: centres (k, D) float64.
+
+    As scikit-learn's ``kmeans_plusplus``: each new centre is the best (lowest
+    weighted potential) of ``2 + log k`` candidates drawn with probability
+    ``w * d2``.
+    """
+    n, d = X.shape
+    trials = 2 + int(np.log(k))
+    no_cands = np.empty((0, d))
+    pot = np.empty((ntasks, trials))
+    centres = np.empty((k, d))
+    d2 = np.ones(n)
+    first = _kmeans.pick(w, d2, np.array([rng.random() * w.sum()]))[0]
+    centres[0] = X[first]
+    d2[:] = np.inf
+    _kmeans.nearest_d2(X, w, centres[0], True, no_cands, d2, pot, ntasks)
+    total = pot[:, 0].sum()
+    for j in range(1, k):
+        if not total > 0:
+            raise ValueError(
+                f"the pixels have only {j} distinct value(s), fewer than "
+                f"n_components={k}; pass a smaller n_components"
+            )
+        u = np.sort(rng.random(trials)) * total
+        cands = np.asarray(X[_kmeans.pick(w, d2, u)], dtype=np.float64)
+        _kmeans.nearest_d2(X, w, centres[0], False, cands, d2, pot, ntasks)
+        best = int(np.argmin(pot.sum(axis=0)))
+        centres[j] = cands[best]
+        if j + 1 < k:  # d2 with the new centre, for the next draw
+            _kmeans.nearest_d2(X, w, centres[j], True, no_cands, d2, pot, ntasks)
+            total = pot[:, 0].sum()
+    return centres
+
+
+def _lloyd_stats(X, w, centres, second, ntasks):
+    k, d = centres.shape
+    nk = np.empty((ntasks, k))
+    sx = np.empty((ntasks, k, d))
+    sxx = np.empty((ntasks, k, d, d))
+    inertia = np.empty(ntasks)
+    _kmeans.lloyd_stats(X, w, centres, second, nk, sx, sxx, inertia, ntasks)
+    return nk.sum(0), sx.sum(0), sxx.sum(0), float(inertia.sum())
+
+
+def _relocate(X, w, centres, empty, ntasks):
+    """Move the centres ``empty`` to the points farthest from every centre (as scikit-learn)."""
+    d = centres.shape[1]
+    d2 = np.full(X.shape[0], np.inf)
+    pot = np.empty((ntasks, 1))
+    for c in centres[~empty]:
+        _kmeans.nearest_d2(X, w, c, True, np.empty((0, d)), d2, pot, ntasks)
+    far = np.argsort(-d2, kind="stable")[: int(empty.sum())]
+    centres = centres.copy()
+    centres[empty] = X[far]
+    return centres
+
+
+def lloyd(X, w, centres, max_iter, tol, ntasks):
+    """Weighted Lloyd iterations from ``centres``: at most ``max_iter``, until they move
+    (sum of squares) by at most ``tol``; an emptied cluster moves to the farthest point."""
+    for _ in range(max_iter):
+        nk, sx, _, _ = _lloyd_stats(X, w, centres, False, ntasks)
+        empty = nk <= 0
+        step = np.where(empty[:, None], 0.0, sx / np.where(empty, 1.0, nk)[:, None])
+        centres = centres + step
+        if empty.any():
+            centres = _relocate(X, w, centres, empty, ntasks)
+            continue
+        if float((step * step).sum()) <= tol:
+            break
+    return centres
+
+
+def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
+    """``init="lloyd"``: weighted k-means on the (distinct) points, then one M-step.
+
+    Greedy k-means++ seeding and Lloyd iterations (scikit-learn's stopping rule)
+    on every point with its exact weight (its pixel count), then the mixture of
+    the final clusters: each point's responsibility is 1 for its nearest centre,
+    as scikit-learn's ``init_params="kmeans"``. Returns (weights, means, covariances).
+    """
+    rng = np.random.default_rng(seed)
+    X, w = _lloyd_points(points, seed)
+    ntasks = _em.n_tasks(X.shape[0])
+    centres = kmeans_plus_plus_exact(X, w, k, rng, ntasks)
+    Xf = np.asarray(X, dtype=np.float64)
+    mean = (w @ Xf) / w.sum()
+    var = (w @ (Xf - mean) ** 2) / w.sum()
+    centres = lloyd(X, w, centres, LLOYD_MAX_ITER, LLOYD_TOL * float(var.mean()), ntasks)
+    nk, sx, sxx, _ = _lloyd_stats(X, w, centres, True, ntasks)
+    return _em.m_step(nk, sx, sxx, centres, covariance_type, reg_covar)
+
+
 def initial_parameters(points, k, covariance_type, method, reg_covar, seed, random_state_obj):
     """``(weights, means, precision factors)`` of one start by ``method``."""
-    Xs, ws = init_sample(points, seed)
-    resp = initial_resp(Xs, ws, k, method, seed, random_state_obj)
-    weights, means, cov = params_from_resp(Xs, ws, resp, covariance_type, reg_covar)
+    if method == "lloyd":
+        weights, means, cov = lloyd_parameters(points, k, covariance_type, reg_covar, seed)
+    else:
+        Xs, ws = init_sample(points, seed)
+        resp = initial_resp(Xs, ws, k, method, seed, random_state_obj)
+        weights, means, cov = params_from_resp(Xs, ws, resp, covariance_type, reg_covar)
     try:
         prec = _em.precision_cholesky(cov, covariance_type, k, points.n_features)
     except _em.IllDefinedCovariance:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import em as _em
+from . import emtable as _emtable
 
 #: Below this many pixels an 8-bit histogram is counted by sorting packed codes
 #: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
@@ -56,7 +57,11 @@ def block_stats(X, w, means, prec, coef, full, second):
     out = np.empty((T, 3))
     has_w = w is not None
     ww = w if has_w else np.empty(1)
-    _em.em_stats(X, ww, has_w, means, prec, coef, full, second, nk, sx, sxx, out, T)
+    if X.dtype == np.uint8 and D == 3 and not full:  # a colour histogram, diagonal covariances
+        f, g, a = _emtable.tables(means, prec, coef)
+        _emtable.em_stats_table(X, ww, has_w, f, g, a, means, second, nk, sx, sxx, out, T)
+    else:
+        _em.em_stats(X, ww, has_w, means, prec, coef, full, second, nk, sx, sxx, out, T)
     tot = out.sum(axis=0)
     return nk.sum(0), sx.sum(0), sxx.sum(0), float(tot[0]), float(tot[1]), int(tot[2])
 
