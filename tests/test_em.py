@@ -212,8 +212,12 @@ def test_compression_is_exact_and_reported(rng, dtype, d, expected):
     np.testing.assert_array_equal(w[order], counts)
 
 
-def test_dense_and_sorted_histograms_agree(rng, monkeypatch):
-    px = rng.integers(0, 256, size=(20000, 3)).astype(np.uint8)
+@pytest.mark.parametrize(("d", "high"), [(3, 256), (3, 40), (2, 256), (1, 256)])
+def test_dense_and_sorted_histograms_agree(rng, monkeypatch, d, high):
+    # the dense histogram (uint32 counts without weights, float64 with) and its parallel
+    # scan for non-zero entries against the sorted codes; high=40: colours repeat
+    px = rng.integers(0, high, size=(20000, d)).astype(np.uint8)
+    px[:7] = 255
     w = rng.uniform(size=20000)
     for weights in (None, w):
         a = _histfit.compress(px, weights)
@@ -222,6 +226,7 @@ def test_dense_and_sorted_histograms_agree(rng, monkeypatch):
         monkeypatch.undo()
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+        assert b[1].sum() == pytest.approx(px.shape[0] if weights is None else w.sum())
 
 
 def test_wide_integers_are_not_compressed_when_it_does_not_shrink(rng):

@@ -25,6 +25,8 @@ from . import emtable as _emtable
 #: Below this many pixels an 8-bit histogram is counted by sorting packed codes
 #: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
 DENSE_HISTOGRAM_MIN = 1 << 20
+#: Parts of a dense histogram scanned in parallel for its non-zero entries.
+NONZERO_TASKS = 16
 
 
 class Points:
@@ -99,15 +101,18 @@ def packed_codes8(px):
 
 def from_counts(counts, n_channels):
     """Distinct colours (M, C) uint8 and counts (M,) float64 from a dense histogram."""
-    codes = np.flatnonzero(counts)
-    return _em.decode8(codes, n_channels), counts[codes]
+    return _em.nonzero_counts(counts, n_channels, NONZERO_TASKS)
 
 
 def compress(px, w):
     """``(X, w, compression)``: the points an EM on ``px`` (N, D) with weights ``w`` runs on."""
     n, d = px.shape
     if px.dtype == np.uint8 and d <= 3:
-        if n >= DENSE_HISTOGRAM_MIN:
+        if n >= DENSE_HISTOGRAM_MIN and w is None and n < 2**32:
+            dense = np.zeros(256**d, dtype=np.uint32)
+            _em.histogram8_count(px, dense)
+            colours, counts = from_counts(dense, d)
+        elif n >= DENSE_HISTOGRAM_MIN:
             colours, counts = from_counts(histogram_counts(px, w), d)
         else:
             codes, inverse = np.unique(packed_codes8(px), return_inverse=True)
