@@ -364,6 +364,19 @@ def test_lloyd_init_is_deterministic_and_needs_distinct_colours(rng):
         fitting.fit(two, 4)
 
 
+def test_lloyd_coarse_then_fine_finds_the_blobs(rng, monkeypatch):
+    # beyond LLOYD_COARSE_MIN distinct values: seeding and Lloyd on a sample, then on all
+    from pixgmm._engine import emfit as _emfit
+
+    monkeypatch.setattr(_emfit, "LLOYD_COARSE_MIN", 100)
+    monkeypatch.setattr(_emfit, "LLOYD_COARSE", 300)
+    image = blob_pixels(rng, 6000).reshape(60, 100, 3)
+    r = fitting.fit_em(image, 3, random_state=3)
+    assert r.converged and r.init == "lloyd" and r.n_points > 100
+    order = np.argsort(r.mixture.means[:, 0])
+    np.testing.assert_allclose(r.mixture.means[order, 0], [60, 110, 180], atol=3)
+
+
 def test_n_init_keeps_the_best_start(rng):
     X = blob_pixels(rng, 2000, 3, np.float64)
     one = fitting.fit_em(X, 6, init="random", n_init=1, random_state=1)

@@ -15,8 +15,8 @@ How a fit runs
    other integers to their distinct rows with counts where that at least halves
    them. An EM on the compressed points *is* the EM on every pixel.
 3. The initial parameters come from ``init``: by default (``"lloyd"``) a
-   weighted k-means (k-means++ seeding and Lloyd iterations, numba) on every
-   distinct colour with its exact pixel count; or a :class:`~pixgmm.Mixture`;
+   weighted k-means (k-means++ seeding and Lloyd iterations, numba) on the
+   distinct colours with their exact pixel counts; or a :class:`~pixgmm.Mixture`;
    or another method run on at most 100,000 points drawn by weight.
 4. The EM runs in pixgmm's numba engine (``pixgmm._engine.emfit`` over
    ``pixgmm._engine.em``): E-step and sufficient
@@ -451,11 +451,13 @@ def fit(
     covariance_type : {"diag", "full", "spherical", "tied"}, default "diag"
     init : {"lloyd", "kmeans", "k-means++", "random"} or Mixture, default "lloyd"
         The start of the EM. ``"lloyd"``: weighted k-means in pixgmm's numba
-        engine on every distinct colour (or row) with its exact weight, up to
-        2**21 of them (beyond, that many drawn by weight): greedy k-means++
-        seeding as scikit-learn's, then at most 20 Lloyd iterations (stopping
-        as scikit-learn's ``KMeans``); each cluster gives a component, as
-        scikit-learn's ``init_params="kmeans"``. ``"kmeans"``: scikit-learn's
+        engine on the distinct colours (or rows) with their exact weights:
+        greedy k-means++ seeding as scikit-learn's, then at most 20 Lloyd
+        iterations (stopping as scikit-learn's ``KMeans``); beyond 400,000
+        distinct values the seeding and these iterations run on 100,000 pixels
+        drawn by weight, then 2 more iterations on every distinct value. Each
+        cluster of every distinct value gives a component, as scikit-learn's
+        ``init_params="kmeans"``. ``"kmeans"``: scikit-learn's
         ``KMeans`` (needs ``pixgmm[fit]``) with the pixel counts as sample
         weights, on at most 100,000 points drawn by weight. ``"k-means++"``:
         weighted k-means++ seeding then every point to its nearest seed (NumPy
