@@ -457,7 +457,8 @@ def fit(
         distinct values the seeding and these iterations run on 100,000 pixels
         drawn by weight, then 2 more iterations on every distinct value. Each
         cluster of every distinct value gives a component, as scikit-learn's
-        ``init_params="kmeans"``. ``"kmeans"``: scikit-learn's
+        ``init_params="kmeans"``. (Beyond 2**21 distinct values, e.g. float
+        pixels, "every distinct value" is 2**21 pixels drawn by weight.) ``"kmeans"``: scikit-learn's
         ``KMeans`` (needs ``pixgmm[fit]``) with the pixel counts as sample
         weights, on at most 100,000 points drawn by weight. ``"k-means++"``:
         weighted k-means++ seeding then every point to its nearest seed (NumPy
