@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -211,8 +212,12 @@ def test_compression_is_exact_and_reported(rng, dtype, d, expected):
     np.testing.assert_array_equal(w[order], counts)
 
 
-def test_dense_and_sorted_histograms_agree(rng, monkeypatch):
-    px = rng.integers(0, 256, size=(20000, 3)).astype(np.uint8)
+@pytest.mark.parametrize(("d", "high"), [(3, 256), (3, 40), (2, 256), (1, 256)])
+def test_dense_and_sorted_histograms_agree(rng, monkeypatch, d, high):
+    # the dense histogram (uint32 counts without weights, float64 with) and its parallel
+    # scan for non-zero entries against the sorted codes; high=40: colours repeat
+    px = rng.integers(0, high, size=(20000, d)).astype(np.uint8)
+    px[:7] = 255
     w = rng.uniform(size=20000)
     for weights in (None, w):
         a = _histfit.compress(px, weights)
@@ -221,6 +226,7 @@ def test_dense_and_sorted_histograms_agree(rng, monkeypatch):
         monkeypatch.undo()
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
+        assert b[1].sum() == pytest.approx(px.shape[0] if weights is None else w.sum())
 
 
 def test_wide_integers_are_not_compressed_when_it_does_not_shrink(rng):
@@ -276,7 +282,9 @@ def test_statistics_do_not_depend_on_blocking(rng):
 # -- initialisation, convergence, selection --------------------------------------------
 
 
-@pytest.mark.parametrize(("init", "tol"), [("kmeans", 1e-3), ("k-means++", 1e-3), ("random", 1e-6)])
+@pytest.mark.parametrize(
+    ("init", "tol"), [("lloyd", 1e-3), ("kmeans", 1e-3), ("k-means++", 1e-3), ("random", 1e-6)]
+)
 def test_inits_find_the_blobs(rng, init, tol):
     # random responsibilities start every component at the global mean, where the EM
     # moves slowly at first (as scikit-learn's init_params="random"): a smaller tol
@@ -286,6 +294,87 @@ def test_inits_find_the_blobs(rng, init, tol):
     order = np.argsort(r.mixture.means[:, 0])
     np.testing.assert_allclose(r.mixture.means[order, 0], [60, 110, 180], atol=3)
     np.testing.assert_allclose(np.sort(r.mixture.weights), [0.2, 0.3, 0.5], atol=0.03)
+
+
+def test_table_e_step_of_colours_equals_the_general_kernel(rng):
+    # uint8 colours with diagonal covariances take the per-channel-table kernel; the same
+    # points as float64 take the general one. Component 0 is narrow (variance 1), so the
+    # colours far from every component underflow the tables and need the exact fallback.
+    X = rng.integers(0, 256, size=(3 * _em.BLOCK + 17, 3)).astype(np.uint8)
+    X[:5], X[5:10] = 0, 255
+    w = rng.uniform(0.5, 3.0, X.shape[0])
+    means = np.array([[128.0, 128, 128], [40, 200, 90], [220, 30, 150]])
+    for var in ([[1.0, 1, 1], [300, 200, 250], [400, 350, 300]], np.full((3, 3), 0.01)):
+        prec = np.zeros((3, 3, 3))
+        prec[:, range(3), range(3)] = 1 / np.sqrt(np.asarray(var))
+        coef = _em.log_coefficients(np.array([0.5, 0.3, 0.2]), prec)
+        for weights, second in ((w, _em.SECOND_DIAG), (None, _em.SECOND_DIAG), (w, 0)):
+            got = _histfit.block_stats(X, weights, means, prec, coef, False, second)
+            ref = _histfit.block_stats(
+                X.astype(np.float64), weights, means, prec, coef, False, second
+            )
+            for a, b in zip(got[:3], ref[:3]):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
+            assert got[3] == pytest.approx(ref[3], rel=1e-12) and got[4:] == ref[4:]
+
+
+def test_lloyd_iterations_equal_scikit_learn_kmeans_with_weights(rng):
+    from pixgmm._engine import emfit as _emfit
+
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    X = blob_pixels(rng, 5000)
+    colours, counts, _ = _histfit.compress(X, None)
+    start = np.array([[50.0, 80, 110], [200, 140, 90], [100, 200, 60], [130, 130, 130]])
+    for n_iter in (1, 3, 50):
+        ours = _emfit.lloyd(colours, counts, start, n_iter, 0.0, _em.n_tasks(counts.shape[0]))
+        km = KMeans(4, init=start, n_init=1, max_iter=n_iter, tol=0, algorithm="lloyd")
+        km.fit(colours.astype(np.float64), sample_weight=counts)
+        np.testing.assert_allclose(ours, km.cluster_centers_, rtol=1e-10)
+        # the same as Lloyd's algorithm written out on every pixel (weights: pixel counts)
+        centres = start.copy()
+        for _ in range(n_iter):
+            label = ((X[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+            new = np.array([X[label == j].mean(axis=0) for j in range(4)])
+            if np.array_equal(new, centres):
+                break
+            centres = new
+        np.testing.assert_allclose(ours, centres, rtol=1e-10)
+
+
+def test_default_init_needs_no_scikit_learn(rng, monkeypatch):
+    image = blob_pixels(rng, 3000).reshape(50, 60, 3)
+    ref = fitting.fit_em(image, 3)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import fails, as without the extra
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
+    r = fitting.fit_em(image, 3)
+    assert r.init == "lloyd" and r.converged and r.mixture == ref.mixture
+    with pytest.raises(ImportError, match=r"pip install \"pixgmm\[fit\]\""):
+        fitting.fit(image, 3, init="kmeans")
+
+
+def test_lloyd_init_is_deterministic_and_needs_distinct_colours(rng):
+    image = blob_pixels(rng, 3000).reshape(50, 60, 3)
+    a = fitting.fit_em(image, 4, random_state=5)
+    assert a.mixture == fitting.fit_em(image, 4, random_state=5).mixture
+    two = np.zeros((10, 10, 3), np.uint8)
+    two[5:] = 9
+    two[0, 0] = 200  # 3 distinct colours
+    assert fitting.fit_em(two, 3).n_components == 3
+    with pytest.raises(ValueError, match=r"3 distinct value\(s\), fewer than n_components=4"):
+        fitting.fit(two, 4)
+
+
+def test_lloyd_coarse_then_fine_finds_the_blobs(rng, monkeypatch):
+    # beyond LLOYD_COARSE_MIN distinct values: seeding and Lloyd on a sample, then on all
+    from pixgmm._engine import emfit as _emfit
+
+    monkeypatch.setattr(_emfit, "LLOYD_COARSE_MIN", 100)
+    monkeypatch.setattr(_emfit, "LLOYD_COARSE", 300)
+    image = blob_pixels(rng, 6000).reshape(60, 100, 3)
+    r = fitting.fit_em(image, 3, random_state=3)
+    assert r.converged and r.init == "lloyd" and r.n_points > 100
+    order = np.argsort(r.mixture.means[:, 0])
+    np.testing.assert_allclose(r.mixture.means[order, 0], [60, 110, 180], atol=3)
 
 
 def test_n_init_keeps_the_best_start(rng):

@@ -28,7 +28,7 @@ def two_blobs(rng, n=600, d=3):
 @pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
 def test_fit_matches_sklearn(rng, covariance_type):
     X = two_blobs(rng)
-    got = pixgmm.fit(X, 2, covariance_type)
+    got = pixgmm.fit(X, 2, covariance_type, init="kmeans")
     # the same k-means start (scikit-learn's KMeans, same seed), the same EM and stopping rule
     ref = GaussianMixture(2, covariance_type=covariance_type, reg_covar=1e-6, random_state=0).fit(X)
     assert got.covariance_type == covariance_type
@@ -124,7 +124,7 @@ def test_random_state_generator_accepted(rng):
 def test_em_options_match_sklearn(rng):
     X = two_blobs(rng)
     with pytest.warns(fitting.ConvergenceWarning, match="max_iter=3"):
-        got = pixgmm.fit(X, 4, max_iter=3, n_init=2, tol=1e-9)
+        got = pixgmm.fit(X, 4, init="kmeans", max_iter=3, n_init=2, tol=1e-9)
     ref = GaussianMixture(4, covariance_type="diag", reg_covar=1e-6, random_state=0, max_iter=3,
                           n_init=2, tol=1e-9)  # fmt: skip
     with pytest.warns(sklearn_exceptions.ConvergenceWarning):
@@ -178,8 +178,9 @@ def test_missing_sklearn_names_the_extra(monkeypatch, rng):
     X = rng.normal(size=(20, 3))
     monkeypatch.setitem(sys.modules, "sklearn.cluster", None)
     with pytest.raises(ImportError, match=r'pip install "pixgmm\[fit\]".*k-means\+\+'):
-        pixgmm.fit(X, 1)
-    # the EM and the NumPy initialisations need no scikit-learn
+        pixgmm.fit(X, 1, init="kmeans")
+    # the EM, the default (numba k-means) and the NumPy initialisations need no scikit-learn
+    assert pixgmm.fit(X, 2).n_components == 2
     assert pixgmm.fit(X, 2, init="k-means++").n_components == 2
     assert pixgmm.fit(X, 2, init="random").n_components == 2
 

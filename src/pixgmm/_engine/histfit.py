@@ -20,10 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import em as _em
+from . import emtable as _emtable
 
 #: Below this many pixels an 8-bit histogram is counted by sorting packed codes
 #: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
 DENSE_HISTOGRAM_MIN = 1 << 20
+#: Parts of a dense histogram scanned in parallel for its non-zero entries.
+NONZERO_TASKS = 16
 
 
 class Points:
@@ -56,7 +59,11 @@ def block_stats(X, w, means, prec, coef, full, second):
     out = np.empty((T, 3))
     has_w = w is not None
     ww = w if has_w else np.empty(1)
-    _em.em_stats(X, ww, has_w, means, prec, coef, full, second, nk, sx, sxx, out, T)
+    if X.dtype == np.uint8 and D == 3 and not full:  # a colour histogram, diagonal covariances
+        f, g, a = _emtable.tables(means, prec, coef)
+        _emtable.em_stats_table(X, ww, has_w, f, g, a, means, second, nk, sx, sxx, out, T)
+    else:
+        _em.em_stats(X, ww, has_w, means, prec, coef, full, second, nk, sx, sxx, out, T)
     tot = out.sum(axis=0)
     return nk.sum(0), sx.sum(0), sxx.sum(0), float(tot[0]), float(tot[1]), int(tot[2])
 
@@ -94,15 +101,18 @@ def packed_codes8(px):
 
 def from_counts(counts, n_channels):
     """Distinct colours (M, C) uint8 and counts (M,) float64 from a dense histogram."""
-    codes = np.flatnonzero(counts)
-    return _em.decode8(codes, n_channels), counts[codes]
+    return _em.nonzero_counts(counts, n_channels, NONZERO_TASKS)
 
 
 def compress(px, w):
     """``(X, w, compression)``: the points an EM on ``px`` (N, D) with weights ``w`` runs on."""
     n, d = px.shape
     if px.dtype == np.uint8 and d <= 3:
-        if n >= DENSE_HISTOGRAM_MIN:
+        if n >= DENSE_HISTOGRAM_MIN and w is None and n < 2**32:
+            dense = np.zeros(256**d, dtype=np.uint32)
+            _em.histogram8_count(px, dense)
+            colours, counts = from_counts(dense, d)
+        elif n >= DENSE_HISTOGRAM_MIN:
             colours, counts = from_counts(histogram_counts(px, w), d)
         else:
             codes, inverse = np.unique(packed_codes8(px), return_inverse=True)
