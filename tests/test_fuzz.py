@@ -255,8 +255,9 @@ def _check(func, got, X, model, other, out_dtype):
     ok = ~nan_px & ~inf_px
     f64 = out_dtype == np.float64
     if func == "predict":
-        assert np.all(got[nan_px] == -1)
-        assert np.all((got[~nan_px] >= 0) & (got[~nan_px] < model.n_components))
+        # NaN and infinite pixels: no component is defined (every log-term is NaN or -inf)
+        assert np.all(got[nan_px | inf_px] == -1)
+        assert np.all((got[ok] >= 0) & (got[ok] < model.n_components))
         lt = ref.predict_terms(X[ok], model)
         if lt.shape[0]:
             chosen = lt[np.arange(lt.shape[0]), got[ok]]

@@ -107,7 +107,10 @@ def nodata_value(image):
     value = None
     rio = getattr(image, "rio", None)  # present once rioxarray is imported
     if rio is not None:
-        value = rio.nodata
+        try:
+            value = rio.nodata
+        except (TypeError, ValueError):  # rioxarray cannot convert it; read it below
+            value = None
     if value is None:
         for where in (image.attrs, image.encoding):
             for key in ("_FillValue", "nodata", "missing_value"):
