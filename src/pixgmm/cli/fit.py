@@ -76,17 +76,17 @@ def _reg_covar(value, integer):
 )
 @click.option(
     "--max-samples",
-    default=1_000_000,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=1),
-    help="At most this many pixels per model, drawn at random.",
+    help="At most this many pixels per model, drawn at random. Default: every pixel (8-bit "
+    "colours are fitted exactly through their colour histogram).",
 )
 @click.option(
     "--seed",
     default=0,
     show_default=True,
     type=click.IntRange(0, 2**32 - 1),
-    help="Seed of the subsample and of scikit-learn's initialisation (same seed, same model).",
+    help="Seed of the subsample and of the k-means initialisation (same seed, same model).",
 )
 @click.option(
     "--reg-covar",
@@ -125,7 +125,7 @@ def fit(
     quiet,
     as_json,
 ):
-    """Fit a Gaussian mixture colour model (scikit-learn) and write it as JSON.
+    """Fit a Gaussian mixture colour model (pixgmm's weighted EM) and write it as JSON.
 
     From images: all their pixels, or with --masks only the pixels whose mask
     is not 0 (--class V: mask value V; --per-class: one model per mask value).
@@ -156,12 +156,6 @@ def fit(
         _data.check_sources(inputs, pixels_file, columns, masks)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    from ..fitting import _gaussian_mixture_class
-
-    try:  # before reading any data: scikit-learn is an optional extra
-        _gaussian_mixture_class()
-    except ImportError as exc:
-        fail(str(exc), as_json)
     start = time.perf_counter()
     try:
         data = _data.load(inputs, pixels_file, columns, label_column, masks, scale, max_pixels)
@@ -266,7 +260,7 @@ def fit(
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
         if entry["status"] == "ok" and not quiet and not as_json:
-            used = min(px.shape[0], max_samples)
+            used = px.shape[0] if max_samples is None else min(px.shape[0], max_samples)
             notes = "".join(f"; {n}" for n in data.notes)
             click.echo(
                 f"{what}: {components} components ({covariance}) from {used:,} of "
