@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _fitinput as _in
 from ._engine import histfit as _histfit
+from ._fitresult import _fit_counts
 
 __all__ = ["ClassHistograms", "fit_classes", "fit_classes_em"]
 
@@ -199,8 +200,6 @@ def _fit_accumulated(
         p.dtype.kind in "ui" for c in classes for p in acc._parts.get(c, ())
     )
     reg = _in.check_reg_covar(reg_covar, np.uint8 if integer else np.float64)
-    from .fitting import _fit_counts  # here: pixgmm.fitting imports this module
-
     results = {}
     for c in classes:
         points = acc._class_points(c, max_samples, seed)
