@@ -107,6 +107,8 @@ def test_bundled_jones_rehg_file_follows_its_schema():
     assert skin.n_components == 16 and skin.channels == "RGB"
     raw = resources.files("pixgmm").joinpath("data", "jones_rehg_1999.json").read_bytes()
     data = json.loads(raw)
+    # the shipped file itself (pixgmm.models trusts it at load time: checked here instead)
+    _jsonio.validate(data, pixgmm.models._SCHEMA_FILE, "pixgmm/data/jones_rehg_1999.json")
     data["skin"]["wieghts"] = data["skin"].pop("weights")
     with pytest.raises(ValueError, match=r"unknown field 'wieghts' .* in \$\.skin"):
         _jsonio.validate(data, "jones-rehg-1999.json", "jones")

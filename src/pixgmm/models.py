@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from ._jsonio import parse_json, validate
+from ._jsonio import parse_json
 from .mixture import Mixture
 
 __all__ = ["jones_rehg_nonskin", "jones_rehg_skin"]
 
 _DATA_FILE = "jones_rehg_1999.json"
-#: Its JSON Schema, in ``pixgmm/data/schema/``.
+#: Its JSON Schema, in ``pixgmm/data/schema/`` (checked by tests/test_model_files.py).
 _SCHEMA_FILE = "jones-rehg-1999.json"
 
 
@@ -24,9 +24,10 @@ _SCHEMA_FILE = "jones-rehg-1999.json"
 def _jones_rehg_data():
     raw = resources.files("pixgmm").joinpath("data", _DATA_FILE).read_bytes()
     source = f"pixgmm/data/{_DATA_FILE}"
-    data = parse_json(raw, source)
-    validate(data, _SCHEMA_FILE, source)
-    return data
+    # package data, checked against its schema by the test suite
+    # (tests/test_models.py): not validated again here, which would import jsonschema
+    # on every cold start
+    return parse_json(raw, source)
 
 
 @functools.lru_cache(maxsize=4)
