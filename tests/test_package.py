@@ -42,3 +42,13 @@ def test_import_loads_neither_numba_nor_the_command_line_libraries():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_group_imports_only_click():
+    # `pixgmm --help` stays fast: building the command group loads no NumPy either
+    code = (
+        "import sys, pixgmm.cli\n"
+        "print([m for m in ('numpy', 'numba', 'jsonschema', 'xarray') if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

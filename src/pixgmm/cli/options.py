@@ -149,10 +149,21 @@ def _max_pixels(ctx, param, value):
     return value
 
 
+#: The --scale rule's names; the rule itself is in :mod:`.pixels` (which imports NumPy).
+SCALES = ("auto", "none", "unit")
+
+SCALE_HELP = (
+    "How pixel values are brought to the 0..255 scale of 8-bit colour models. auto: "
+    "8-bit as read, 16-bit (any integer wider than 8 bits) scaled from its full range, "
+    "float scaled x255 when every value lies in [0, 1] and used as read otherwise; "
+    "none: values as read (for models fitted to raw 16-bit or float values); unit: "
+    "float images are 0..1 (x255) even with values outside. What was done is printed "
+    "with each input."
+)
+
+
 def pixel_options(func):
     """--scale, --max-pixels (and the old --to-8bit) for every command that reads images."""
-    from .pixels import SCALE_HELP, SCALES
-
     options = [
         click.option(
             "--scale",
