@@ -9,7 +9,7 @@ blocks of ``BLOCK``; ``prange`` runs over ``ntasks`` contiguous groups of blocks
 each with its own scratch and its own accumulators (row ``t`` of the outputs),
 so nothing is shared between threads and no (N, K) responsibility matrix exists.
 Per block the K log-terms ``l_k = coef_k - |U_k^T (x - mu_k)|^2 / 2`` are
-computed with the pixels innermost (as in ``_kernels``), reduced by log-sum-exp
+computed with the pixels innermost (as in ``direct``), reduced by log-sum-exp
 to ``log p(x)``, and each component's responsibilities ``r = w exp(l_k - log p)``
 are accumulated at once into
 
