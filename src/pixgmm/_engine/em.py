@@ -43,6 +43,7 @@ import numba
 import numpy as np
 
 from .config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from .direct import _block_log_terms3  # the same log-terms as evaluation, one kernel
 from .vmath import vexp, vlog
 
 #: ``second`` argument of :func:`em_stats`: which second moments to accumulate.
@@ -116,42 +117,6 @@ def _block_terms(xt, nb, means, prec, coef, full, lt, dt, y):
         ck = coef[k]
         for i in range(nb):
             q[i] = ck - 0.5 * q[i]
-
-
-@numba.njit(**NUMBA_FLAGS)
-def _block_terms3(xt, nb, means, prec, coef, full, lt):
-    """:func:`_block_terms` for 3 channels: one pass over the block per component."""
-    K = means.shape[0]
-    x0 = xt[0]
-    x1 = xt[1]
-    x2 = xt[2]
-    for k in range(K):
-        q = lt[k]
-        m0 = means[k, 0]
-        m1 = means[k, 1]
-        m2 = means[k, 2]
-        u00 = prec[k, 0, 0]
-        u11 = prec[k, 1, 1]
-        u22 = prec[k, 2, 2]
-        ck = coef[k]
-        if full:
-            u01 = prec[k, 0, 1]
-            u02 = prec[k, 0, 2]
-            u12 = prec[k, 1, 2]
-            for i in range(nb):
-                d0 = x0[i] - m0
-                d1 = x1[i] - m1
-                d2 = x2[i] - m2
-                y0 = d0 * u00
-                y1 = d0 * u01 + d1 * u11
-                y2 = d0 * u02 + d1 * u12 + d2 * u22
-                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
-        else:
-            for i in range(nb):
-                y0 = (x0[i] - m0) * u00
-                y1 = (x1[i] - m1) * u11
-                y2 = (x2[i] - m2) * u22
-                q[i] = ck - 0.5 * (y0 * y0 + y1 * y1 + y2 * y2)
 
 
 @numba.njit(**NUMBA_FLAGS)
@@ -285,7 +250,7 @@ def em_stats(X, w, has_w, means, prec, coef, full, second, nk, sx, sxx, out, nta
             nb = min(BLOCK, N - start)
             nnan += _load_block(X, w, has_w, start, nb, xt, wt)
             if D == 3:
-                _block_terms3(xt, nb, means, prec, coef, full, lt)
+                _block_log_terms3(xt, nb, means, prec, coef, full, lt)
             else:
                 _block_terms(xt, nb, means, prec, coef, full, lt, dt, y)
             _block_lse(lt, K, nb, m, s, lp)
