@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
 CACHE_DIR = Path(tempfile.gettempdir()) / "pixgmm-bench"
 N_BANDS, N_CLASSES, N_COMPONENTS = 10, 6, 4
@@ -199,11 +201,7 @@ def run_worker(name, path, repeat, crop_rows=0, blas_threads=None):
 
 
 def machine():
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_model()
     import numba
 
     return (

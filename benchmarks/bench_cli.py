@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model, format_load, load_average
+
 HERE = Path(__file__).resolve().parent
 SCRATCH = Path(tempfile.gettempdir()) / "pixgmm-bench"
 
@@ -92,28 +94,6 @@ def series(cmd, repeats, cwd=None):
     }
 
 
-def _load():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _fmt_load(load):
-    return "unknown" if load is None else " / ".join(f"{x:.1f}" for x in load)
-
-
 def markdown(res):
     m = res["machine"]
     lines = [
@@ -121,7 +101,7 @@ def markdown(res):
         "",
         f"Produced by `{res['invocation']}` on {m['date']}: {m['cpu']}, {m['cores']} cores, "
         f"Python {m['python']}, {m['os']}. Load average (1 / 5 / 15 min) "
-        f"{_fmt_load(m['load_start'])} at the start, {_fmt_load(m['load_end'])} at the end. "
+        f"{format_load(m['load_start'])} at the start, {format_load(m['load_end'])} at the end. "
         f"Command line run as `{res['runner']}`; numba's cache populated by the untimed "
         f"first run of each command. {res['repeats']} timed runs each, every one a new process.",
         "",
@@ -161,7 +141,7 @@ def main(argv=None):
         SCRATCH / "quick" / "cli_results.md" if args.quick else HERE / "cli_results.md"
     )
     cmd, runner = pixgmm_command()
-    load_start = _load()
+    load_start = load_average()
     work = Path(tempfile.mkdtemp(prefix="pixgmm-bench-cli-"))
     try:
         photo = make_photo(work / "photo.jpg")
@@ -207,13 +187,13 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["machine"] = {
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_start": load_start,
-        "load_end": _load(),
+        "load_end": load_average(),
     }
     text = markdown(res)
     out_md.parent.mkdir(parents=True, exist_ok=True)

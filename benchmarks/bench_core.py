@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_model, format_load
+
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests"  # tests/reference.py: the independent reference
 CACHE_DIR = Path(tempfile.gettempdir()) / "pixgmm-bench"
@@ -618,15 +620,7 @@ def bench_cold(path, args):
 
 
 def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import numba
 
     mem = None
@@ -669,10 +663,6 @@ def _loadavg():
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-
-def _fmt_load(load):
-    return "unknown" if load is None else " / ".join(f"{x:.1f}" for x in load)
 
 
 def _fmt_time(s):
@@ -766,8 +756,8 @@ def _machine_line(info):
             if env
             else "OPENBLAS_CORETYPE not set"
         )
-        + f"; {info['date']}. Load average (1 / 5 / 15 min) {_fmt_load(info.get('load_start'))} "
-        f"at the start, {_fmt_load(info.get('load_end'))} at the end, on {info['cores']} cores; "
+        + f"; {info['date']}. Load average (1 / 5 / 15 min) {format_load(info.get('load_start'))} "
+        f"at the start, {format_load(info.get('load_end'))} at the end, on {info['cores']} cores; "
         f"the run took {info.get('duration_s', 0) / 60:.1f} min."
     )
 
@@ -859,8 +849,8 @@ def markdown(rows, info, args):
         ]
     lines += [
         "Targets, for this run only (load average "
-        f"{_fmt_load(info.get('load_start'))} at the start, "
-        f"{_fmt_load(info.get('load_end'))} at the end; reported, never asserted):",
+        f"{format_load(info.get('load_start'))} at the start, "
+        f"{format_load(info.get('load_end'))} at the end; reported, never asserted):",
         "",
     ]
     for what, value, ok in targets(rows):
@@ -902,7 +892,7 @@ def spread(runs):
         info = run["machine"]
         lines.append(
             f"- {_shown_path(run.get('file', '?'))}: {info['date']}, load average "
-            f"{_fmt_load(info.get('load_start'))} -> {_fmt_load(info.get('load_end'))}, "
+            f"{format_load(info.get('load_start'))} -> {format_load(info.get('load_end'))}, "
             f"{info.get('duration_s', 0) / 60:.1f} min"
         )
     first = runs[0]["machine"]

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
 CACHE_DIR = Path(tempfile.gettempdir()) / "pixgmm-bench"
 UCI = HERE.parent / ".." / "shared" / "data" / "Skin_NonSkin.txt"
@@ -349,17 +351,6 @@ def run_case(name, quick):
 
 def _t(x):
     return "-" if x is None or x != x else (f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _ok(r):

@@ -33,32 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model, format_load, load_average
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SCRATCH = Path(tempfile.gettempdir()) / "pixgmm-bench"
 SUMMARY = re.compile(r"^=+ (.*\d+ (passed|failed|error|errors|skipped).*) =+$")
-
-
-def _load():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _fmt_load(load):
-    return "unknown" if load is None else " / ".join(f"{x:.1f}" for x in load)
 
 
 def run_pytest(label, pytest_args, cache_dir):
@@ -67,7 +47,7 @@ def run_pytest(label, pytest_args, cache_dir):
     env.pop("PIXGMM_NUMBA_CACHE", None)  # the cache is what is measured
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
     print(f"{label}: {' '.join(cmd)} (NUMBA_CACHE_DIR={cache_dir})", flush=True)
-    load_start = _load()
+    load_start = load_average()
     before = os.times()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -85,7 +65,7 @@ def run_pytest(label, pytest_args, cache_dir):
         "cpu_s": (after.children_user - before.children_user)
         + (after.children_system - before.children_system),
         "load_start": load_start,
-        "load_end": _load(),
+        "load_end": load_average(),
         "cached_files": sum(1 for _ in Path(cache_dir).rglob("*.nbi")),
     }
 
@@ -110,7 +90,7 @@ def markdown(res):
             f"| {r['label']} | `{r['command']}` | {r['wall_s'] / 60:.1f} min ({r['wall_s']:.0f} s) "
             f"| {r['cpu_s'] / 60:.1f} min ({r['cpu_s']:.0f} s) | {r['summary']} "
             f"(exit {r['exit_code']}) | {r['cached_files']} | "
-            f"{_fmt_load(r['load_start'])} -> {_fmt_load(r['load_end'])} |"
+            f"{format_load(r['load_start'])} -> {format_load(r['load_end'])} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -152,7 +132,7 @@ def main(argv=None):
         + "".join(" " + shlex.quote(a) for a in argv),
         "runs": results,
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "os": f"{platform.system()} {platform.release()}",

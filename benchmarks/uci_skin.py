@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 import pixgmm
+from _machine import cpu_model
 from pixgmm.metrics import auc, roc_curve, tpr_at_fpr
 
 HERE = Path(__file__).resolve().parent
@@ -148,14 +149,7 @@ def table(rows):
 
 
 def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import os
 
     return (
