@@ -503,13 +503,14 @@ class Classifier:
         """
         d = self._models[self._labels[0]].n_features
         X, spatial = pixels_view(image, d, channel_axis)
+        # asked of the (N, C) pixels already in hand: the same count and dtype as the image,
+        # so the same engine, without converting a channel-first image once per class
         methods = {
             lab: evaluate.explain(
-                _LOG_DENSITY, image, self._models[lab], channel_axis=channel_axis,
-                channels=channels, dtype=dtype, method=method,
+                _LOG_DENSITY, X, self._models[lab], channels=channels, dtype=dtype, method=method
             )
             for lab in self._labels
-        }  # fmt: skip
+        }
         labels, fill, min_probability, chi2_max, reject, want = args
         n = X.shape[0]
         out = None
