@@ -29,7 +29,7 @@ tifffile = pytest.importorskip("tifffile")
 from click.testing import CliRunner  # noqa: E402
 
 from pixgmm.cli import main  # noqa: E402
-from pixgmm.cli.io import expand_inputs  # noqa: E402
+from pixgmm.cli.inputs import expand_inputs  # noqa: E402
 
 SRC = Path(pixgmm.__file__).resolve().parents[1]
 
@@ -433,7 +433,7 @@ def test_double_star_pattern_visits_each_file_once_across_symlink_loops(tmp_path
     (tmp_path / "d" / "sub" / "up").symlink_to("..")  # d/sub/up -> d: a second loop
     (tmp_path / "d" / "sub" / "b-again.png").symlink_to("b.png")
     code = (
-        "import json, sys; from pixgmm.cli.io import expand_inputs; "
+        "import json, sys; from pixgmm.cli.inputs import expand_inputs; "
         "print(json.dumps([str(p) for _, p, _ in expand_inputs(sys.argv[1:])]))"
     )
     proc = subprocess.run(  # a loop followed would not finish: a subprocess with a timeout
@@ -455,7 +455,7 @@ def test_patterns_and_folders_skip_temporary_and_output_files(tmp_path):
     imageio.imwrite(tmp_path / ".hidden.png", np.zeros((4, 4), np.uint8))
     for arg in (str(tmp_path), str(tmp_path / "*.png"), str(tmp_path / "**" / "*.png")):
         assert [p.name for _, p, _ in expand_inputs([arg])] == ["a.png"], arg
-    from pixgmm.cli.io import temp_name  # the name the writers give their temporary files
+    from pixgmm.cli.writers import temp_name  # the name the writers give their temporary files
 
     assert temp_name(tmp_path / "a.overlay.png", 8337, "0a1b2c") == stale
 

@@ -81,14 +81,14 @@ def _is_zarr(path):
 
 
 def _expand(args):
-    from . import io as _io
+    from . import inputs as _inputs
 
     found = []
     for arg in args:
         if _is_zarr(arg):
             found.append((arg, Path(arg), None))
         else:
-            found.extend(_io.expand_inputs([arg]))
+            found.extend(_inputs.expand_inputs([arg]))
     return found
 
 
@@ -173,7 +173,8 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     per-input reporting and JSON summary as the in-memory loop.
     """
     from ..bigimage import parse_chunks, store_status, write_zarr_many
-    from . import io as _io
+    from . import inputs as _inputs
+    from . import writers as _writers
     from .pixels import PixelRule
     from .run import _page_label, _Progress, process_inputs, summarize
 
@@ -187,9 +188,11 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
 
     def check(path):
         if not _is_zarr(path):
-            _io.check_supported(path)
-        if _io.is_video(path):
-            raise _io.InputError("videos are not read lazily; drop --chunks/--workers/--scheduler")
+            _inputs.check_supported(path)
+        if _inputs.is_video(path):
+            raise _inputs.InputError(
+                "videos are not read lazily; drop --chunks/--workers/--scheduler"
+            )
 
     def done(t):
         return not opts.overwrite and store_status(t) == "complete"
@@ -202,9 +205,9 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         try:
             pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
         except ValueError as exc:
-            raise _io.InputError(str(exc)) from None
+            raise _inputs.InputError(str(exc)) from None
         except (OSError, KeyError) as exc:
-            raise _io.InputError(f"cannot open image lazily: {exc}") from None
+            raise _inputs.InputError(f"cannot open image lazily: {exc}") from None
         if len(pages) > 1:
             result.pages = len(pages)
         items = []
@@ -217,7 +220,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                 if done(t):
                     result.skipped.append(str(t))
                 elif status == "foreign" and not opts.overwrite:
-                    raise _io.OutputExists(
+                    raise _writers.OutputExists(
                         f"{t} exists and was not written by pixgmm (pass --overwrite to replace "
                         "it, if it is a Zarr store)"
                     )

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io as _io
+from . import inputs as _inputs
+from . import readers as _readers
 
 
 class DataError(Exception):
@@ -163,7 +164,7 @@ def _find_mask(image_path, folder):
         p
         for p in sorted(Path(folder).iterdir())
         if p.is_file()
-        and p.suffix.lower() in _io.IMAGE_SUFFIXES
+        and p.suffix.lower() in _inputs.IMAGE_SUFFIXES
         and p.name.rsplit(".", 1)[0] in (stem, f"{stem}.mask")
         and p.resolve() != image_path.resolve()
     ]
@@ -185,29 +186,29 @@ def read_images(args, masks=None, scale="auto", max_pixels=None):
 
     rule = PixelRule(3, scale)
     notes = []
-    found = _io.expand_inputs(args)
+    found = _inputs.expand_inputs(args)
     if masks is not None and not Path(masks).is_dir():
         raise DataError(f"--masks {masks}: not a folder")
     pixel_parts, label_parts, names = [], [], []
     for arg, path, problem in found:
         if problem is not None:
             raise DataError(f"{arg}: {problem}")
-        if _io.is_video(path):
+        if _inputs.is_video(path):
             raise DataError(f"{path}: videos are not supported here; give images")
         try:
             pages = []
-            for p in _io.read_pages(path, max_pixels):
+            for p in _readers.read_pages(path, max_pixels):
                 pixels, note = rule(p)
                 pages.append(pixels)
                 if note is not None and note not in notes:
                     notes.append(note)
-        except (_io.InputError, ValueError) as exc:
+        except (_inputs.InputError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None
         if masks is not None:
             mask_path = _find_mask(path, masks)
             try:
-                mask_pages = _io.read_pages(mask_path, max_pixels)
-            except _io.InputError as exc:
+                mask_pages = _readers.read_pages(mask_path, max_pixels)
+            except _inputs.InputError as exc:
                 raise DataError(f"{mask_path}: {exc}") from None
             if len(mask_pages) != len(pages):
                 raise DataError(

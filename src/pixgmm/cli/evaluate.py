@@ -65,7 +65,7 @@ def _plot_problem(plot, overwrite):
     import os
     from importlib.util import find_spec
 
-    from . import io as _io
+    from . import writers as _writers
 
     if find_spec("matplotlib") is None:
         return 'matplotlib is not installed; --plot needs it: pip install "pixgmm[plot]"'
@@ -74,7 +74,7 @@ def _plot_problem(plot, overwrite):
     folder = plot.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = _io.temp_name(plot)
+        probe = _writers.temp_name(plot)
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
@@ -168,7 +168,7 @@ def evaluate(
 
     from ..metrics import auc, roc_curve, tpr_at_fpr
     from . import data as _data
-    from . import io as _io
+    from . import writers as _writers
 
     fprs = _fprs(fpr_text)
     parsed = [parse_detector(d) for d in (detectors or (BUILTIN_DETECTOR,))]
@@ -242,7 +242,7 @@ def evaluate(
 
         plot.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with _io.atomic_target(plot, overwrite) as tmp:
+            with _writers.atomic_target(plot, overwrite) as tmp:
                 plot_roc(
                     curves,
                     tmp,
@@ -250,7 +250,7 @@ def evaluate(
                     max_fpr=max_fpr,
                     mark_fpr=fprs,
                 )
-        except (ImportError, OSError, _io.OutputExists, _io.OutputError) as exc:
+        except (ImportError, OSError, _writers.OutputExists, _writers.OutputError) as exc:
             fail(f"{plot}: {exc}", as_json)
 
     if as_json:

@@ -200,7 +200,7 @@ def fit(
         raise click.BadParameter("two classes would share one file name", param_hint="--out")
 
     from ..fitting import fit as fit_mixture
-    from . import io as _io
+    from . import writers as _writers
 
     channels = data.channels
     results = []
@@ -249,10 +249,10 @@ def fit(
                 channels=channels,
             )
             targets[c].parent.mkdir(parents=True, exist_ok=True)
-            with _io.atomic_target(targets[c], overwrite) as tmp:
+            with _writers.atomic_target(targets[c], overwrite) as tmp:
                 model.save(tmp)
             entry["status"] = "ok"
-        except (ValueError, OSError, _io.OutputExists, _io.OutputError) as exc:
+        except (ValueError, OSError, _writers.OutputExists, _writers.OutputError) as exc:
             entry["status"] = "failed"
             entry["error"] = f"{what}: {exc}"
             status = 1

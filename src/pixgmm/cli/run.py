@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import io as _io
+from . import inputs as _inputs
+from . import readers as _readers
+from . import writers as _writers
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
     if not opts.overwrite and all(os.path.lexists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
-    pages = _io.read_pages(path, opts.max_pixels)
+    pages = _readers.read_pages(path, opts.max_pixels)
     if len(pages) > 1:
         result.pages = len(pages)
     for page, targets in zip(pages, _image_targets(stem, len(pages), outputs, opts)):
@@ -163,9 +165,9 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             if target not in todo:
                 continue
             if o.form == "picture":
-                _io.write_png(target, maps[o.map_key], opts.overwrite)
+                _writers.write_png(target, maps[o.map_key], opts.overwrite)
             else:
-                _io.write_float(target, maps[o.map_key], opts.overwrite)
+                _writers.write_float(target, maps[o.map_key], opts.overwrite)
             result.outputs.append(str(target))
 
 
@@ -179,13 +181,13 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     outputs = [o for o in outputs if targets[o.map_key] in todo]
     if not outputs:
         return
-    fps, frames = _io.video_frames(path, opts.max_pixels)
+    fps, frames = _readers.video_frames(path, opts.max_pixels)
     bar = progress.bar(desc=path.name, unit="frame", leave=False, position=1)
     n = 0
     with contextlib.ExitStack() as stack:
         writers = {
             o.map_key: stack.enter_context(
-                _io.StreamWriter(
+                _writers.StreamWriter(
                     targets[o.map_key],
                     "video" if o.form == "picture" else "tiff",
                     opts.overwrite,
@@ -206,19 +208,19 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
         if bar is not None:
             bar.close()
         if n == 0:
-            raise _io.InputError("video has no frames")
+            raise _inputs.InputError("video has no frames")
     result.frames = n
     result.outputs.extend(str(targets[o.map_key]) for o in outputs)
 
 
 def reason(exc):
     """The message for a failed input: the OS's reason and the file it concerns, no traceback."""
-    if isinstance(exc, (_io.InputError, _io.OutputExists, _io.OutputError)):
+    if isinstance(exc, (_inputs.InputError, _writers.OutputExists, _writers.OutputError)):
         return str(exc)
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
         where = exc.filename
-        if where is not None and _io.is_temporary(where):
+        if where is not None and _inputs.is_temporary(where):
             where = None  # never name a hidden temporary file
         return f"{what}" + (f" ({where})" if where else "")
     if isinstance(exc, (ValueError, TypeError)):
@@ -247,13 +249,13 @@ def process_inputs(found, opts, check, handle, bar=None):
         start = time.perf_counter()
         try:
             if problem is not None:
-                raise _io.InputError(problem)
+                raise _inputs.InputError(problem)
             if out_error is not None:
-                raise _io.InputError(out_error)
+                raise _inputs.InputError(out_error)
             check(path)
             stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
             if stem in seen:
-                raise _io.InputError(
+                raise _inputs.InputError(
                     f"its outputs would have the same names as those of {seen[stem]} "
                     f"({stem}.*); rename one of them or run them with different --out"
                 )
@@ -278,17 +280,17 @@ def run(inputs, outputs, compute, opts, rule, extra=None):
     ``rule`` (a :class:`~pixgmm.cli.pixels.PixelRule`) turns each page or frame
     into the pixels ``compute`` takes. ``extra`` (a dict) is added to the JSON summary.
     """
-    found = _io.expand_inputs(inputs)
+    found = _inputs.expand_inputs(inputs)
     progress = _Progress(opts)
     bar = progress.bar(total=len(found), unit="file")
 
     def handle(path, stem, result):
-        if _io.is_video(path):
+        if _inputs.is_video(path):
             _process_video(path, stem, outputs, compute, rule, opts, result, progress)
         else:
             _process_image(path, stem, outputs, compute, rule, opts, result)
 
-    results = process_inputs(found, opts, _io.check_supported, handle, bar)
+    results = process_inputs(found, opts, _inputs.check_supported, handle, bar)
     if bar is not None:
         bar.close()
     return summarize(results, opts, extra)

@@ -1,0 +1,190 @@
+"""Reading images and video for the command line, with the pixel limit checked first.
+
+Images are read in **RGB order** (alpha, if any, is kept as a 4th channel and
+dropped by the caller). JPEG, 8-bit PNG, BMP, WebP and GIF go through Pillow
+(via imageio, with the EXIF orientation applied so outputs line up with the
+photo as viewers show it); 16-bit PNG through :mod:`pixgmm.cli.png16` (Pillow would
+truncate it to 8 bits); TIFF, including multi-page files, through tifffile;
+video frame by frame through imageio's ffmpeg plugin (the ``imageio-ffmpeg``
+wheel ships the ffmpeg binary). Every header is read, and its pixel count checked
+against the limit, before anything is decoded.
+
+imageio, tifffile and Pillow are imported inside the functions that need them,
+so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .inputs import IMAGE_SUFFIXES, TIFF_SUFFIXES, InputError, check_supported
+from .inputs import first_line as _first_line
+
+#: The way out named when an image is over the pixel limit (see :func:`check_size`).
+_LAZY_WAY_OUT = (
+    "process it in blocks with --chunks (TIFF and Zarr are read lazily), or raise the limit "
+    "with --max-pixels N or PIXGMM_MAX_PIXELS=N"
+)
+_OTHER_WAY_OUT = (
+    "raise the limit with --max-pixels N or PIXGMM_MAX_PIXELS=N, or convert it to a tiled "
+    "TIFF and process it in blocks with --chunks"
+)
+
+
+def check_size(width, height, pages, max_pixels, suffix, total=None):
+    """Raise :class:`InputError` before decoding an image over the pixel limit.
+
+    The limit (:data:`pixgmm.bigimage.DEFAULT_MAX_PIXELS`, ``PIXGMM_MAX_PIXELS``,
+    ``--max-pixels``) counts every page of a file read into memory together;
+    ``total`` is that count when the pages differ in size (else width x height x pages).
+    """
+    from ..bigimage import _check_pixel_limit
+
+    total = int(width) * int(height) * int(pages) if total is None else int(total)
+    text = f"{width} x {height} pixels" + (f" x {pages} pages" if pages > 1 else "")
+    way_out = _LAZY_WAY_OUT if suffix in TIFF_SUFFIXES else _OTHER_WAY_OUT
+    try:
+        _check_pixel_limit(text, total, max_pixels, way_out)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _tiff_layout(series):
+    """``(pages, height, width)`` of a tifffile series, from its shape and axes alone."""
+    shape, axes = tuple(series.shape), series.axes
+    if len(shape) >= 3 and axes[-1] == "S":
+        spatial = shape[:-1]
+    elif len(shape) >= 3 and axes[-3] == "S" and shape[-3] in (3, 4):
+        spatial = shape[:-3] + shape[-2:]
+    else:
+        spatial = shape
+    if len(spatial) < 2:
+        return 1, 1, int(np.prod(spatial))
+    return int(np.prod(spatial[:-2], dtype=np.int64)), int(spatial[-2]), int(spatial[-1])
+
+
+def _read_tiff(path, max_pixels=None):
+    import tifffile
+
+    pages = []
+    with tifffile.TiffFile(path) as tif:
+        layouts = [_tiff_layout(s) for s in tif.series]
+        if layouts:  # checked from the header, before any page is decoded
+            _, h, w = layouts[0]
+            n_pages = sum(n for n, _, _ in layouts)
+            total = sum(n * hh * ww for n, hh, ww in layouts)
+            check_size(w, h, n_pages, max_pixels, ".tif", total=total)
+        for series in tif.series:
+            arr = series.asarray()
+            axes = series.axes
+            # Leading axes other than Y, X and the samples axis are pages (frames, planes).
+            if arr.ndim >= 3 and axes[-1] == "S":
+                arr = arr.reshape(-1, *arr.shape[-3:])
+            elif arr.ndim >= 3 and axes[-3] == "S" and arr.shape[-3] in (3, 4):
+                arr = np.moveaxis(arr.reshape(-1, *arr.shape[-3:]), 1, -1)
+            else:
+                arr = arr.reshape(-1, *arr.shape[-2:])
+            pages.extend(arr)
+    if not pages:
+        raise InputError("TIFF file holds no images")
+    return pages
+
+
+def _read_pillow(path, max_pixels=None):
+    import imageio.v3 as iio
+    from PIL import Image
+
+    # Pillow's own decompression-bomb check is replaced by pixgmm's limit, checked
+    # here from the header (Image.open reads nothing else) before anything is decoded.
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(path) as im:
+        width, height = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)
+    check_size(width, height, frames, max_pixels, Path(path).suffix.lower())
+    arr = iio.imread(path, plugin="pillow", rotate=True)
+    if arr.ndim == 4:  # animated GIF / WebP: one page per frame
+        return list(arr)
+    return [arr]
+
+
+def read_pages(path, max_pixels=None):
+    """The images in ``path`` as a list of arrays (one per page or frame), RGB(A) order.
+
+    Each page is (H, W) for greyscale or (H, W, C). Raises :class:`InputError`
+    with the reason when the file cannot be read, or when its header declares
+    more pixels than the limit (``max_pixels``; None: ``PIXGMM_MAX_PIXELS`` or
+    the default), before decoding it.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError("not a file" if path.exists() else "no such file")
+    if suffix not in IMAGE_SUFFIXES:
+        check_supported(path)
+        raise InputError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            pages = _read_tiff(path, max_pixels)
+        elif suffix == ".png":
+            from .png16 import png_header, read_png16
+
+            header = png_header(path)
+            if header is not None and header[2] == 16:
+                check_size(header[0], header[1], 1, max_pixels, suffix)
+                pages = [read_png16(path)]
+            else:
+                pages = _read_pillow(path, max_pixels)
+        else:
+            pages = _read_pillow(path, max_pixels)
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("not enough memory to decode the image") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file itself cannot be opened or read
+            raise InputError(f"cannot read: {exc.strerror}") from None
+        raise InputError(_decode_reason(exc, suffix)) from None
+    except Exception as exc:  # every decoder has its own exception types
+        raise InputError(_decode_reason(exc, suffix)) from None
+    return pages
+
+
+def _decode_reason(exc, suffix):
+    reason = _first_line(exc)
+    if any(
+        text in reason
+        for text in ("Could not find a backend", "cannot identify image", "can not handle")
+    ):
+        reason = f"not a readable {suffix.lstrip('.').upper()} image (unknown or damaged format)"
+    return f"cannot decode image: {reason}"
+
+
+def video_frames(path, max_pixels=None):
+    """``(fps, iterator over RGB uint8 frames)`` of a video file, via ffmpeg.
+
+    A frame larger than the pixel limit is refused before any is decoded.
+    """
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path, plugin="FFMPEG")
+    except Exception as exc:
+        raise InputError(f"cannot open video: {_first_line(exc)}") from None
+    size = meta.get("size") or meta.get("source_size")
+    if size:
+        check_size(size[0], size[1], 1, max_pixels, Path(path).suffix.lower())
+    try:
+        frames = iio.imiter(path, plugin="FFMPEG")
+    except Exception as exc:
+        raise InputError(f"cannot open video: {_first_line(exc)}") from None
+    fps = float(meta.get("fps") or 25.0)
+
+    def gen():
+        try:
+            yield from frames
+        except Exception as exc:
+            raise InputError(f"cannot decode video frame: {_first_line(exc)}") from None
+
+    return fps, gen()
