@@ -207,3 +207,62 @@ def test_attributes_are_read_only():
     clf.priors[0] = 99.0
     np.testing.assert_allclose(clf.priors, [0.25, 0.25, 0.5])
     assert repr(clf) == "Classifier(labels=['water', 'crops', 'urban'], priors=[0.25, 0.25, 0.5])"
+
+
+def spectral_classes(rng, d=5):
+    """Four classes of d bands, one per covariance type, with different component counts."""
+    out = {}
+    for label, (k, kind) in zip(
+        (3, 1, 7, 2), ((2, "full"), (1, "diag"), (3, "spherical"), (2, "tied"))
+    ):
+        means = rng.uniform(500, 3500, (k, d))
+        a = rng.normal(0, 1, (d, d))
+        full = (a @ a.T + d * np.eye(d)) * rng.uniform(2e3, 2e4)
+        cov = {
+            "full": np.stack([full * (1 + j) for j in range(k)]),
+            "diag": rng.uniform(1e3, 3e4, (k, d)),
+            "spherical": rng.uniform(1e3, 3e4, k),
+            "tied": full,
+        }[kind]
+        out[label] = pixgmm.Mixture(rng.dirichlet(np.ones(k)), means, cov, kind)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64])
+def test_one_pass_over_every_class_matches_reference(rng, dtype, monkeypatch):
+    """Predict and confidence on images the direct engine takes compute every class in one
+    kernel (classify.best_class); they must equal the per-class reference."""
+    from pixgmm._engine import direct
+
+    models = spectral_classes(rng)
+    priors = {3: 0.4, 1: 0.3, 7: 0.3, 2: 1e-300}  # a tiny prior: that class never wins
+    clf = pixgmm.Classifier(models, priors=priors)
+    X = rng.uniform(0, 4000, (37, 29, 5)).astype(dtype)
+    if dtype != np.uint16:
+        X[3, 4, 2] = np.nan
+    calls = []
+    real = direct.best_class
+    monkeypatch.setattr(direct, "best_class", lambda *a: calls.append(1) or real(*a))
+    labels, conf = clf.predict(X, fill=-1, return_confidence=True)
+    assert calls, "the one-pass kernel was not used"
+    p = np.array([priors[k] for k in models])
+    with np.errstate(divide="ignore"):
+        expected = reference_log_posterior(X.reshape(-1, 5).astype(float), models, p)
+    flat_labels, flat_conf = labels.reshape(-1), conf.reshape(-1)
+    ok = ~np.isnan(X.reshape(-1, 5)).any(axis=1)
+    np.testing.assert_array_equal(
+        flat_labels[ok], np.asarray(clf.labels)[np.argmax(expected[ok], axis=-1)]
+    )
+    assert (flat_labels[~ok] == -1).all() and np.isnan(flat_conf[~ok]).all()
+    assert 2 not in set(flat_labels.tolist())
+    assert conf.dtype == (np.float32 if dtype == np.float32 else np.float64)
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(flat_conf[ok], np.exp(expected[ok].max(axis=-1)), rtol=rtol)
+    # and the same as the per-class path (one log_density per class, then the scores)
+    lp = clf.log_posterior(X).reshape(-1, 4)
+    np.testing.assert_array_equal(
+        flat_labels[ok], np.asarray(clf.labels)[np.argmax(lp[ok], axis=-1)]
+    )
+    # (a float32 log_posterior is rounded before the exp; the one pass rounds only at the end)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(flat_conf[ok], np.exp(lp[ok].max(axis=-1)), rtol=rtol)

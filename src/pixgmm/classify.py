@@ -9,7 +9,8 @@ import numpy as np
 
 from . import _xarray, evaluate
 from ._engine import direct as _direct
-from ._validation import check_bool, pixels_view
+from ._engine.params import params as _params
+from ._validation import check_bool, pixels_view, resolve_dtype
 from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
 from .mixture import as_mixture
@@ -46,22 +47,35 @@ def _probability_block(s):
     return np.exp(_log_posterior_block(s), out=s)
 
 
-def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
-    """Labels (or the winning posterior) from per-class scores ``s`` (..., C).
-
-    ``d2`` (..., C) holds each class's squared Mahalanobis distance to its nearest
-    component (only with ``chi2_max``). A pixel whose winning posterior is below
-    ``min_probability``, or whose distance to its class exceeds ``chi2_max``, gets
-    ``reject``; a pixel with no defined class gets ``fill`` (or is an error).
-    ``want`` is "labels", "confidence" or "both" (a tuple).
-    """
+def _best(s):
+    """``(index, confidence)`` of per-class scores ``s`` (..., C): the winning column (-1
+    where no class is defined) and its softmax share (NaN there)."""
     flat = np.ascontiguousarray(s.reshape(-1, s.shape[-1]), dtype=np.float64)
     index = np.empty(flat.shape[0], dtype=np.intp)
     confidence = np.empty(flat.shape[0], dtype=s.dtype)
     if flat.shape[0]:
         _direct.best_of_scores(flat, index, confidence, _direct.n_tasks(flat.shape[0]))
-    index = index.reshape(s.shape[:-1])
-    confidence = confidence.reshape(s.shape[:-1])
+    return index.reshape(s.shape[:-1]), confidence.reshape(s.shape[:-1])
+
+
+def _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want):
+    """Labels (or the winning posterior) from per-class scores ``s`` (..., C).
+
+    See :func:`_finish` for the arguments.
+    """
+    index, confidence = _best(s)
+    return _finish(index, confidence, d2, labels, fill, min_probability, chi2_max, reject, want)
+
+
+def _finish(index, confidence, d2, labels, fill, min_probability, chi2_max, reject, want):
+    """Labels (or the winning posterior) from the winning class index and its posterior.
+
+    ``d2`` (..., C) holds each class's squared Mahalanobis distance to its nearest
+    component (only with ``chi2_max``). A pixel whose winning posterior is below
+    ``min_probability``, or whose distance to its class exceeds ``chi2_max``, gets
+    ``reject``; a pixel with no defined class (index -1) gets ``fill`` (or is an error).
+    ``want`` is "labels", "confidence" or "both" (a tuple).
+    """
     bad = index < 0
     if want == "confidence":
         return confidence
@@ -494,6 +508,27 @@ class Classifier:
             )
         return _decide_block(s, d2, *args)
 
+    def _stacked_parameters(self, channels):
+        """Every class's direct-engine parameters, stacked for :func:`best_class`.
+
+        ``(means, prec, coef, full, starts, log_priors)``: class ``c``'s components are
+        rows ``starts[c]:starts[c + 1]``, with each model in the image's channel order.
+        """
+        labels = self._labels
+        models = evaluate._resolve_models(
+            [self._models[lab] for lab in labels], [f"models[{lab!r}]" for lab in labels], channels
+        )
+        parts = [_params(m, True) for m in models]
+        starts = np.cumsum([0] + [m.n_components for m in models]).astype(np.intp)
+        return (
+            np.ascontiguousarray(np.concatenate([p[0] for p in parts])),
+            np.ascontiguousarray(np.concatenate([p[1] for p in parts])),
+            np.ascontiguousarray(np.concatenate([p[2] for p in parts])),
+            np.array([p[3] for p in parts], dtype=np.bool_),
+            starts,
+            np.ascontiguousarray(self._log_priors, dtype=np.float64),
+        )
+
     def _decide_blocks(self, image, channel_axis, channels, dtype, method, args):
         """:meth:`_decide` on a NumPy image, ``DECIDE_BLOCK`` pixels at a time.
 
@@ -512,24 +547,38 @@ class Classifier:
             for lab in self._labels
         }
         labels, fill, min_probability, chi2_max, reject, want = args
+        fused = None
+        if all(m == "direct" for m in methods.values()) and not any(
+            isinstance(m, HistogramModel) for m in self._models.values()
+        ):
+            fused = self._stacked_parameters(channels)
         n = X.shape[0]
         out = None
         for start in range(0, max(n, 1), DECIDE_BLOCK):
             xb = X[start : start + DECIDE_BLOCK]
-            cols = [
-                evaluate.log_density(xb, self._models[lab], channels=channels, dtype=dtype,
-                                     method=methods[lab])
-                for lab in self._labels
-            ]  # fmt: skip
-            s = _stack(cols)
-            s += self._log_priors.astype(s.dtype)
+            if fused is None:
+                cols = [
+                    evaluate.log_density(xb, self._models[lab], channels=channels, dtype=dtype,
+                                         method=methods[lab])
+                    for lab in self._labels
+                ]  # fmt: skip
+                s = _stack(cols)
+                s += self._log_priors.astype(s.dtype)
+                index, confidence = _best(s)
+            else:
+                index = np.empty(xb.shape[0], dtype=np.intp)
+                conf64 = np.empty(xb.shape[0])
+                if xb.shape[0]:
+                    _direct.best_class(xb, *fused, index, conf64, _direct.n_tasks(xb.shape[0]))
+                odt = resolve_dtype(X.dtype, dtype, None)
+                confidence = conf64.astype(odt, copy=False)
             d2 = None
             if chi2_max is not None:
                 d2 = _stack([
                     evaluate.min_mahalanobis(xb, self._models[lab], channels=channels, dtype=dtype)
                     for lab in self._labels
                 ])  # fmt: skip
-            res = _decide_block(s, d2, *args)
+            res = _finish(index, confidence, d2, *args)
             res = res if want == "both" else (res,)
             if out is None:
                 dts = [r.dtype for r in res]
