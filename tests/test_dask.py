@@ -395,3 +395,52 @@ def test_block_tasks_pickle_no_code(name, rng):
     np.testing.assert_array_equal(
         lazy.compute(), _call(name, np.zeros((64, 64, 3), np.uint8), a, b)
     )
+
+
+def _spectral_classifier():
+    r = np.random.default_rng(5)
+    models = {}
+    for label, kind in ((10, "full"), (20, "diag"), (30, "full")):
+        k = 3
+        means = r.uniform(500, 3500, (k, 5))
+        if kind == "full":
+            a = r.normal(0, 1, (k, 5, 5))
+            cov = (a @ a.transpose(0, 2, 1) + 5 * np.eye(5)) * 4e4
+        else:
+            cov = r.uniform(1e4, 9e4, (k, 5))
+        models[label] = pixgmm.Mixture(r.dirichlet(np.ones(k)), means, cov, kind)
+    return pixgmm.Classifier(models, priors=[0.5, 0.3, 0.2])
+
+
+def _best_class_keys(*arrays):
+    graph = {}
+    for a in arrays:
+        graph.update(dict(a.__dask_graph__()))
+    return [k for k in graph if isinstance(k, tuple) and k[0].startswith("pixgmm-best-class")]
+
+
+def test_classifier_one_pass_on_dask_equals_numpy_and_is_shared(rng):
+    """Multispectral classes the direct engine takes are scored in one task per block, and
+    labels and confidence asked for together (or in two calls) share those tasks."""
+    clf = _spectral_classifier()
+    img = rng.uniform(0, 4000, (5, 33, 41)).astype(np.uint16)  # channels first
+    dimg = da.from_array(img, chunks=(2, 10, 13))  # the channel axis split
+    kw = {"channel_axis": 0, "min_probability": 0.9, "reject": -1}
+    exp_labels, exp_conf = clf.predict(img, return_confidence=True, **kw)
+    assert (exp_labels == -1).any() and (exp_labels != -1).any()
+    labels, conf = clf.predict(dimg, return_confidence=True, **kw)
+    assert labels.chunks == conf.chunks == ((10, 10, 10, 3), (13, 13, 13, 2))
+    assert len(_best_class_keys(labels, conf)) == 16  # one per block, not one per output
+    again = clf.confidence(dimg, channel_axis=0)
+    assert len(_best_class_keys(labels, conf, again)) == 16
+    got_labels, got_conf = dask.compute(labels, conf)
+    np.testing.assert_array_equal(got_labels, exp_labels)
+    assert got_conf.dtype == exp_conf.dtype
+    np.testing.assert_allclose(got_conf, exp_conf, rtol=1e-12)
+    xr = pytest.importorskip("xarray")
+    x = xr.DataArray(dimg, dims=("band", "y", "x"))
+    xl, xc = clf.predict(x, channel_axis="band", return_confidence=True, min_probability=0.9,
+                         reject=-1)  # fmt: skip
+    assert len(_best_class_keys(xl.data, xc.data)) == 16
+    np.testing.assert_array_equal(xl.values, exp_labels)
+    np.testing.assert_allclose(xc.values, exp_conf, rtol=1e-12)

@@ -10,7 +10,7 @@ import numpy as np
 from . import _xarray, evaluate
 from ._engine import direct as _direct
 from ._engine.params import params as _params
-from ._validation import check_bool, pixels_view, resolve_dtype
+from ._validation import check_bool, normalize_channel_axis, pixels_view, resolve_dtype
 from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
 from .mixture import as_mixture
@@ -106,6 +106,32 @@ def _finish(index, confidence, d2, labels, fill, min_probability, chi2_max, reje
 
 def _decide_dask_block(s, d2, labels, fill, min_probability, chi2_max, reject, want, dtype):
     out = _decide_block(s, d2, labels, fill, min_probability, chi2_max, reject, want)
+    return out.astype(dtype, copy=False)
+
+
+def _best_block(block, means, prec, coef, full, starts, log_priors):
+    """One dask block (..., D) -> (..., 2): the winning class index and its posterior."""
+    X, spatial = pixels_view(block, means.shape[1], -1)
+    index = np.empty(X.shape[0], dtype=np.intp)
+    confidence = np.empty(X.shape[0])
+    if X.shape[0]:
+        _direct.best_class(
+            X, means, prec, coef, full, starts, log_priors, index, confidence,
+            _direct.n_tasks(X.shape[0]),
+        )  # fmt: skip
+    out = np.empty((*spatial, 2))
+    out[..., 0] = index.reshape(spatial)
+    out[..., 1] = confidence.reshape(spatial)
+    return out
+
+
+def _finish_packed(best, labels, fill, min_probability, chi2_max, reject, odt, dtype):
+    """Labels of one block of :meth:`Classifier._best_dask`'s output."""
+    index = best[..., 0].astype(np.intp)
+    confidence = best[..., 1].astype(odt)
+    out = _finish(
+        index, confidence, None, labels, fill, min_probability, chi2_max, reject, "labels"
+    )
     return out.astype(dtype, copy=False)
 
 
@@ -484,6 +510,15 @@ class Classifier:
         if want == "both":  # two results of one graph: the class scores are computed once
             options = (channel_axis, channels, dtype, method, fill, min_probability, chi2_level)
             return tuple(self._decide(w, image, *options, reject) for w in ("labels", "confidence"))
+        if chi2_max is None and self._one_pass(image, channel_axis, channels, dtype, method):
+            best = self._best_dask(image, channel_axis, channels)
+            odt = resolve_dtype(image.dtype, dtype, None)
+            if want == "confidence":
+                return best[..., 1].astype(odt)
+            dt = _label_dtype(self._labels, fill, reject)
+            return best.map_blocks(
+                _finish_packed, *args[:-1], odt, dt, drop_axis=best.ndim - 1, dtype=dt
+            )
         s = self._scores(image, channel_axis, channels, dtype, method)
         d2 = None
         if chi2_max is not None:
@@ -527,6 +562,42 @@ class Classifier:
             np.array([p[3] for p in parts], dtype=np.bool_),
             starts,
             np.ascontiguousarray(self._log_priors, dtype=np.float64),
+        )
+
+    def _one_pass(self, image, channel_axis, channels, dtype, method):
+        """True when the direct engine takes every class (no histogram): one kernel
+        (:func:`best_class`) then scores them all. Validates the call as the engines do."""
+        methods = [
+            evaluate.explain(
+                _LOG_DENSITY, image, self._models[lab], channel_axis=channel_axis,
+                channels=channels, dtype=dtype, method=method,
+            )
+            for lab in self._labels
+        ]  # fmt: skip
+        return all(m == "direct" for m in methods) and not any(
+            isinstance(m, HistogramModel) for m in self._models.values()
+        )
+
+    def _best_dask(self, image, channel_axis, channels):
+        """A dask array (..., 2): each pixel's winning class index and posterior.
+
+        One task per block scores every class (:func:`best_class`); its name is a
+        token of the image and the classes, so labels and confidence asked of the
+        same image in two calls share the work when computed together.
+        """
+        from dask.base import tokenize
+
+        arr = image
+        axis = normalize_channel_axis(channel_axis, arr.ndim)
+        if axis is None:
+            arr = arr[..., None]
+        elif axis != arr.ndim - 1:
+            arr = arr.transpose(*[a for a in range(arr.ndim) if a != axis], axis)
+        arr = arr.rechunk({arr.ndim - 1: -1})
+        stacked = self._stacked_parameters(channels)
+        name = "pixgmm-best-class-" + tokenize(arr.name, *stacked)
+        return arr.map_blocks(
+            _best_block, *stacked, dtype=np.float64, chunks=(*arr.chunks[:-1], (2,)), name=name
         )
 
     def _decide_blocks(self, image, channel_axis, channels, dtype, method, args):
