@@ -1,8 +1,9 @@
 """Images larger than memory: lazy reading, chunk-by-chunk Zarr writing, Dask clients.
 
 Needs the ``dask`` extra (``pip install pixgmm[dask]``: dask, distributed, zarr)
-and, for TIFF, ``tifffile`` (the ``io`` extra). Nothing here is imported by
-``import pixgmm``.
+and, for TIFF, ``tifffile`` and ``imagecodecs`` (the ``io`` extra; imagecodecs
+decodes LZW, JPEG and Zstandard tiles and 16-bit PNG). Nothing here is imported
+by ``import pixgmm``.
 
 A whole-slide image on disk becomes a density map on disk without ever being
 in memory::
@@ -169,10 +170,13 @@ def open_image_lazy(
     TIFF and BigTIFF (``.tif``, ``.tiff``, ``.btf``, ``.svs``) are read through
     ``tifffile``'s Zarr interface, tile by tile or strip by strip, each task
     opening the file by its path (so the array can be sent to a ``distributed``
-    cluster; the file must be at the same path on every worker); Zarr stores
+    cluster; the file must be at the same path on every worker), compressed or
+    not (tifffile needs ``imagecodecs`` for LZW, JPEG and Zstandard: without it
+    such a file is refused here, naming the package, not in a task); Zarr stores
     (a ``.zarr`` directory or any path or URL zarr opens) directly. Any other
-    format is read whole into memory with ``imageio`` and then chunked, after a
-    check of its size against the pixel limit (read from the file's header, so a
+    format is read whole into memory with ``imageio`` (16-bit PNG with
+    ``imagecodecs``, keeping all 16 bits) and then chunked, after a check of its
+    size against the pixel limit (read from the file's header, so a
     decompression bomb is refused before it is decoded).
 
     Parameters
@@ -211,6 +215,10 @@ def open_image_lazy(
     ValueError
         An image read into memory is over the pixel limit; the message names its
         size and the way out.
+    ImportError
+        The file needs ``imagecodecs`` (a TIFF compressed with LZW, JPEG or
+        Zstandard, a 16-bit PNG) and it is not installed; the message says how
+        to install it.
 
     Examples
     --------
@@ -240,20 +248,32 @@ def open_image_lazy(
             raise FileNotFoundError(f"no Zarr store at {name!r}") from None
         arr = _array_in(node, component, name)
     else:
-        import imageio.v3 as iio
-
-        with _pillow_limit_off():  # pixgmm's own limit below replaces Pillow's
-            props = iio.improps(name)  # the header only: nothing decoded yet
-        shape = tuple(props.shape)
-        spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
-        n_pixels = int(np.prod(spatial, dtype=np.float64))
-        _check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
-        with _pillow_limit_off():
-            arr = np.asarray(iio.imread(name))
+        arr = _read_whole(name, lower, max_pixels)
     spec = _normalize_chunks(chunks, arr.ndim, channel_axis if arr.ndim >= 3 else None)
     if isinstance(arr, np.ndarray):
         return da.from_array(arr, chunks=spec)
     return da.from_zarr(arr, chunks=spec)
+
+
+def _read_whole(name, lower, max_pixels):
+    """An image that is not TIFF or Zarr, decoded into memory after its header's size check."""
+    import imageio.v3 as iio
+
+    from ._codecs import png_header, read_png
+
+    header = png_header(name) if lower.endswith(".png") else None
+    if header is not None and header.bit_depth == 16:  # Pillow would give 8 bits
+        n_pixels = header.width * header.height
+        _check_pixel_limit(f"{header.height} x {header.width}", n_pixels, max_pixels)
+        return read_png(name)
+    with _pillow_limit_off():  # pixgmm's own limit below replaces Pillow's
+        props = iio.improps(name)  # the header only: nothing decoded yet
+    shape = tuple(props.shape)
+    spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
+    n_pixels = int(np.prod(spatial, dtype=np.float64))
+    _check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
+    with _pillow_limit_off():
+        return np.asarray(iio.imread(name))
 
 
 def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
@@ -269,15 +289,18 @@ def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
     import zarr
     from dask.base import tokenize
 
+    from ._codecs import check_tiff_codecs
+
     if not Path(name).is_file():
         raise FileNotFoundError(f"no such TIFF file: {name!r}")
     path = os.path.abspath(name)
-    with tifffile.TiffFile(path) as tif:
-        n_series = len(tif.series)
     if isinstance(series, bool) or not isinstance(series, (int, np.integer)):
         raise TypeError(f"series must be an int, got {type(series).__name__}")
-    if not 0 <= series < n_series:
-        raise ValueError(f"series={series} is not in {name!r}, which holds {n_series} series")
+    with tifffile.TiffFile(path) as tif:
+        n_series = len(tif.series)
+        if not 0 <= series < n_series:
+            raise ValueError(f"series={series} is not in {name!r}, which holds {n_series} series")
+        check_tiff_codecs([tif.series[series]])  # from the header: fail now, not in a task
     with tifffile.imread(path, aszarr=True, series=int(series)) as store:
         arr = _array_in(zarr.open(store, mode="r"), component, name)
         shape, dtype, file_chunks = tuple(arr.shape), np.dtype(arr.dtype), arr.chunks

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,9 @@ imageio = pytest.importorskip("imageio.v3")
 tifffile = pytest.importorskip("tifffile")
 skimage_data = pytest.importorskip("skimage.data")
 pytest.importorskip("click")
+pytest.importorskip("imagecodecs")
+
+from codec_files import write_png  # noqa: E402
 
 SKIMAGE_DIR = Path(skimage_data.__file__).parent
 ASTRONAUT_JPG = Path(pixgmm.__file__).parent / "data" / "astronaut.jpg"
@@ -44,28 +45,6 @@ def run_cli(*args, cwd, check_rc=None):
     return proc
 
 
-def write_png16(path, image):
-    """A minimal 16-bit RGB PNG encoder (Pillow cannot write 16-bit colour PNG)."""
-    h, w, c = image.shape
-    assert c == 3 and image.dtype == np.uint16
-
-    def chunk(kind, body):
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
-
-    rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-    data = b"\x89PNG\r\n\x1a\n"
-    data += chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw))
-    data += chunk(b"IEND", b"")
-    Path(path).write_bytes(data)
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """A folder of real inputs: JPEG, PNG, 16-bit PNG, multi-page TIFF and broken files."""
@@ -74,7 +53,7 @@ def photos(tmp_path_factory):
     shutil.copy(SKIMAGE_DIR / "coffee.png", d / "coffee.png")
     shutil.copy(SKIMAGE_DIR / "multipage_rgb.tif", d / "pages.tif")
     coffee = imageio.imread(d / "coffee.png")
-    write_png16(d / "coffee16.png", coffee.astype(np.uint16) * 257)
+    write_png(d / "coffee16.png", coffee.astype(np.uint16) * 257)  # libpng, via imagecodecs
     data = ASTRONAUT_JPG.read_bytes()
     (d / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (d / "notes.png").write_text("this is not a picture\n")

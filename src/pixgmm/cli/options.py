@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 IMAGE_HELP = """
-Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page, BMP, WebP, GIF) are read in
-RGB order, the EXIF orientation applied; an alpha channel is ignored. Greyscale
-images are an error for colour models (the model needs 3 channels). A video
+Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page and compressed with LZW,
+Deflate, JPEG or Zstandard, BMP, WebP, GIF) are read in RGB order, the EXIF
+orientation applied; an alpha channel is ignored. Greyscale images are an error
+for colour models (the model needs 3 channels). A video
 (MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: pictures become
 .mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
 set of outputs per page (photo.page2.mask.png).

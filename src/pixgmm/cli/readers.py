@@ -3,14 +3,16 @@
 Images are read in **RGB order** (alpha, if any, is kept as a 4th channel and
 dropped by the caller). JPEG, 8-bit PNG, BMP, WebP and GIF go through Pillow
 (via imageio, with the EXIF orientation applied so outputs line up with the
-photo as viewers show it); 16-bit PNG through :mod:`pixgmm.cli.png16` (Pillow would
-truncate it to 8 bits); TIFF, including multi-page files, through tifffile;
+photo as viewers show it); 16-bit PNG, interlaced or not, through imagecodecs
+(libpng; Pillow would truncate it to 8 bits); TIFF, including multi-page and
+compressed files, through tifffile (which needs imagecodecs for LZW, JPEG and
+Zstandard: a file it cannot decode is refused, naming the package to install);
 video frame by frame through imageio's ffmpeg plugin (the ``imageio-ffmpeg``
 wheel ships the ffmpeg binary). Every header is read, and its pixel count checked
 against the limit, before anything is decoded.
 
-imageio, tifffile and Pillow are imported inside the functions that need them,
-so importing this module is cheap.
+imageio, tifffile, imagecodecs and Pillow are imported inside the functions that
+need them, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def _tiff_layout(series):
 def _read_tiff(path, max_pixels=None):
     import tifffile
 
+    from .._codecs import check_tiff_codecs
+
     pages = []
     with tifffile.TiffFile(path) as tif:
         layouts = [_tiff_layout(s) for s in tif.series]
@@ -76,6 +80,7 @@ def _read_tiff(path, max_pixels=None):
             n_pages = sum(n for n, _, _ in layouts)
             total = sum(n * hh * ww for n, hh, ww in layouts)
             check_size(w, h, n_pages, max_pixels, ".tif", total=total)
+        check_tiff_codecs(tif.series)
         for series in tif.series:
             arr = series.asarray()
             axes = series.axes
@@ -109,6 +114,16 @@ def _read_pillow(path, max_pixels=None):
     return [arr]
 
 
+def _read_png(path, max_pixels=None):
+    from .._codecs import png_header, read_png
+
+    header = png_header(path)
+    if header is None or header.bit_depth != 16:  # 8-bit and below: Pillow, EXIF orientation
+        return _read_pillow(path, max_pixels)
+    check_size(header.width, header.height, 1, max_pixels, ".png")  # from the header, first
+    return [read_png(path)]
+
+
 def read_pages(path, max_pixels=None):
     """The images in ``path`` as a list of arrays (one per page or frame), RGB(A) order.
 
@@ -128,14 +143,7 @@ def read_pages(path, max_pixels=None):
         if suffix in TIFF_SUFFIXES:
             pages = _read_tiff(path, max_pixels)
         elif suffix == ".png":
-            from .png16 import png_header, read_png16
-
-            header = png_header(path)
-            if header is not None and header[2] == 16:
-                check_size(header[0], header[1], 1, max_pixels, suffix)
-                pages = [read_png16(path)]
-            else:
-                pages = _read_pillow(path, max_pixels)
+            pages = _read_png(path, max_pixels)
         else:
             pages = _read_pillow(path, max_pixels)
     except InputError:
