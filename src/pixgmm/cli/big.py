@@ -204,7 +204,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
             return
         try:
             pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
-        except ValueError as exc:
+        except (ValueError, ImportError) as exc:  # ImportError: a codec to install, named
             raise _inputs.InputError(str(exc)) from None
         except (OSError, KeyError) as exc:
             raise _inputs.InputError(f"cannot open image lazily: {exc}") from None
