@@ -26,6 +26,10 @@ from . import inputs as _inputs
 from . import readers as _readers
 from . import writers as _writers
 
+#: The entry of ``compute``'s dict that may give PNG text chunks per picture:
+#: ``{key: {keyword: text}}`` (e.g. a heatmap's value range).
+PNG_TEXT = "png-text"
+
 
 @dataclass(frozen=True)
 class Output:
@@ -165,7 +169,8 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             if target not in todo:
                 continue
             if o.form == "picture":
-                _writers.write_png(target, maps[o.map_key], opts.overwrite)
+                text = maps.get(PNG_TEXT, {}).get(o.map_key)
+                _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)
             else:
                 _writers.write_float(target, maps[o.map_key], opts.overwrite)
             result.outputs.append(str(target))

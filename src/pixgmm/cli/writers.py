@@ -119,10 +119,21 @@ def atomic_target(path, overwrite):
 PNG_COMPRESS_LEVEL = 3
 
 
-def write_png(path, array, overwrite):
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
+def write_png(path, array, overwrite, text=None):
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically.
+
+    ``text`` (a dict of str) is written as the PNG's text chunks (tEXt).
+    """
     import imageio.v3 as iio
 
+    extra = {}
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+        extra["pnginfo"] = info
     with atomic_target(path, overwrite) as tmp:
         iio.imwrite(
             tmp,
@@ -130,6 +141,7 @@ def write_png(path, array, overwrite):
             plugin="pillow",
             extension=".png",
             compress_level=PNG_COMPRESS_LEVEL,
+            **extra,
         )
 
 
