@@ -11,9 +11,11 @@ IMAGE_HELP = """
 Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page, BMP, WebP, GIF) are read in
 RGB order, the EXIF orientation applied; an alpha channel is ignored. Greyscale
 images are an error for colour models (the model needs 3 channels). A video
-(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: pictures become
-.mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
-set of outputs per page (photo.page2.mask.png).
+(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: masks and label
+maps become lossless FFV1 .mkv videos (clip.mask.mkv; every frame decodes to
+exactly the values written), heatmaps and overlays H.264 .mp4 videos
+(clip.overlay.mp4), float maps multi-page float32 TIFFs. A multi-page image gets
+one set of outputs per page (photo.page2.mask.png).
 
 Pixel values: 8-bit images are used as read, 16-bit images are scaled to
 0..255, and a float image whose values all lie in [0, 1] is scaled to 0..255

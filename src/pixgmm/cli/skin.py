@@ -99,7 +99,11 @@ def run_skin(
         names = [k for k in SKIN_OUTPUTS if k in save]
         return _big.run_lazy(inputs, names, compute, opts, *lazy, rule=PixelRule(3, scale))
     outputs = [
-        Output(k, "float" if k in ("probability", "logratio") else "picture")
+        Output(
+            k,
+            "float" if k in ("probability", "logratio") else "picture",
+            lossy=k in ("heatmap", "overlay"),  # pictures for the eye; the mask stays exact
+        )
         for k in SKIN_OUTPUTS
         if k in save
     ]
@@ -121,7 +125,9 @@ def sample_path():
     show_default=True,
     help="Comma-separated outputs: mask (PNG, 0/255), probability (float P(skin | colour)), "
     "logratio (float log p(x|skin) - log p(x|non-skin)), heatmap (PNG of the probability, "
-    "0 to 1, see --cmap and --colorbar), overlay (PNG: the photo with skin tinted magenta).",
+    "0 to 1, see --cmap and --colorbar), overlay (PNG: the photo with skin tinted magenta). "
+    "For a video: clip.mask.mkv (lossless), clip.heatmap.mp4, clip.overlay.mp4, float maps "
+    "as TIFF stacks.",
 )
 @click.option(
     "--threshold",
@@ -191,7 +197,7 @@ def skin(
     Examples:
       pixgmm skin photo.jpg                       # photo.mask.png, photo.overlay.png
       pixgmm skin photos/ --out masks --save mask,probability
-      pixgmm skin clip.mp4 --save overlay          # clip.overlay.mp4
+      pixgmm skin clip.mp4 --save mask,overlay     # clip.mask.mkv, clip.overlay.mp4
       pixgmm skin photo.jpg --save heatmap --cmap magma --colorbar
       pixgmm skin slide.tif --workers 4 --save mask,probability   # Zarr stores
     """
