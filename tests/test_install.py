@@ -28,7 +28,7 @@ import pixgmm
 PACKAGE = Path(pixgmm.__file__).resolve().parent
 TIMEOUT = 600  # seconds: a command compiles every kernel it uses (no cache yet)
 #: Third-party modules the commands below import (the CLI's readers, writers, colour maps).
-NEEDED = ("numpy", "numba", "click", "imageio", "PIL", "tifffile", "matplotlib")
+NEEDED = ("numpy", "numba", "click", "imageio", "PIL", "tifffile", "cmap", "matplotlib")
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes and users are POSIX")
 

@@ -246,7 +246,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
 # -- the two commands' lazy computations -----------------------------------------
 
 
-def skin_maps(detector, save, log_t):
+def skin_maps(detector, save, log_t, lut=None):
     """``compute(lazy image) -> {output: lazy map}`` for ``pixgmm skin``."""
     import dask.array as da
     import numpy as np
@@ -260,7 +260,7 @@ def skin_maps(detector, save, log_t):
         return _posterior_copy(lr.astype(np.float64), odds).astype(np.float32)
 
     def heat(p):
-        return _render.heatmap(p, 0.0, 1.0)
+        return _render.heatmap(p, 0.0, 1.0, lut)
 
     def tint(image, mask):
         return _render.overlay(_render.to_display(image), mask[..., 0])

@@ -9,7 +9,9 @@ import click
 from .big import BIG_HELP, big_options, requested
 from .options import (
     IMAGE_HELP,
+    check_heatmap_options,
     common_options,
+    heatmap_options,
     load_model,
     make_options,
     model_channels,
@@ -39,8 +41,10 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
     default="tiff",
     show_default=True,
     help="Comma-separated: tiff (float32), npy (float32), png (heatmap of the log-density, "
-    "viridis, from its 1st percentile to its maximum).",
+    "from its 1st percentile to its maximum; see --cmap and --colorbar; for a video an "
+    "H.264 .mp4).",
 )
+@heatmap_options
 @pixel_options
 @big_options
 @common_options
@@ -49,6 +53,8 @@ def density(
     model_spec,
     log_,
     formats,
+    cmap,
+    colorbar,
     scale,
     max_pixels,
     to_8bit,
@@ -73,6 +79,7 @@ def density(
     \b
     Example:
       pixgmm density photo.jpg --model skin.json --log --format tiff,png
+      pixgmm density photo.jpg --model skin.json --format png --cmap magma --colorbar
       pixgmm density slide.tif --model skin.json --chunks 4096 --workers 4   # slide.density.zarr
     """
     import numpy as np
@@ -80,14 +87,16 @@ def density(
     from ..evaluate import log_density
     from . import render as _render
     from .pixels import PixelRule
-    from .run import Output, run
+    from .run import PNG_TEXT, Output, run
 
     formats = split_list(formats, DENSITY_FORMATS, "--format")
+    check_heatmap_options(cmap, colorbar, "png" in formats, "add png to --format")
+    cmap = cmap or _render.DEFAULT_CMAP
     model = load_model(model_spec)
     name = "logdensity" if log_ else "density"
     outputs = [Output(name, "float", suffix=f".{f}") for f in formats if f != "png"]
     if "png" in formats:
-        outputs.append(Output(name, "picture", suffix=".png", key="heatmap"))
+        outputs.append(Output(name, "picture", suffix=".png", key="heatmap", lossy=True))
     channels = model_channels(model, model.n_features)
     rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
     opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels)
@@ -111,7 +120,10 @@ def density(
         logp = log_density(pixels, model, channels=channels)
         maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
         if "png" in formats:
-            maps["heatmap"] = _render.heatmap(logp, *_render.log_range(logp))
+            maps["heatmap"], text = _render.heatmap_picture(
+                logp, *_render.log_range(logp), cmap=cmap, colorbar=colorbar, quantity="log density"
+            )
+            maps[PNG_TEXT] = {"heatmap": text}
         return maps
 
     sys.exit(run(list(inputs), outputs, compute, opts, rule))

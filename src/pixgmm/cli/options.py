@@ -12,9 +12,11 @@ Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page and compressed with LZW,
 Deflate, JPEG or Zstandard, BMP, WebP, GIF) are read in RGB order, the EXIF
 orientation applied; an alpha channel is ignored. Greyscale images are an error
 for colour models (the model needs 3 channels). A video
-(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: pictures become
-.mp4 videos, float maps multi-page float32 TIFFs. A multi-page image gets one
-set of outputs per page (photo.page2.mask.png).
+(MP4, MOV, AVI, MKV, WebM, ...) is processed frame by frame: masks and label
+maps become lossless FFV1 .mkv videos (clip.mask.mkv; every frame decodes to
+exactly the values written), heatmaps and overlays H.264 .mp4 videos
+(clip.overlay.mp4), float maps multi-page float32 TIFFs. A multi-page image gets
+one set of outputs per page (photo.page2.mask.png).
 
 Pixel values: 8-bit images are used as read, 16-bit images are scaled to
 0..255, and a float image whose values all lie in [0, 1] is scaled to 0..255
@@ -73,6 +75,58 @@ def float_format_option(func):
         show_default=True,
         help="File format of float maps: float32 TIFF or NumPy .npy (videos: always TIFF).",
     )(func)
+
+
+def _cmap(ctx, param, value):
+    """Check a ``--cmap`` name against the colour-map catalogue (imports cmap only if given)."""
+    if value is None:
+        return None
+    from .render import colour_map
+
+    try:
+        colour_map(value)
+    except (ImportError, ValueError) as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def heatmap_options(func):
+    """--cmap and --colorbar for every command that writes heatmaps."""
+    options = [
+        click.option(
+            "--cmap",
+            metavar="NAME",
+            default=None,
+            callback=_cmap,
+            help="Colour map of the heatmap [default: viridis]: a name of the cmap package's "
+            "catalogue, matplotlib's names first (magma, cividis, gray, RdBu, ...; add _r to "
+            'reverse); list them with python -c "import cmap; '
+            'print(sorted(cmap.Catalog().unique_keys()))".',
+        ),
+        click.option(
+            "--colorbar",
+            is_flag=True,
+            help="Append a labelled colour bar to the right of the heatmap (its pixels are "
+            "unchanged). Every heatmap PNG records its range in text chunks "
+            "(pixgmm:vmin, pixgmm:vmax, pixgmm:colormap).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def check_heatmap_options(cmap, colorbar, wanted, how):
+    """A usage error if --cmap or --colorbar is given but no heatmap is written.
+
+    ``how`` says how to ask for the heatmap (``"add heatmap to --save"``).
+    """
+    given = [name for name, value in (("--cmap", cmap), ("--colorbar", colorbar)) if value]
+    if given and not wanted:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise click.UsageError(
+            f"{' and '.join(given)} {verb} to the heatmap, which is not being written; {how}"
+        )
 
 
 def split_list(value, allowed, option):

@@ -26,20 +26,33 @@ from . import inputs as _inputs
 from . import readers as _readers
 from . import writers as _writers
 
+#: Suffix of the videos of exact pictures (masks, label maps): lossless FFV1 in Matroska.
+EXACT_VIDEO_SUFFIX = ".mkv"
+#: Suffix of the videos of pictures for the eye (overlays, heatmaps): lossy H.264 in MP4.
+LOSSY_VIDEO_SUFFIX = ".mp4"
+#: The entry of ``compute``'s dict that may give PNG text chunks per picture:
+#: ``{key: {keyword: text}}`` (e.g. a heatmap's value range).
+PNG_TEXT = "png-text"
+
 
 @dataclass(frozen=True)
 class Output:
     """One output: ``name`` in the file name (``"mask"``), ``form`` ``"float"`` or ``"picture"``.
 
     ``suffix`` fixes the file suffix of images (default: ``.png`` for pictures,
-    ``--float-format`` for float maps; videos always give ``.mp4`` and ``.tiff``);
-    ``key`` is the entry of ``compute``'s dict to write (default: ``name``).
+    ``--float-format`` for float maps); ``key`` is the entry of ``compute``'s
+    dict to write (default: ``name``). For a video input, float maps go to a
+    float32 ``.tiff`` stack and pictures to a video: an exact picture (a mask, a
+    label map: the default) to a lossless FFV1 ``.mkv`` whose frames decode to
+    exactly the values written, a ``lossy`` one (an overlay, a heatmap: made for
+    the eye) to a smaller H.264 ``.mp4``.
     """
 
     name: str
     form: str
     suffix: str | None = None
     key: str | None = None
+    lossy: bool = False
 
     @property
     def map_key(self):
@@ -96,8 +109,17 @@ def _suffix(output, opts, video):
     if output.suffix is not None and not video:
         return output.suffix
     if output.form == "picture":
-        return ".mp4" if video else ".png"
+        if not video:
+            return ".png"
+        return LOSSY_VIDEO_SUFFIX if output.lossy else EXACT_VIDEO_SUFFIX
     return ".tiff" if video else f".{opts.float_format}"
+
+
+def _stream_kind(output):
+    """The :class:`~pixgmm.cli.writers.StreamWriter` kind of an output of a video."""
+    if output.form != "picture":
+        return "tiff"
+    return "video" if output.lossy else "lossless"
 
 
 def _page_label(i, n):
@@ -165,7 +187,8 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             if target not in todo:
                 continue
             if o.form == "picture":
-                _writers.write_png(target, maps[o.map_key], opts.overwrite)
+                text = maps.get(PNG_TEXT, {}).get(o.map_key)
+                _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)
             else:
                 _writers.write_float(target, maps[o.map_key], opts.overwrite)
             result.outputs.append(str(target))
@@ -187,12 +210,7 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     with contextlib.ExitStack() as stack:
         writers = {
             o.map_key: stack.enter_context(
-                _writers.StreamWriter(
-                    targets[o.map_key],
-                    "video" if o.form == "picture" else "tiff",
-                    opts.overwrite,
-                    fps=fps,
-                )
+                _writers.StreamWriter(targets[o.map_key], _stream_kind(o), opts.overwrite, fps=fps)
             )
             for o in outputs
         }

@@ -9,8 +9,10 @@ import click
 from .big import BIG_HELP, big_options, requested
 from .options import (
     IMAGE_HELP,
+    check_heatmap_options,
     common_options,
     float_format_option,
+    heatmap_options,
     load_model,
     make_options,
     pixel_options,
@@ -21,13 +23,19 @@ from .options import (
 SKIN_OUTPUTS = ("mask", "probability", "logratio", "heatmap", "overlay")
 
 
-def _skin_compute(detector, save, ratio, threshold):
+#: The quantity a skin heatmap shows (its colour bar's label).
+HEATMAP_QUANTITY = "P(skin | colour)"
+
+
+def _skin_compute(detector, save, ratio, threshold, cmap=None, colorbar=False):
     import numpy as np
 
     from ..skin import _posterior_copy
     from . import render as _render
+    from .run import PNG_TEXT
 
     log_t = detector._log_threshold(ratio, threshold)
+    cmap = cmap or _render.DEFAULT_CMAP
 
     def compute(rgb):
         lr = detector.log_ratio(rgb, channels="RGB")
@@ -38,7 +46,10 @@ def _skin_compute(detector, save, ratio, threshold):
             p = _posterior_copy(lr, detector.log_prior_odds)  # P(skin | x), never 0/0
             maps["probability"] = p.astype(np.float32)
             if "heatmap" in save:
-                maps["heatmap"] = _render.heatmap(p, 0.0, 1.0)
+                maps["heatmap"], text = _render.heatmap_picture(
+                    p, 0.0, 1.0, cmap=cmap, colorbar=colorbar, quantity=HEATMAP_QUANTITY
+                )
+                maps[PNG_TEXT] = {"heatmap": text}
         if "mask" in save or "overlay" in save:
             mask = lr >= log_t
             maps["mask"] = _render.mask_picture(mask)
@@ -50,7 +61,18 @@ def _skin_compute(detector, save, ratio, threshold):
 
 
 def run_skin(
-    inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy=None, scale="auto"
+    inputs,
+    save,
+    ratio,
+    threshold,
+    prior,
+    skin_model,
+    nonskin_model,
+    opts,
+    lazy=None,
+    scale="auto",
+    cmap=None,
+    colorbar=False,
 ):
     from ..skin import SkinDetector
     from .pixels import PixelRule
@@ -65,15 +87,27 @@ def run_skin(
     if lazy is not None:
         from . import big as _big
 
-        compute = _big.skin_maps(detector, save, detector._log_threshold(ratio, threshold))
+        if colorbar:
+            raise click.UsageError(
+                "--colorbar draws on a PNG heatmap; with --chunks/--workers/--scheduler the "
+                "heatmap is a Zarr store (leave out --colorbar, or run without --chunks)"
+            )
+        from .render import colour_lut
+
+        lut = colour_lut(cmap) if cmap else None
+        compute = _big.skin_maps(detector, save, detector._log_threshold(ratio, threshold), lut=lut)
         names = [k for k in SKIN_OUTPUTS if k in save]
         return _big.run_lazy(inputs, names, compute, opts, *lazy, rule=PixelRule(3, scale))
     outputs = [
-        Output(k, "float" if k in ("probability", "logratio") else "picture")
+        Output(
+            k,
+            "float" if k in ("probability", "logratio") else "picture",
+            lossy=k in ("heatmap", "overlay"),  # pictures for the eye; the mask stays exact
+        )
         for k in SKIN_OUTPUTS
         if k in save
     ]
-    compute = _skin_compute(detector, save, ratio, threshold)
+    compute = _skin_compute(detector, save, ratio, threshold, cmap, colorbar)
     return run(inputs, outputs, compute, opts, PixelRule(3, scale))
 
 
@@ -91,7 +125,9 @@ def sample_path():
     show_default=True,
     help="Comma-separated outputs: mask (PNG, 0/255), probability (float P(skin | colour)), "
     "logratio (float log p(x|skin) - log p(x|non-skin)), heatmap (PNG of the probability, "
-    "viridis), overlay (PNG: the photo with skin tinted magenta).",
+    "0 to 1, see --cmap and --colorbar), overlay (PNG: the photo with skin tinted magenta). "
+    "For a video: clip.mask.mkv (lossless), clip.heatmap.mp4, clip.overlay.mp4, float maps "
+    "as TIFF stacks.",
 )
 @click.option(
     "--threshold",
@@ -120,6 +156,7 @@ def sample_path():
 )
 @click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
 @click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
+@heatmap_options
 @float_format_option
 @pixel_options
 @big_options
@@ -133,6 +170,8 @@ def skin(
     skin_model,
     nonskin_model,
     sample,
+    cmap,
+    colorbar,
     float_format,
     scale,
     max_pixels,
@@ -158,12 +197,14 @@ def skin(
     Examples:
       pixgmm skin photo.jpg                       # photo.mask.png, photo.overlay.png
       pixgmm skin photos/ --out masks --save mask,probability
-      pixgmm skin clip.mp4 --save overlay          # clip.overlay.mp4
+      pixgmm skin clip.mp4 --save mask,overlay     # clip.mask.mkv, clip.overlay.mp4
+      pixgmm skin photo.jpg --save heatmap --cmap magma --colorbar
       pixgmm skin slide.tif --workers 4 --save mask,probability   # Zarr stores
     """
     if ratio is not None and threshold is not None:
         raise click.UsageError("give --threshold (a probability) or --ratio, not both")
     save = split_list(save, SKIN_OUTPUTS, "--save")
+    check_heatmap_options(cmap, colorbar, "heatmap" in save, "add heatmap to --save")
     inputs = list(inputs)
     if sample:
         inputs.insert(0, str(sample_path()))
@@ -173,6 +214,17 @@ def skin(
     opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
     lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
     status = run_skin(
-        inputs, save, ratio, threshold, prior, skin_model, nonskin_model, opts, lazy, scale
+        inputs,
+        save,
+        ratio,
+        threshold,
+        prior,
+        skin_model,
+        nonskin_model,
+        opts,
+        lazy,
+        scale,
+        cmap=cmap,
+        colorbar=colorbar,
     )
     sys.exit(status)

@@ -119,10 +119,21 @@ def atomic_target(path, overwrite):
 PNG_COMPRESS_LEVEL = 3
 
 
-def write_png(path, array, overwrite):
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
+def write_png(path, array, overwrite, text=None):
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically.
+
+    ``text`` (a dict of str) is written as the PNG's text chunks (tEXt).
+    """
     import imageio.v3 as iio
 
+    extra = {}
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+        extra["pnginfo"] = info
     with atomic_target(path, overwrite) as tmp:
         iio.imwrite(
             tmp,
@@ -130,6 +141,7 @@ def write_png(path, array, overwrite):
             plugin="pillow",
             extension=".png",
             compress_level=PNG_COMPRESS_LEVEL,
+            **extra,
         )
 
 
@@ -166,15 +178,34 @@ def write_tiff_stack(path, pages, overwrite, metadata=None):
             )
 
 
+#: Video kinds of :class:`StreamWriter`: ffmpeg's encoder and its options for each.
+#: ``"video"``: H.264 (yuv420p, lossy) for pictures made for the eye; ``"lossless"``:
+#: FFV1 (gray for (H, W) frames, gbrp for RGB frames), which decodes to exactly the
+#: values written, for masks and label maps.
+VIDEO_KINDS = {
+    # macro_block_size=2: H.264 with yuv420p needs even sizes; odd ones are
+    # padded by ffmpeg's scaler by at most one pixel.
+    "video": {"codec": "libx264", "quality": 8, "macro_block_size": 2},
+    # FFV1 takes any size (no chroma subsampling): no padding, no resizing.
+    "lossless": {"codec": "ffv1", "macro_block_size": 1},
+}
+
+
 class StreamWriter:
     """An output written piece by piece (video frames, TIFF pages), renamed into place at the end.
 
-    ``kind`` is ``"video"`` (an ffmpeg H.264 file) or ``"tiff"`` (float32 pages).
-    Use as a context manager; :meth:`append` adds one frame. Nothing appears under
-    ``path`` unless the block completes.
+    ``kind`` is ``"video"`` (an ffmpeg H.264 file, lossy: for overlays and
+    heatmaps), ``"lossless"`` (an ffmpeg FFV1 file, e.g. ``.mkv``, whose frames
+    decode to exactly the values written: for masks and label maps) or
+    ``"tiff"`` (float32 pages). Use as a context manager; :meth:`append` adds
+    one frame. Nothing appears under ``path`` unless the block completes.
     """
 
     def __init__(self, path, kind, overwrite, fps=25.0):
+        if kind not in (*VIDEO_KINDS, "tiff"):
+            raise ValueError(
+                f"kind must be one of {', '.join([*VIDEO_KINDS, 'tiff'])}, not {kind!r}"
+            )
         self.path = Path(path)
         self.kind = kind
         self.fps = fps
@@ -185,37 +216,39 @@ class StreamWriter:
         self._tmp = self._ctx.__enter__()
         return self
 
+    def _open_video(self, frame):
+        import imageio.v2 as iio2
+
+        options = dict(VIDEO_KINDS[self.kind])
+        if self.kind == "lossless":
+            options["pixelformat"] = "gray" if frame.ndim == 2 else "gbrp"
+        return iio2.get_writer(
+            self._tmp,
+            format="FFMPEG",
+            mode="I",
+            fps=self.fps,
+            ffmpeg_log_level="error",
+            **options,
+        )
+
     def append(self, frame):
+        if self.kind in VIDEO_KINDS:
+            frame = np.ascontiguousarray(frame)
+            if self.kind == "lossless" and frame.dtype != np.uint8:
+                raise ValueError(f"a lossless video takes uint8 frames, not {frame.dtype}")
+            if self._writer is None:
+                self._writer = self._open_video(frame)
+            self._writer.append_data(frame)
+            return
         if self._writer is None:
-            if self.kind == "video":
-                import imageio.v2 as iio2
+            import tifffile
 
-                # macro_block_size=2: H.264 with yuv420p needs even sizes; odd ones are
-                # padded by ffmpeg's scaler by at most one pixel.
-                self._writer = iio2.get_writer(
-                    self._tmp,
-                    format="FFMPEG",
-                    mode="I",
-                    fps=self.fps,
-                    codec="libx264",
-                    quality=8,
-                    macro_block_size=2,
-                    ffmpeg_log_level="error",
-                )
-            else:
-                import tifffile
-
-                self._writer = tifffile.TiffWriter(self._tmp, bigtiff=True)
-        if self.kind == "video":
-            self._writer.append_data(np.ascontiguousarray(frame))
-        else:
-            frame = np.asarray(frame, dtype=np.float32)
-            if frame.ndim == 3:  # (H, W, K) -> K pages
-                frame = np.moveaxis(frame, -1, 0)
-            # contiguous: the frames form one series, read back as one (N, H, W) array
-            self._writer.write(
-                np.ascontiguousarray(frame), photometric="minisblack", contiguous=True
-            )
+            self._writer = tifffile.TiffWriter(self._tmp, bigtiff=True)
+        frame = np.asarray(frame, dtype=np.float32)
+        if frame.ndim == 3:  # (H, W, K) -> K pages
+            frame = np.moveaxis(frame, -1, 0)
+        # contiguous: the frames form one series, read back as one (N, H, W) array
+        self._writer.write(np.ascontiguousarray(frame), photometric="minisblack", contiguous=True)
 
     def __exit__(self, exc_type, exc, tb):
         if self._writer is not None:
