@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .geo import GEO_HELP
 from .options import (
     IMAGE_HELP,
     common_options,
@@ -164,7 +165,7 @@ def _separability(classifier, as_json):
     return summary
 
 
-@click.command(epilog=IMAGE_HELP)
+@click.command(epilog=IMAGE_HELP + GEO_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--model",
@@ -259,8 +260,8 @@ def classify(
       pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -o uci.json
       pixgmm classify photo.jpg -m skin=uci.1.json -m background=uci.2.json
       pixgmm classify -m water=w.json -m crops=c.json -m urban=u.json --separability
-      pixgmm classify photo.jpg -m skin=uci.1.json -m background=uci.2.json \\
-          --chi2-level 0.999 --save labels,confidence
+      pixgmm classify scene.tif -m water=w.json -m crops=c.json --chi2-level 0.999 \\
+          --save labels,confidence     # scene.labels.tif, scene.confidence.tif (GeoTIFF)
     """
     from ..classify import Classifier
     from . import render as _render

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .big import BIG_HELP, big_options, requested
+from .geo import GEO_BIG_HELP, GEO_HELP
 from .options import (
     IMAGE_HELP,
     common_options,
@@ -21,7 +22,7 @@ from .options import (
 DENSITY_FORMATS = ("tiff", "npy", "png")
 
 
-@click.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
+@click.command(epilog=IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=str)
 @click.option(
     "--model",
