@@ -13,6 +13,8 @@ parts they share:
 - :mod:`.render`: heatmaps, masks, overlays and label pictures;
 - :mod:`.big`: the Dask options of ``skin`` and ``density`` (``--chunks``,
   ``--workers``, ``--scheduler``);
+- :mod:`.geo`: GeoTIFF inputs read with rasterio, their outputs written as
+  GeoTIFFs and georeferenced Zarr stores;
 - :mod:`.summary`: what ``info`` prints.
 
 Run ``pixgmm --help`` or ``pixgmm COMMAND --help``. Every command that takes

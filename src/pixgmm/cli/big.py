@@ -173,6 +173,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     per-input reporting and JSON summary as the in-memory loop.
     """
     from ..bigimage import parse_chunks, store_status, write_zarr_many
+    from . import geo as _geo
     from . import inputs as _inputs
     from . import writers as _writers
     from .pixels import PixelRule
@@ -202,8 +203,12 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         if all(done(t) for t in single):
             result.skipped.extend(map(str, single))  # finished by an earlier run
             return
+        geo = None if _is_zarr(path) else _geo.probe(path, opts.quiet)  # a GeoTIFF, see .geo
         try:
-            pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
+            if geo is not None:
+                pages = geo.lazy_pages(chunk_spec)
+            else:
+                pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
         except (ValueError, ImportError) as exc:  # ImportError: a codec to install, named
             raise _inputs.InputError(str(exc)) from None
         except (OSError, KeyError) as exc:
@@ -228,11 +233,24 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                     todo[n] = t
             if not todo:
                 continue
+            if geo is not None:
+                page, invalid = geo.prepare(i, page)
             pixels, note = rule(page)
             result.note(note)
             maps = compute(pixels)
+            if geo is not None:
+                maps = geo.mark(maps, invalid)  # nodata pixels marked, masks 0/1
             items += [
-                (maps[n], t, {"pixgmm_source": str(path), "pixgmm_map": n}) for n, t in todo.items()
+                (
+                    maps[n],
+                    t,
+                    {
+                        "pixgmm_source": str(path),
+                        "pixgmm_map": n,
+                        **(geo.zarr_attrs(i, n, maps[n]) if geo is not None else {}),
+                    },
+                )
+                for n, t in todo.items()
             ]
         # one pass: the maps share the image read and, for skin, the log ratio
         write_zarr_many(items, overwrite=opts.overwrite)

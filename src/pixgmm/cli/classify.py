@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .geo import GEO_HELP
 from .options import (
     IMAGE_HELP,
     common_options,
@@ -18,9 +19,14 @@ from .options import (
     split_list,
 )
 
-CLASSIFY_OUTPUTS = ("labels", "colour", "probability")
+CLASSIFY_OUTPUTS = ("labels", "colour", "probability", "confidence")
 #: Label-map value of pixels no class can claim (NaN, or zero density under every model).
 UNCLASSIFIED = 255
+#: Default label-map value of pixels rejected by --min-probability or --chi2-level.
+REJECTED = 254
+#: Colours of unclassified and rejected pixels in the colour picture.
+UNCLASSIFIED_COLOUR = (0, 0, 0)
+REJECTED_COLOUR = (255, 255, 255)
 
 
 def _pairs(values, option):
@@ -43,34 +49,124 @@ def _hex(rgb):
     return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
-def _compute(classifier, save, channels):
+def _index_classifier(classifier):
+    """The same classifier with the class indices 0, 1, ... as labels (what the label map holds)."""
+    from ..classify import Classifier
+
+    models = {i: classifier.models[lab] for i, lab in enumerate(classifier.labels)}
+    return Classifier(models, priors=classifier.priors)
+
+
+def _compute(classifier, save, channels, reject):
+    """``compute(pixels) -> maps`` through the API: :meth:`Classifier.predict` and ``probability``.
+
+    ``reject`` holds ``min_probability``, ``chi2_level`` and ``reject`` for
+    :meth:`~pixgmm.Classifier.predict` (empty: no reject option).
+    """
     import numpy as np
 
     from . import render as _render
 
     k = len(classifier.labels)
+    indexed = _index_classifier(classifier)
 
     def compute(pixels):
-        lp = classifier.log_posterior(pixels, channels=channels)
-        bad = np.isnan(lp[..., 0])
-        index = np.argmax(np.where(bad[..., None], 0.0, lp), axis=-1).astype(np.uint8)
-        index[bad] = UNCLASSIFIED
         maps = {}
-        if "labels" in save:
-            maps["labels"] = index
-        if "colour" in save:
-            picture = _render.label_picture(np.minimum(index, k - 1))
-            picture[bad] = 0
-            maps["colour"] = picture
+        if {"labels", "colour", "confidence"} & set(save):
+            index, confidence = indexed.predict(
+                pixels, channels=channels, fill=UNCLASSIFIED, return_confidence=True, **reject
+            )
+            index = index.astype(np.uint8)
+            if "labels" in save:
+                maps["labels"] = index
+            if "colour" in save:
+                picture = _render.label_picture(np.minimum(index, k - 1))
+                picture[index == UNCLASSIFIED] = UNCLASSIFIED_COLOUR
+                if reject:
+                    picture[index == reject["reject"]] = REJECTED_COLOUR
+                maps["colour"] = picture
+            if "confidence" in save:
+                maps["confidence"] = confidence.astype(np.float32)
         if "probability" in save:
-            maps["probability"] = np.exp(lp).astype(np.float32)
+            maps["probability"] = classifier.probability(pixels, channels=channels).astype(
+                np.float32
+            )
         return maps
 
     return compute
 
 
-@click.command(epilog=IMAGE_HELP)
-@click.argument("inputs", nargs=-1, required=True, type=str)
+def _reject_options(classifier, min_probability, chi2_level, reject_label):
+    """The reject keywords of :meth:`~pixgmm.Classifier.predict`, checked; usage errors name the option."""
+    from ..histogram import HistogramModel
+
+    if min_probability is None and chi2_level is None:
+        if reject_label is not None:
+            raise click.UsageError(
+                "--reject-label labels the pixels --min-probability or --chi2-level rejects; "
+                "give one of them too"
+            )
+        return {}
+    label = REJECTED if reject_label is None else reject_label
+    k = len(classifier.labels)
+    if label < k:
+        raise click.BadParameter(
+            f"{label} is the index of class {classifier.labels[label]!r}; choose a label from "
+            f"{k} to {UNCLASSIFIED} (default {REJECTED}; {UNCLASSIFIED} is also the label of "
+            "pixels no class applies to)",
+            param_hint="--reject-label",
+        )
+    if chi2_level is not None:
+        for lab, model in classifier.models.items():
+            if isinstance(model, HistogramModel):
+                raise click.BadParameter(
+                    f"the chi-square reject needs Gaussian mixtures, and class {lab!r} is a "
+                    "HistogramModel; use --min-probability for it",
+                    param_hint="--chi2-level",
+                )
+        try:
+            import scipy.stats  # noqa: F401  (the chi-square quantile)
+        except ImportError:
+            raise click.UsageError(
+                "--chi2-level needs SciPy for the chi-square quantile; install it with "
+                'pip install scipy (it comes with pip install "pixgmm[fit]")'
+            ) from None
+    return {"min_probability": min_probability, "chi2_level": chi2_level, "reject": label}
+
+
+def _separability(classifier, as_json):
+    """Print the classes' Jeffries-Matusita distances (``--separability``); return the summary."""
+    summary = classifier.summary()
+    if summary["jeffries_matusita"] is None:
+        histograms = [c["label"] for c in summary["classes"] if c["model"] == "HistogramModel"]
+        why = (
+            f"class {histograms[0]!r} is a HistogramModel; the distance needs Gaussian mixtures"
+            if histograms
+            else "there is one class"
+        )
+        summary["note"] = f"no separability: {why}"
+        if not as_json:
+            click.echo(f"separability: none ({why})")
+        return summary
+    if not as_json:
+        labels = [str(lab) for lab in classifier.labels]
+        width = max(8, *(len(lab) + 2 for lab in labels))
+        jm = summary["jeffries_matusita"]
+        click.echo(
+            "separability (Jeffries-Matusita distance of each pair of classes: 0 = the same "
+            "colours, 2 = fully separable; pairs below about 1.9 are often confused):"
+        )
+        click.echo(" " * width + "".join(f"{lab:>{width}}" for lab in labels))
+        for lab, row in zip(labels, jm):
+            click.echo(f"{lab:<{width}}" + "".join(f"{v:>{width}.4f}" for v in row))
+        least = summary["least_separable"]
+        pair = least["pair"]
+        click.echo(f"least separable: {pair[0]} and {pair[1]} ({least['jeffries_matusita']:.4f})")
+    return summary
+
+
+@click.command(epilog=IMAGE_HELP + GEO_HELP)
+@click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--model",
     "-m",
@@ -92,8 +188,41 @@ def _compute(classifier, save, channels):
     default="labels,colour,probability",
     show_default=True,
     help="Comma-separated outputs: labels (PNG, class index 0, 1, ... in --model order, "
-    f"{UNCLASSIFIED} where no class applies), colour (PNG, each class in its own colour), "
-    "probability (float P(class | colour), one page or plane per class).",
+    f"{UNCLASSIFIED} where no class applies, --reject-label where rejected), colour (PNG, each "
+    "class in its own colour, unclassified black, rejected white), probability (float "
+    "P(class | colour), one page or plane per class), confidence (float: the posterior of "
+    "the most probable class).",
+)
+@click.option(
+    "--min-probability",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    metavar="P",
+    help="Reject a pixel whose most probable class has a posterior P(class | colour) below P "
+    "(0 < P <= 1); it gets --reject-label in the label map.",
+)
+@click.option(
+    "--chi2-level",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    metavar="L",
+    help="Reject a pixel that lies outside the L chi-square contour (D degrees of freedom) of "
+    "every component of its class, as GRASS i.maxlik's reject threshold; 0 < L < 1, e.g. "
+    "0.999 rejects about 0.1% of a class's own pixels. Gaussian mixtures only.",
+)
+@click.option(
+    "--reject-label",
+    type=click.IntRange(0, UNCLASSIFIED),
+    default=None,
+    metavar="N",
+    help=f"Label-map value of rejected pixels, from the number of classes to {UNCLASSIFIED}. "
+    f"[default: {REJECTED}]",
+)
+@click.option(
+    "--separability",
+    is_flag=True,
+    help="Print the Jeffries-Matusita distance between each pair of classes (in the --json "
+    'summary under "separability"); without INPUTS, only that.',
 )
 @pixel_options
 @float_format_option
@@ -103,6 +232,10 @@ def classify(
     model_specs,
     prior_specs,
     save,
+    min_probability,
+    chi2_level,
+    reject_label,
+    separability,
     scale,
     max_pixels,
     to_8bit,
@@ -116,19 +249,27 @@ def classify(
 
     Writes photo.labels.png (the class index of every pixel), photo.labels-colour.png
     (a picture of it) and photo.classes.tiff (P(class | colour), one page per
-    class, in --model order). The class indices and colours are printed (and in
-    the --json summary under "classes").
+    class, in --model order); --save confidence adds photo.confidence.tiff (the
+    posterior of the winning class). The class indices and colours are printed
+    (and in the --json summary under "classes"). --min-probability and
+    --chi2-level reject doubtful pixels (label --reject-label, default
+    254); --separability checks first how distinct the classes are.
 
     \b
-    Example:
+    Examples:
       pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -o uci.json
       pixgmm classify photo.jpg -m skin=uci.1.json -m background=uci.2.json
+      pixgmm classify -m water=w.json -m crops=c.json -m urban=u.json --separability
+      pixgmm classify scene.tif -m water=w.json -m crops=c.json --chi2-level 0.999 \\
+          --save labels,confidence     # scene.labels.tif, scene.confidence.tif (GeoTIFF)
     """
     from ..classify import Classifier
     from . import render as _render
     from .pixels import PixelRule
     from .run import Output, run
 
+    if not inputs and not separability:
+        raise click.UsageError("no INPUTS given (or pass --separability to check the classes only)")
     save = split_list(save, CLASSIFY_OUTPUTS, "--save")
     specs = _pairs(model_specs, "--model")
     models = {label: load_model(spec, f"--model {label}") for label, spec in specs.items()}
@@ -154,6 +295,7 @@ def classify(
         classifier = Classifier(models, priors=priors)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    reject = _reject_options(classifier, min_probability, chi2_level, reject_label)
 
     first = next(iter(models.values()))
     channels = model_channels(first, first.n_features)
@@ -162,17 +304,33 @@ def classify(
         {"index": i, "label": lab, "colour": _hex(palette[i % len(palette)])}
         for i, lab in enumerate(classifier.labels)
     ]
-    names = {"labels": "labels", "colour": "labels-colour", "probability": "classes"}
+    names = {
+        "labels": "labels",
+        "colour": "labels-colour",
+        "probability": "classes",
+        "confidence": "confidence",
+    }
     outputs = [
-        Output(names[k], "float" if k == "probability" else "picture", key=k)
+        Output(names[k], "float" if k in ("probability", "confidence") else "picture", key=k)
         for k in CLASSIFY_OUTPUTS
         if k in save
     ]
     rule = PixelRule(first.n_features, resolve_scale(scale, to_8bit))
     opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
+    extra = {"classes": legend, "unclassified": UNCLASSIFIED}
+    if reject:
+        extra["rejected"] = reject["reject"]
+    if separability:
+        extra["separability"] = _separability(classifier, as_json)
+        if not inputs:
+            if as_json:
+                import json
+
+                click.echo(json.dumps(extra, indent=1))
+            sys.exit(0)
     if not quiet and not as_json:
         text = ", ".join(f"{e['index']} = {e['label']} ({e['colour']})" for e in legend)
-        click.echo(f"classes: {text}; {UNCLASSIFIED} = unclassified")
-    extra = {"classes": legend, "unclassified": UNCLASSIFIED}
-    compute = _compute(classifier, save, channels)
+        rejected = f"; {reject['reject']} = rejected" if reject else ""
+        click.echo(f"classes: {text}; {UNCLASSIFIED} = unclassified{rejected}")
+    compute = _compute(classifier, save, channels, reject)
     sys.exit(run(list(inputs), outputs, compute, opts, rule, extra))

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .big import BIG_HELP, big_options, requested
+from .geo import GEO_BIG_HELP, GEO_HELP
 from .options import (
     IMAGE_HELP,
     check_heatmap_options,
@@ -23,7 +24,7 @@ from .options import (
 DENSITY_FORMATS = ("tiff", "npy", "png")
 
 
-@click.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
+@click.command(epilog=IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=str)
 @click.option(
     "--model",

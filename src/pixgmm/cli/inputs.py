@@ -32,6 +32,7 @@ OUTPUT_KINDS = (
     "logdensity",
     "labels",
     "classes",
+    "confidence",
 )
 
 

@@ -139,6 +139,12 @@ def read_pages(path, max_pixels=None):
     if suffix not in IMAGE_SUFFIXES:
         check_supported(path)
         raise InputError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
+    if suffix in TIFF_SUFFIXES:  # a GeoTIFF is read with rasterio (pixgmm[geo]): see .geo
+        from .geo import read_pages as read_georeferenced
+
+        pages = read_georeferenced(path, max_pixels, check_size)
+        if pages is not None:
+            return pages
     try:
         if suffix in TIFF_SUFFIXES:
             pages = _read_tiff(path, max_pixels)

@@ -156,12 +156,13 @@ def _todo(targets, opts, result):
     return todo
 
 
-def _image_targets(stem, n_pages, outputs, opts):
+def _image_targets(stem, n_pages, outputs, opts, geo=None):
+    def suffix(o):  # a georeferenced input's data maps are GeoTIFFs (see .geo)
+        default = _suffix(o, opts, False)
+        return default if geo is None else geo.suffix(o, default)
+
     return [
-        [
-            opts.out / f"{stem}{_page_label(i, n_pages)}.{o.name}{_suffix(o, opts, False)}"
-            for o in outputs
-        ]
+        [opts.out / f"{stem}{_page_label(i, n_pages)}.{o.name}{suffix(o)}" for o in outputs]
         for i in range(n_pages)
     ]
 
@@ -169,24 +170,35 @@ def _image_targets(stem, n_pages, outputs, opts):
 def _process_image(path, stem, outputs, compute, rule, opts, result):
     import os
 
-    single = _image_targets(stem, 1, outputs, opts)[0]
+    from . import geo as _geo
+
+    geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
+    single = _image_targets(stem, 1, outputs, opts, geo)[0]
     if not opts.overwrite and all(os.path.lexists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
     pages = _readers.read_pages(path, opts.max_pixels)
     if len(pages) > 1:
         result.pages = len(pages)
-    for page, targets in zip(pages, _image_targets(stem, len(pages), outputs, opts)):
+    for index, (page, targets) in enumerate(
+        zip(pages, _image_targets(stem, len(pages), outputs, opts, geo))
+    ):
         todo = set(_todo(targets, opts, result))
         if not todo:
             continue
+        if geo is not None:
+            page, invalid = geo.prepare(index, page)
         pixels, note = rule(page)
         result.note(note)
         maps = compute(pixels)
+        if geo is not None:
+            maps = geo.mark(maps, invalid)  # nodata pixels marked, masks 0/1
         for o, target in zip(outputs, targets):
             if target not in todo:
                 continue
-            if o.form == "picture":
+            if geo is not None and geo.writes(target):
+                geo.write(index, target, maps[o.map_key], opts.overwrite)
+            elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)
                 _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)
             else:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .big import BIG_HELP, big_options, requested
+from .geo import GEO_BIG_HELP, GEO_HELP
 from .options import (
     IMAGE_HELP,
     check_heatmap_options,
@@ -117,7 +118,7 @@ def sample_path():
     return resources.files("pixgmm").joinpath("data", "astronaut.jpg")
 
 
-@click.command(epilog=IMAGE_HELP + "\n" + BIG_HELP)
+@click.command(epilog=IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--save",
