@@ -310,3 +310,28 @@ def test_without_rasterio_a_geotiff_is_a_plain_tiff_with_one_note(scenes, tmp_pa
     proc = run_cli("skin", "a.tif", "--save", "mask", "-o", "quiet", "--quiet",
                    cwd=tmp_path, prelude=hide)  # fmt: skip
     assert proc.stderr == ""
+
+
+def test_a_fourth_band_is_dropped_only_when_the_file_calls_it_alpha(scenes, tmp_path):
+    """RGB + near infrared is not RGBA: a 3-channel model refuses it instead of dropping the
+    NIR band; the same bands marked red, green, blue, alpha drop the 4th as alpha."""
+    from rasterio.enums import ColorInterp
+
+    rgb = np.moveaxis(scenes["rgb"], -1, 0)
+    four = np.concatenate([rgb, np.full((1, *rgb.shape[1:]), 200, np.uint8)])
+    write_geotiff(tmp_path / "rgbn.tif", four, 0, photometric="MINISBLACK")  # 4 plain bands
+    write_geotiff(tmp_path / "rgba.tif", four, 0)  # GDAL's default for 4 bytes: RGBA
+    with rasterio.open(tmp_path / "rgbn.tif") as src:
+        assert src.colorinterp[-1] != ColorInterp.alpha
+    with rasterio.open(tmp_path / "rgba.tif") as src:
+        assert src.colorinterp[-1] == ColorInterp.alpha
+    proc = run_cli("skin", tmp_path / "rgbn.tif", "-o", tmp_path / "out", "--save", "probability",
+                   cwd=tmp_path, check_rc=1)  # fmt: skip
+    assert "model needs 3 channel(s)" in proc.stderr + proc.stdout, proc.stderr
+    assert not (tmp_path / "out" / "rgbn.probability.tif").exists()
+    run_cli("skin", tmp_path / "rgba.tif", "-o", tmp_path / "out", "--save", "probability",
+            cwd=tmp_path)  # fmt: skip
+    got, _ = read_geotiff(tmp_path / "out" / "rgba.probability.tif")
+    expected = pixgmm.SkinDetector().probability(scenes["rgb"])
+    ok = ~scenes["invalid"]
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-6)

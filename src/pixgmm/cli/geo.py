@@ -95,6 +95,7 @@ class GeoPage:
     height: int
     count: int
     dtype: str
+    alpha: bool = False  # the last band is an alpha band (rasterio's colour interpretation)
 
 
 @dataclass(frozen=True)
@@ -401,6 +402,7 @@ def _page(rasterio, source):
             height=src.height,
             count=src.count,
             dtype=dtype.name,
+            alpha=src.count > 1 and src.colorinterp[-1] == rasterio.enums.ColorInterp.alpha,
         )
 
 

@@ -110,9 +110,16 @@ def _dask_range(img):
     return float(lo), float(hi)
 
 
-def _fit_channels(img, n_features):
-    """Drop an alpha channel, give a greyscale page a channel axis; check the channel count."""
-    if img.ndim == 3 and img.shape[-1] == n_features + 1 and n_features in (1, 3):
+def _fit_channels(img, n_features, alpha=None):
+    """Drop an alpha channel, give a greyscale page a channel axis; check the channel count.
+
+    ``alpha``: whether the page's last channel is alpha, when the file says (a
+    GeoTIFF's colour interpretation); None guesses it from the channel count, as
+    for photos (RGBA, grey + alpha). A 4th band that is not alpha (near infrared)
+    is never dropped: the model's channel count must then match.
+    """
+    guess = n_features in (1, 3) if alpha is None else alpha
+    if img.ndim == 3 and img.shape[-1] == n_features + 1 and guess:
         img = img[..., :n_features]  # alpha
     if img.ndim == 2 and n_features == 1:
         img = img[..., None]
@@ -141,10 +148,10 @@ class PixelRule:
     n_features: int = 3
     scale: str = "auto"
 
-    def __call__(self, page):
+    def __call__(self, page, alpha=None):
         lazy = not isinstance(page, np.ndarray) and hasattr(page, "dask")
         img = page if lazy else np.asarray(page)
-        img = _fit_channels(img, self.n_features)
+        img = _fit_channels(img, self.n_features, alpha)
         ranged = _dask_range if lazy else _numpy_range
         offset, factor, note = decide(img.dtype, self.scale, lambda: ranged(img))
         if factor is None:
