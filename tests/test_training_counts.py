@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 
+import pixgmm
 from pixgmm import Mixture
+from pixgmm.fitting import fit_classes_em
 
 MIXTURE = Mixture(
     [0.25, 0.75],
@@ -102,3 +105,27 @@ def test_bad_records_name_the_field(tmp_path, edit, match):
 def test_with_training_needs_a_mapping():
     with pytest.raises(TypeError, match="training must be a dict"):
         MIXTURE.with_training(5000)
+
+
+def _two_classes():
+    rng = np.random.default_rng(5)
+    image = rng.normal(120, 30, size=(50, 60, 3)).clip(0, 255).astype(np.uint8)
+    labels = np.where(image[..., 0] > 140, "bright", "dark")
+    return image, labels
+
+
+def test_count_priors_from_loaded_files_equal_those_of_the_fit_results(tmp_path):
+    image, labels = _two_classes()
+    results = fit_classes_em(image, labels, 2, init="k-means++")
+    for c, r in results.items():
+        r.mixture.with_training({"n_pixels": int(r.n_samples)}).save(tmp_path / f"{c}.json")
+    loaded = {c: Mixture.load(tmp_path / f"{c}.json") for c in results}
+    from_files = pixgmm.Classifier(loaded, priors="counts")
+    from_results = pixgmm.Classifier(results, priors="counts")
+    counts = np.array([np.sum(labels == c) for c in from_files.labels], float)
+    np.testing.assert_allclose(from_files.priors, counts / counts.sum(), rtol=1e-15)
+    np.testing.assert_array_equal(from_files.priors, from_results.priors)
+    np.testing.assert_array_equal(from_files.predict(image), from_results.predict(image))
+    # a mixture without a record cannot give a count, and says where one comes from
+    with pytest.raises(TypeError, match=r"models\['dark'\].*Mixture\.with_training"):
+        pixgmm.Classifier({**loaded, "dark": loaded["dark"].with_training(None)}, priors="counts")
