@@ -16,7 +16,7 @@ import pytest
 
 import pixgmm
 from pixgmm import Mixture
-from pixgmm.fitting import fit_classes_em
+from pixgmm.fitting import ClassHistograms, fit_classes_em
 
 MIXTURE = Mixture(
     [0.25, 0.75],
@@ -129,3 +129,18 @@ def test_count_priors_from_loaded_files_equal_those_of_the_fit_results(tmp_path)
     # a mixture without a record cannot give a count, and says where one comes from
     with pytest.raises(TypeError, match=r"models\['dark'\].*Mixture\.with_training"):
         pixgmm.Classifier({**loaded, "dark": loaded["dark"].with_training(None)}, priors="counts")
+
+
+def test_class_histograms_fit_a_chosen_subset_of_classes():
+    image, labels = _two_classes()
+    acc = ClassHistograms().add(image, labels)
+    both = acc.fit_em(2, init="k-means++")
+    one = acc.fit_em(2, init="k-means++", classes=["dark"])
+    assert list(one) == ["dark"] and one["dark"].mixture == both["dark"].mixture
+    assert one["dark"].bic == both["dark"].bic
+    with pytest.raises(ValueError, match=r"among the classes counted \(\['bright', 'dark'\]\)"):
+        acc.fit_em(2, classes=["grey"])
+    with pytest.raises(ValueError, match="classes is empty"):
+        acc.fit_em(2, classes=[])
+    with pytest.raises(TypeError, match="sequence of labels"):
+        acc.fit_em(2, classes="dark")
