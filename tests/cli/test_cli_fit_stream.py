@@ -1,4 +1,4 @@
-"""``pixgmm fit`` on every pixel with pixgmm's own EM (issue 10).
+"""``pixgmm fit`` on every pixel with pixgmm's own EM (issue 10), and ``classify --prior counts`` (11).
 
 The command runs as a real program (a subprocess) on PNG and TIFF files and masks
 written by Pillow and tifffile. Its ``--json`` diagnostics and model files are
@@ -366,6 +366,50 @@ def test_bad_options_are_clear_usage_errors(scenes, tmp_path, args, message):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in " ".join(proc.stderr.split()), proc.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_classify_prior_counts_equals_the_api_with_count_priors(tmp_path):
+    rng = np.random.default_rng(8)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "masks").mkdir()
+    images, masks = [], []
+    for i in range(2):  # overlapping colours, 9 background pixels for every foreground one
+        image = rng.normal(115, 25, size=(60, 60, 3))
+        mask = np.zeros((60, 60), np.uint8)
+        mask[:18, :20] = 255
+        image[mask > 0] = rng.normal(150, 25, size=(360, 3))
+        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+        save_png(tmp_path / "photos" / f"t{i}.png", image)
+        save_png(tmp_path / "masks" / f"t{i}.png", mask)
+        images.append(image)
+        masks.append(mask)
+    run_cli(
+        "fit", "photos", "--masks", "masks", "--per-class", "-k", "1", "-o", "m.json",
+        cwd=tmp_path, check_rc=0,
+    )  # fmt: skip
+    proc = run_cli(
+        "classify", "photos/t0.png", "-m", "bg=m.0.json", "-m", "fg=m.255.json",
+        "--prior", "counts", "--save", "labels", "-o", "out", "--json", cwd=tmp_path, check_rc=0,
+    )  # fmt: skip
+    got = np.array(["bg", "fg"])[read_mask(tmp_path / "out" / "t0.labels.png")]
+
+    results = fit_classes_em(images, masks, 1, channels="RGB")  # {0: ..., 255: ...}
+    api = pixgmm.Classifier({"bg": results[0], "fg": results[255]}, priors="counts")
+    np.testing.assert_allclose(api.priors, [0.9, 0.1], rtol=1e-15)
+    np.testing.assert_array_equal(got, api.predict(images[0], channels="RGB"))
+    equal = pixgmm.Classifier({"bg": results[0], "fg": results[255]})
+    assert np.mean(equal.predict(images[0], channels="RGB") != got) > 0.05  # the priors matter
+
+    # a model file without a count (an older file, or a built-in model) is named
+    pixgmm.Mixture.load(tmp_path / "m.0.json").with_training(None).save(tmp_path / "old.json")
+    assert json.loads((tmp_path / "old.json").read_text())["version"] == 1
+    for spec in ("old.json", "jones-rehg-skin"):
+        proc = run_cli(
+            "classify", "photos/t0.png", "-m", f"bg={spec}", "-m", "fg=m.255.json",
+            "--prior", "counts", "-o", "out2", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 2
+        assert f"bg={spec} records no training-pixel count" in " ".join(proc.stderr.split())
 
 
 def test_help_names_the_init_methods_and_the_memory_rule():
