@@ -119,12 +119,14 @@ def test_schemas_are_valid_json_schema_documents():
 
     folder = resources.files("pixgmm").joinpath("data", "schema")
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
-    assert names == ["histogram-1.json", "jones-rehg-1999.json", "mixture-1.json"]
+    assert names == ["histogram-1.json", "jones-rehg-1999.json", "mixture-1.json", "mixture-2.json"]
     for name in names:
         schema = json.loads(folder.joinpath(name).read_text("utf-8"))
         jsonschema.validators.validator_for(schema).check_schema(schema)
     # the documents say which version they describe
-    assert "version 1" in json.loads(folder.joinpath("mixture-1.json").read_text("utf-8"))["title"]
+    for version in (1, 2):
+        text = folder.joinpath(f"mixture-{version}.json").read_text("utf-8")
+        assert f"version {version}" in json.loads(text)["title"]
 
 
 # -- mixture files that do not ------------------------------------------------------------------
@@ -171,7 +173,7 @@ MIXTURE_CASES = {
         lambda d: {**d, "version": "1"},
         r'field \$\.version must be the integer 1; got the string "1"',
     ),
-    "newer version": (lambda d: {**d, "version": 2}, r"field \$\.version is 2.*upgrade pixgmm"),
+    "newer version": (lambda d: {**d, "version": 3}, r"field \$\.version is 3.*upgrade pixgmm"),
     "histogram file": (
         lambda d: histogram_doc(),
         r"field \$\.schema must be \"pixgmm\.mixture\".*pixgmm\.HistogramModel\.load",

@@ -137,15 +137,19 @@ class ClassHistograms:
         px = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return _in.pixel_points(px, None, max_samples, seed, f"class {c!r}")
 
-    def fit_em(self, n_components, covariance_type="diag", **options):
-        """One :class:`~pixgmm.fitting.FitResult` per class: ``{label: FitResult}`` (options as :func:`~pixgmm.fitting.fit`)."""
-        return _fit_accumulated(self, n_components, covariance_type, **options)
+    def fit_em(self, n_components, covariance_type="diag", *, classes=None, **options):
+        """One :class:`~pixgmm.fitting.FitResult` per class: ``{label: FitResult}`` (options as :func:`~pixgmm.fitting.fit`).
 
-    def fit(self, n_components, covariance_type="diag", **options):
-        """One :class:`~pixgmm.Mixture` per class: ``{label: Mixture}`` (options as :func:`~pixgmm.fitting.fit`)."""
-        return {
-            c: r.mixture for c, r in self.fit_em(n_components, covariance_type, **options).items()
-        }
+        ``classes`` fits only these of the counted classes, in this order (e.g.
+        one at a time, so that one class that cannot be fitted does not stop the
+        others); default: every class (:attr:`classes`).
+        """
+        return _fit_accumulated(self, n_components, covariance_type, classes=classes, **options)
+
+    def fit(self, n_components, covariance_type="diag", *, classes=None, **options):
+        """One :class:`~pixgmm.Mixture` per class: ``{label: Mixture}`` (options as :meth:`fit_em`)."""
+        results = self.fit_em(n_components, covariance_type, classes=classes, **options)
+        return {c: r.mixture for c, r in results.items()}
 
 
 def _sort_key(v):
@@ -157,6 +161,7 @@ def _fit_accumulated(
     n_components,
     covariance_type="diag",
     *,
+    classes=None,
     init="lloyd",
     max_iter=100,
     tol=1e-3,
@@ -174,7 +179,21 @@ def _fit_accumulated(
     if acc.n_images == 0:
         raise ValueError("no image was added; add labelled images before fitting")
     _in.check_channels(channels, acc.n_channels)
-    classes = acc.classes
+    if classes is None:
+        classes = acc.classes
+    else:
+        if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+            raise TypeError(f"classes must be a sequence of labels, got {classes!r}")
+        classes = list(classes)
+        if not classes:
+            raise ValueError("classes is empty; name at least one counted class to fit")
+        counted = acc.classes
+        extra = [c for c in classes if c not in counted]
+        if extra or len(set(classes)) != len(classes):
+            raise ValueError(
+                f"classes={classes!r} must name each class once, among the classes counted "
+                f"({counted!r})"
+            )
     if not classes:
         raise ValueError("labels is empty; there are no pixels to fit")
     if isinstance(n_components, dict):

@@ -13,7 +13,7 @@ from ._engine.params import params as _params
 from ._validation import check_bool, normalize_channel_axis, pixels_view, resolve_dtype
 from ._validation import is_dask_array as _is_dask_array
 from .histogram import HistogramModel
-from .mixture import as_mixture
+from .mixture import Mixture, as_mixture
 
 __all__ = ["Classifier"]
 
@@ -181,10 +181,15 @@ def _training_count(model, label):
     """The number of training pixels a model records (``priors="counts"``)."""
     if _is_fit_result(model) or isinstance(model, HistogramModel):
         return model.n_samples
+    training = model.training if isinstance(model, Mixture) else None
+    if training is not None:
+        return training["n_pixels"]
     raise TypeError(
         f"priors='counts' needs each class's training-pixel count, which models[{label!r}] "
         f"({type(model).__name__}) does not record; pass fit results "
-        "(pixgmm.fitting.fit_classes_em) or HistogramModels, or priors={label: count}"
+        "(pixgmm.fitting.fit_classes_em), HistogramModels, mixtures that record it "
+        "(Mixture.training: files written by pixgmm fit, or Mixture.with_training), or "
+        "priors={label: count}"
     )
 
 
@@ -237,9 +242,12 @@ class Classifier:
         :class:`~pixgmm.HistogramModel` or anything :func:`pixgmm.as_mixture`
         accepts. Labels may be ints, strings or any hashable; :meth:`predict`
         returns ``numpy.asarray(list(models))[index]``.
-    priors : mapping of label to float, or sequence of float, optional
+    priors : mapping of label to float, sequence of float or "counts", optional
         Prior probability of each class (positive; divided by their sum).
         Default: equal priors, i.e. maximum-likelihood classification.
+        ``"counts"``: proportional to each class's training-pixel count
+        (``FitResult.n_samples``, ``HistogramModel.n_samples``, or
+        ``Mixture.training["n_pixels"]`` of a file written by ``pixgmm fit``).
 
     Raises
     ------

@@ -19,9 +19,10 @@ from ._validation import format_channels, normalize_channels
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 SCHEMA = "pixgmm.mixture"
-SCHEMA_VERSION = 1
-#: The JSON Schema of version 1 files, in ``pixgmm/data/schema/``.
-_SCHEMA_FILE = "mixture-1.json"
+#: The newest file version this pixgmm reads and writes (2: version 1 plus the ``training`` block).
+SCHEMA_VERSION = 2
+#: The JSON Schema of each file version, in ``pixgmm/data/schema/``.
+_SCHEMA_FILES = {1: "mixture-1.json", 2: "mixture-2.json"}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -116,6 +117,7 @@ class Mixture:
         "_means",
         "_permuted",
         "_prec_chol",
+        "_training",
         "_weights",
     )
 
@@ -216,6 +218,7 @@ class Mixture:
         set_(self, "_log_norm", log_norm)
         set_(self, "_fingerprint", identity_digest(SCHEMA, self._defining_fields()))
         set_(self, "_permuted", {})
+        set_(self, "_training", None)
         set_(self, "_frozen", True)
 
     # -- immutability -------------------------------------------------------
@@ -272,6 +275,24 @@ class Mixture:
     def channels(self):
         """The model's channel order (e.g. ``'RGB'``), or None."""
         return format_channels(self._channels)
+
+    @property
+    def training(self):
+        """How the mixture was fitted, as recorded in its file, or None.
+
+        A new dict on every access, with at least ``"n_pixels"`` (the number of
+        training pixels, which ``Classifier(..., priors="counts")`` uses) and,
+        for a file written by ``pixgmm fit``, the fit's diagnostics
+        (``converged``, ``n_iter``, ``log_likelihood``, ``bic``, ...; see
+        ``pixgmm/data/schema/mixture-2.json``). Not part of the mixture's
+        identity: two mixtures with the same parameters are equal whatever
+        their training records. See :meth:`with_training`.
+        """
+        if self._training is None:
+            return None
+        import json
+
+        return json.loads(self._training)
 
     @property
     def n_components(self):
@@ -337,7 +358,7 @@ class Mixture:
             self._covariances,
             self._covariance_type,
             channels=self._channels,
-        )
+        )._keeping(self._training)
 
     def with_channels(self, channels):
         """The same mixture, its features reordered to ``channels``.
@@ -356,7 +377,9 @@ class Mixture:
 
         names = normalize_channels(channels)
         if names is None:
-            return Mixture(self._weights, self._means, self._covariances, self._covariance_type)
+            return Mixture(
+                self._weights, self._means, self._covariances, self._covariance_type
+            )._keeping(self._training)
         if self._channels is None:
             if len(names) != self.n_features:
                 raise ValueError(
@@ -369,7 +392,7 @@ class Mixture:
                 self._covariances,
                 self._covariance_type,
                 channels=names,
-            )
+            )._keeping(self._training)
         perm = channel_permutation(self._channels, names)
         if perm is None:
             return self
@@ -386,8 +409,76 @@ class Mixture:
         elif t == "tied":
             cov = cov[perm][:, perm]
         result = Mixture(self._weights, self._means[:, perm], cov, t, channels=names)
+        result = result._keeping(self._training)
         self._permuted[key] = result
         return result
+
+    def with_training(self, training):
+        """The same mixture recording how it was trained (see :attr:`training`).
+
+        Parameters
+        ----------
+        training : mapping or None
+            ``{"n_pixels": N, ...}``: the number of training pixels (an integer
+            >= 1) and optionally the fit's diagnostics, with the fields and
+            types of the ``training`` block of ``pixgmm/data/schema/mixture-2.json``
+            (``n_samples``, ``n_nan``, ``n_points``, ``compression``, ``init``,
+            ``reg_covar``, ``converged``, ``n_iter``, ``log_likelihood``, ``bic``,
+            ``aic``, ``criterion``, ``candidates``). None drops the record.
+
+        Returns
+        -------
+        Mixture
+            Equal to this one (the record is not part of the identity);
+            :meth:`save` writes it as a version 2 file.
+
+        Raises
+        ------
+        ValueError
+            A field that is unknown or of the wrong type, naming it
+            (``$.training.n_pixels``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pixgmm
+        >>> from pixgmm.fitting import fit_em
+        >>> rng = np.random.default_rng(0)
+        >>> image = rng.normal([200, 120, 90], 10, size=(32, 32, 3)).clip(0, 255).astype(np.uint8)
+        >>> result = fit_em(image, 1, channels="RGB")
+        >>> model = result.mixture.with_training({"n_pixels": int(result.n_samples)})
+        >>> model.training, model == result.mixture
+        ({'n_pixels': 1024}, True)
+        """
+        if training is None:
+            return self._keeping(None)
+        from collections.abc import Mapping
+
+        if not isinstance(training, Mapping):
+            raise TypeError(
+                f"training must be a dict such as {{'n_pixels': 1000}} or None, got "
+                f"{type(training).__name__}"
+            )
+        import json
+
+        block = plain_json(dict(training), "training", "$.training", 1)
+        doc = {**self.to_dict(), "version": 2, "training": block}
+        validate(doc, _SCHEMA_FILES[2], "training")
+        return self._keeping(json.dumps(block, allow_nan=False))
+
+    def _keeping(self, training_json):
+        """This mixture (or a copy, when the record differs) with ``training_json`` attached."""
+        if training_json == self._training:
+            return self
+        copy = Mixture(
+            self._weights,
+            self._means,
+            self._covariances,
+            self._covariance_type,
+            channels=self._channels,
+        )
+        object.__setattr__(copy, "_training", training_json)
+        return copy
 
     # -- constructors -------------------------------------------------------
     @classmethod
@@ -564,8 +655,11 @@ class Mixture:
 
     # -- persistence --------------------------------------------------------
     def to_dict(self):
-        """The documented JSON schema as a dict (see :meth:`save`)."""
-        out = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+        """The documented JSON schema as a dict (see :meth:`save`).
+
+        Version 1 without a training record, version 2 (``"training"`` added) with one.
+        """
+        out = {"schema": SCHEMA, "version": 1 if self._training is None else 2}
         for name, value in self._defining_fields().items():
             if name == "channels":
                 value = self.channels
@@ -573,6 +667,8 @@ class Mixture:
             elif isinstance(value, np.ndarray):
                 value = value.tolist()
             out[name] = value
+        if self._training is not None:
+            out["training"] = self.training
         return out
 
     @classmethod
@@ -587,9 +683,15 @@ class Mixture:
         """
         data = plain_json(data, source)
         check_kind(data, SCHEMA, SCHEMA_VERSION, source)
-        validate(data, _SCHEMA_FILE, source)
+        version = data.get("version")
+        if version == 1 and isinstance(data.get("training"), dict):
+            raise ValueError(
+                f'{source}: field $.training needs "version": 2 (version 1 files have no '
+                "training block); write the file with this pixgmm or set the version to 2"
+            )
+        validate(data, _SCHEMA_FILES[2 if version == 2 else 1], source)
         try:
-            return cls(
+            model = cls(
                 data["weights"],
                 data["means"],
                 data["covariances"],
@@ -598,6 +700,11 @@ class Mixture:
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {exc}") from None
+        if "training" in data:
+            import json
+
+            model = model._keeping(json.dumps(data["training"], allow_nan=False))
+        return model
 
     def save(self, path):
         """Write the mixture as JSON (never pickle), atomically.
@@ -608,6 +715,9 @@ class Mixture:
         ``"weights"`` (K numbers >= 0), ``"means"`` (K x D), ``"covariances"``
         (full K x D x D, diag K x D, spherical K, tied D x D) and the optional
         ``"channels"`` (a string such as ``"RGB"``, a list of names, or null).
+        A mixture with a :attr:`training` record is written as version 2
+        (``mixture-2.json``): version 1 plus the optional ``"training"`` block;
+        :meth:`load` reads both versions.
         :meth:`load` refuses anything else: unknown or misspelled fields, numbers
         written as strings or booleans, NaN, Infinity, numbers outside the
         float64 range. Floats round-trip exactly.

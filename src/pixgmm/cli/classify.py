@@ -45,6 +45,21 @@ def _pairs(values, option):
     return out
 
 
+def _count_priors(models, specs):
+    """``--prior counts``: ``priors="counts"`` once every model is checked to record its count."""
+    for label, model in models.items():
+        training = getattr(model, "training", None)
+        count = getattr(model, "n_samples", None) if training is None else training["n_pixels"]
+        if not count:
+            raise click.BadParameter(
+                f"{label}={specs[label]} records no training-pixel count (only model files "
+                "written by pixgmm fit, or histogram models, do); refit it with pixgmm fit, or "
+                "give --prior LABEL=P for every class",
+                param_hint="--prior counts",
+            )
+    return "counts"
+
+
 def _hex(rgb):
     return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
@@ -180,8 +195,10 @@ def _separability(classifier, as_json):
     "--prior",
     "prior_specs",
     multiple=True,
-    metavar="LABEL=P",
-    help="Prior probability of a class (repeat; give all or none). Default: equal priors.",
+    metavar="LABEL=P|counts",
+    help="Prior probability of a class (repeat; give all or none), or --prior counts: "
+    "proportional to each class's training-pixel count, recorded by pixgmm fit in its "
+    "model files. Default: equal priors.",
 )
 @click.option(
     "--save",
@@ -274,7 +291,9 @@ def classify(
     specs = _pairs(model_specs, "--model")
     models = {label: load_model(spec, f"--model {label}") for label, spec in specs.items()}
     priors = None
-    if prior_specs:
+    if [p.strip().lower() for p in prior_specs] == ["counts"]:
+        priors = _count_priors(models, specs)
+    elif prior_specs:
         given = _pairs(prior_specs, "--prior")
         unknown = [lab for lab in given if lab not in models]
         missing = [lab for lab in models if lab not in given]

@@ -175,59 +175,117 @@ def _find_mask(image_path, folder):
     return candidates[0]
 
 
-def read_images(args, masks=None, scale="auto", max_pixels=None):
-    """Pixels (and mask labels when ``masks`` is a folder) of images given on the command line.
+@dataclass
+class ImageFile:
+    """One image file read for ``fit``/``evaluate``: its pages and, with ``--masks``, their labels.
 
-    Every page of a multi-page file is used, its values brought to the model
-    scale by :class:`~pixgmm.cli.pixels.PixelRule` (``scale``, as every command).
-    Raises :class:`DataError` naming the first file that cannot be used.
+    ``pages`` are (H, W, 3) pixels after the ``--scale`` rule; ``masks`` one (H, W)
+    label array per page (unsigned integers as read, other types as int64), or
+    None without ``--masks``; ``notes`` what the rule did to the values.
     """
-    from .pixels import PixelRule
 
-    rule = PixelRule(3, scale)
-    notes = []
+    path: Path
+    mask_path: Path | None
+    pages: list
+    masks: list | None
+    notes: tuple
+
+
+def plan_images(args, masks=None):
+    """``[(image path, mask path or None), ...]`` for the images given, checked before decoding.
+
+    Every argument is expanded (files, folders, patterns) and every mask found
+    first, so a missing mask or an unusable input stops the command before any
+    image is read. Raises :class:`DataError` naming the first problem.
+    """
     found = _inputs.expand_inputs(args)
     if masks is not None and not Path(masks).is_dir():
         raise DataError(f"--masks {masks}: not a folder")
-    pixel_parts, label_parts, names = [], [], []
+    plan = []
     for arg, path, problem in found:
         if problem is not None:
             raise DataError(f"{arg}: {problem}")
         if _inputs.is_video(path):
             raise DataError(f"{path}: videos are not supported here; give images")
-        try:
-            pages = []
-            for p in _readers.read_pages(path, max_pixels):
-                pixels, note = rule(p)
-                pages.append(pixels)
-                if note is not None and note not in notes:
-                    notes.append(note)
-        except (_inputs.InputError, ValueError) as exc:
-            raise DataError(f"{path}: {exc}") from None
-        if masks is not None:
-            mask_path = _find_mask(path, masks)
-            try:
-                mask_pages = _readers.read_pages(mask_path, max_pixels)
-            except _inputs.InputError as exc:
-                raise DataError(f"{mask_path}: {exc}") from None
-            if len(mask_pages) != len(pages):
-                raise DataError(
-                    f"{mask_path}: {len(mask_pages)} page(s) but {path} has {len(pages)}"
-                )
-            for page, mask in zip(pages, mask_pages):
-                mask = np.asarray(mask)
-                if mask.ndim == 3:
-                    mask = mask[..., 0]
-                if mask.shape != page.shape[:2]:
-                    raise DataError(
-                        f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but "
-                        f"{path} is {page.shape[1]}x{page.shape[0]}"
-                    )
-                label_parts.append(mask.reshape(-1).astype(np.int64))
-        pixel_parts.extend(p.reshape(-1, 3) for p in pages)
-        names.append(str(path))
-    if not pixel_parts:
+        plan.append((path, None if masks is None else _find_mask(path, masks)))
+    if not plan:
         raise DataError("no images given")
+    return plan
+
+
+def _mask_labels(mask):
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.dtype.kind == "b":
+        return mask.view(np.uint8)
+    return mask if mask.dtype.kind == "u" else mask.astype(np.int64)
+
+
+def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
+    """One :class:`ImageFile`: every page of ``path`` (and of its mask), checked against each other."""
+    from .pixels import PixelRule
+
+    rule = PixelRule(3) if rule is None else rule
+    notes = []
+    try:
+        pages = []
+        for p in _readers.read_pages(path, max_pixels):
+            pixels, note = rule(p)
+            pages.append(pixels)
+            if note is not None and note not in notes:
+                notes.append(note)
+    except (_inputs.InputError, ValueError) as exc:
+        raise DataError(f"{path}: {exc}") from None
+    labels = None
+    if mask_path is not None:
+        try:
+            mask_pages = _readers.read_pages(mask_path, max_pixels)
+        except _inputs.InputError as exc:
+            raise DataError(f"{mask_path}: {exc}") from None
+        if len(mask_pages) != len(pages):
+            raise DataError(f"{mask_path}: {len(mask_pages)} page(s) but {path} has {len(pages)}")
+        labels = []
+        for page, mask in zip(pages, mask_pages):
+            mask = _mask_labels(mask)
+            if mask.shape != page.shape[:2]:
+                raise DataError(
+                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but "
+                    f"{path} is {page.shape[1]}x{page.shape[0]}"
+                )
+            labels.append(mask)
+    return ImageFile(Path(path), mask_path, pages, labels, tuple(notes))
+
+
+def iter_images(plan, scale="auto", max_pixels=None):
+    """Read the files of :func:`plan_images` one at a time: an :class:`ImageFile` each.
+
+    Only one file's pages are held at a time, so a caller that counts them
+    (``pixgmm fit``) needs memory for one image, not for all of them.
+    """
+    from .pixels import PixelRule
+
+    rule = PixelRule(3, scale)
+    for path, mask_path in plan:
+        yield read_image_file(path, mask_path, rule, max_pixels)
+
+
+def read_images(args, masks=None, scale="auto", max_pixels=None):
+    """Pixels (and mask labels when ``masks`` is a folder) of images given on the command line.
+
+    Every page of a multi-page file is used, its values brought to the model
+    scale by :class:`~pixgmm.cli.pixels.PixelRule` (``scale``, as every command).
+    All pixels are held together (``pixgmm evaluate`` scores them all; ``pixgmm
+    fit`` streams them with :func:`iter_images` instead). Raises
+    :class:`DataError` naming the first file that cannot be used.
+    """
+    notes, pixel_parts, label_parts, names = [], [], [], []
+    for item in iter_images(plan_images(args, masks), scale, max_pixels):
+        notes.extend(n for n in item.notes if n not in notes)
+        pixel_parts.extend(p.reshape(-1, 3) for p in item.pages)
+        if item.masks is not None:
+            label_parts.extend(m.reshape(-1).astype(np.int64) for m in item.masks)
+        names.append(str(item.path))
     dtypes = {p.dtype for p in pixel_parts}
     pixels = (
         np.concatenate(pixel_parts)

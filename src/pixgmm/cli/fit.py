@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from .options import DATA_HELP, data_options, fail, pixel_options, resolve_scale
+from .options import DATA_HELP, data_options, pixel_options, resolve_scale
 
 COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
+#: ``pixgmm.fitting.INIT_METHODS``, written out so that ``pixgmm --help`` imports only click
+#: (tests/cli/test_cli_fit_stream.py checks that the two agree).
+INIT_METHODS = ("lloyd", "kmeans", "k-means++", "random")
+CRITERIA = ("bic", "aic")
+
+FIT_HELP = """
+Memory: 8-bit images are counted one at a time into a colour histogram per
+class (a fixed 128 MiB per class for RGB), so any number of images fits in
+the same memory; the EM then runs on the distinct colours with their counts,
+which is exactly the EM on every pixel. 16-bit and float images (scaled to
+0..255 floats by --scale) cannot be counted that way: the pixels of every
+class fitted are kept in memory until the fit (3 float32 values per pixel;
+float64 for float64 images, uint16 for 16-bit with --scale none).
+"""
 
 
 def _target(out, label, many):
@@ -33,12 +48,80 @@ def _reg_covar(value, integer):
         raise click.BadParameter(
             f"{value!r} is not a number; give e.g. 1e-6, or auto", param_hint="--reg-covar"
         ) from None
-    if not v >= 0:
-        raise click.BadParameter(f"must be >= 0, got {value}", param_hint="--reg-covar")
+    if not (math.isfinite(v) and v >= 0):
+        raise click.BadParameter(
+            f"must be a finite number >= 0, got {value}", param_hint="--reg-covar"
+        )
     return v
 
 
-@click.command(epilog=DATA_HELP)
+def parse_components(text):
+    """``"8"`` -> ``(8,)``; ``"2:16"`` -> ``(2, ..., 16)``; ``"2:16:2"`` -> ``(2, 4, ..., 16)``.
+
+    Both ends of a range are included. Raises :class:`click.BadParameter` with
+    the reason and an example.
+    """
+    text = str(text).strip()
+    form = "a number such as 8 or a range START:STOP[:STEP] such as 2:16 or 2:16:2"
+    parts = text.split(":")
+    try:
+        if len(parts) > 3:
+            raise ValueError
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not {form}", param_hint="-k/--components") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise click.BadParameter(
+                f"{text} components: a mixture needs at least 1", param_hint="-k/--components"
+            )
+        return (values[0],)
+    start, stop = values[0], values[1]
+    step = values[2] if len(values) == 3 else 1
+    if start < 1:
+        raise click.BadParameter(
+            f"the range {text} starts at {start}; a mixture needs at least 1 component, "
+            f"e.g. {max(1, start + 1)}:{max(stop, 1)}",
+            param_hint="-k/--components",
+        )
+    if stop < start:
+        raise click.BadParameter(
+            f"the range {text} goes down; give START <= STOP, e.g. {stop}:{start}",
+            param_hint="-k/--components",
+        )
+    if step < 1:
+        raise click.BadParameter(
+            f"the range {text} has step {step}; the step must be >= 1", param_hint="-k/--components"
+        )
+    return tuple(range(start, stop + 1, step))
+
+
+def _components_option(ctx, param, value):
+    return parse_components(value)
+
+
+def _tol_option(ctx, param, value):
+    if not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _image_label(text):
+    """A ``--class`` value for images: a mask value (an integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a mask value; with images the classes are the masks' integer "
+            "values, e.g. --class 255",
+            param_hint="--class",
+        ) from None
+    if value < 0:
+        raise click.BadParameter(f"mask values are >= 0, got {value}", param_hint="--class")
+    return value
+
+
+@click.command(epilog=DATA_HELP + FIT_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--out",
@@ -51,10 +134,20 @@ def _reg_covar(value, integer):
 @click.option(
     "-k",
     "--components",
-    default=8,
+    default="8",
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Gaussian components per model.",
+    callback=_components_option,
+    metavar="K|START:STOP[:STEP]",
+    help="Gaussian components per model, or a range (both ends included: 2:16 fits K = 2, "
+    "3, ..., 16; 2:16:2 fits 2, 4, ..., 16): every K is fitted and the one with the lowest "
+    "--criterion is kept.",
+)
+@click.option(
+    "--criterion",
+    type=click.Choice(CRITERIA),
+    default="bic",
+    show_default=True,
+    help="How a range of -k is decided (lowest wins).",
 )
 @click.option(
     "--covariance",
@@ -62,6 +155,38 @@ def _reg_covar(value, integer):
     default="diag",
     show_default=True,
     help="Covariance type of every component.",
+)
+@click.option(
+    "--init",
+    type=click.Choice(INIT_METHODS),
+    default="lloyd",
+    show_default=True,
+    help="Start of the EM: lloyd (weighted k-means on the distinct colours, pixgmm's own), "
+    "kmeans (scikit-learn's KMeans, needs pixgmm[fit]), k-means++ (seeding only), random "
+    "(random responsibilities).",
+)
+@click.option(
+    "--max-iter",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="EM iterations at most (per K and start).",
+)
+@click.option(
+    "--tol",
+    default=1e-3,
+    show_default=True,
+    type=float,
+    callback=_tol_option,
+    help="Converged when the mean log-likelihood per pixel changes by less than this "
+    "(0: run exactly --max-iter iterations).",
+)
+@click.option(
+    "--n-init",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Starts per K; the one with the highest log-likelihood is kept.",
 )
 @click.option(
     "--class",
@@ -82,11 +207,13 @@ def _reg_covar(value, integer):
     "colours are fitted exactly through their colour histogram).",
 )
 @click.option(
+    "--random-state",
     "--seed",
+    "random_state",
     default=0,
     show_default=True,
     type=click.IntRange(0, 2**32 - 1),
-    help="Seed of the subsample and of the k-means initialisation (same seed, same model).",
+    help="Seed of the initialisation and of any subsample (same seed, same model).",
 )
 @click.option(
     "--reg-covar",
@@ -102,17 +229,35 @@ def _reg_covar(value, integer):
     is_flag=True,
     help="Replace model files that already exist (without it they are kept and skipped).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr (over the images counted, then per class over the EM "
+    "iterations with the mean log-likelihood). Default: when stderr is a terminal and not "
+    "--quiet; --progress shows them anywhere (a log file), --no-progress never.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON summary on stdout: per class its model file, pixels and the fit's "
+    "diagnostics (converged, iterations, log-likelihood, BIC/AIC, every K tried).",
+)
 def fit(
     inputs,
     out,
     components,
+    criterion,
     covariance,
+    init,
+    max_iter,
+    tol,
+    n_init,
     classes,
     per_class,
     max_samples,
-    seed,
+    random_state,
     reg_covar,
     pixels_file,
     columns,
@@ -122,6 +267,7 @@ def fit(
     max_pixels,
     to_8bit,
     overwrite,
+    progress,
     quiet,
     as_json,
 ):
@@ -129,25 +275,28 @@ def fit(
 
     From images: all their pixels, or with --masks only the pixels whose mask
     is not 0 (--class V: mask value V; --per-class: one model per mask value).
-    From a table of labelled pixels (--pixels): one model per label, or the
-    labels given with --class. The model records its channel order (RGB for
-    images, --columns for a table, where it is required), so it applies to
-    images in any order. Image pixels are brought to the 0..255 scale by
-    --scale, as every command does; table values are used as written, and
-    table rows with a NaN are left out and counted per class (a class left
-    with no rows is an error). A model file that exists is kept and skipped,
-    so rerunning an interrupted fit writes only the missing ones.
+    The images are read one at a time and counted per class, then one EM runs
+    per class. From a table of labelled pixels (--pixels): one model per
+    label, or the labels given with --class. The model records its channel
+    order (RGB for images, --columns for a table, where it is required), so it
+    applies to images in any order, and its training: the class's pixel count
+    (for `pixgmm classify --prior counts`) and the fit's diagnostics. Image
+    pixels are brought to the 0..255 scale by --scale, as every command does;
+    table values are used as written, and table rows with a NaN are left out
+    and counted per class (a class left with no rows is an error). A fit that
+    stops at --max-iter before converging is reported (a warning, and
+    "converged": false in --json). A model file that exists is kept and
+    skipped, so rerunning an interrupted fit writes only the missing ones.
 
     \b
     Examples:
       pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -k 16 -o uci.json
                                           # uci.1.json (skin), uci.2.json (non-skin)
-      pixgmm fit hands/*.jpg --masks hand-masks/ -o skin.json
+      pixgmm fit hands/*.jpg --masks hand-masks/ -k 2:16 -o skin.json --progress
       pixgmm fit sky.jpg -k 3 -o sky.json
     """
-    import json
-
     from . import data as _data
+    from . import fitclasses as _fc
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
@@ -156,123 +305,128 @@ def fit(
         _data.check_sources(inputs, pixels_file, columns, masks)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    start = time.perf_counter()
-    try:
-        data = _data.load(inputs, pixels_file, columns, label_column, masks, scale, max_pixels)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    except _data.DataError as exc:
-        fail(str(exc), as_json)
-    reg = _reg_covar(reg_covar, data.integer)
+    if init == "kmeans":
+        from .._engine.emfit import require_sklearn
 
-    if data.labels is None:
-        if classes or per_class:
+        try:
+            require_sklearn("--init kmeans")
+        except ImportError as exc:
+            raise click.BadParameter(
+                str(exc).replace("init='k-means++'", "--init lloyd"), param_hint="--init"
+            ) from None
+    if reg_covar != "auto":
+        _reg_covar(reg_covar, True)  # a bad value is an error before any image is read
+    bars = _fc.Progress(_fc.progress_enabled(progress, quiet))
+    start = time.perf_counter()
+    settings = dict(
+        init=init,
+        max_iter=max_iter,
+        tol=tol,
+        n_init=n_init,
+        max_samples=max_samples,
+        random_state=random_state,
+        criterion=criterion,
+    )
+    if pixels_file is not None:
+        job = _fc.table_job(pixels_file, columns, label_column, classes, per_class, as_json)
+    else:
+        if masks is None and (classes or per_class):
             raise click.UsageError(
                 "--class and --per-class need labels: give --masks with images, or a table "
                 "with a label column"
             )
-        groups = {None: data.pixels}
-    else:
-        try:
-            if classes:
-                wanted = [_data.parse_label(c, data.labels) for c in classes]
-            elif per_class or pixels_file is not None:
-                # labels of rows left out for a NaN count too: a class they empty is named
-                present = data.labels if data.dropped is None else [data.labels, data.dropped]
-                wanted = [_data.class_label(v) for v in _unique(present)]
-            else:  # masks without --class: the pixels inside the mask
-                wanted = ["mask"]
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--class") from None
-        groups = {}
-        for c in wanted:
-            sel = data.labels != 0 if c == "mask" else data.labels == c
-            groups[c] = data.pixels[sel]
-        if "mask" in groups and groups["mask"].shape[0] == 0:
-            fail(
-                f"{data.source}: every mask is all 0, so no pixel is selected; the pixels "
-                "under a mask's non-zero values are fitted (check the --masks folder)",
-                as_json,
-            )
-    many = len(groups) > 1
-    targets = {c: _target(out, c, many) for c in groups}
+        if masks is None:
+            mode, keys = "all", [None]
+        elif classes:
+            mode, keys = "labels", list(dict.fromkeys(_image_label(c) for c in classes))
+        elif per_class:
+            mode, keys = "labels", None  # known once counted
+        else:
+            mode, keys = "mask", ["mask"]
+        target = lambda c, many: _target(out, c, many)  # noqa: E731
+        job = _fc.image_job(
+            inputs, masks, mode, keys, target, overwrite, scale, max_pixels, bars, as_json
+        )
+    reg = _reg_covar(reg_covar, job.integer)
+    keys = job.keys
+    many = len(keys) > 1
+    targets = {c: _target(out, c, many) for c in keys}
     if len(set(targets.values())) != len(targets):
         raise click.BadParameter("two classes would share one file name", param_hint="--out")
 
-    from ..fitting import fit as fit_mixture
     from . import writers as _writers
 
-    channels = data.channels
     results = []
     status = 0
-    for c, px in groups.items():
+    for c in keys:
         what = "all pixels" if c is None else f"class {c}"
-        dropped = data.dropped_count(None if c in (None, "mask") else c)
-        entry = {"class": c, "model": str(targets[c]), "pixels": int(px.shape[0])}
-        if data.dropped is not None:
-            entry["dropped_nan"] = dropped
+        entry = {"class": c, "model": str(targets[c])}
+        if job.table:
+            entry["dropped_nan"] = job.dropped(c)
         t0 = time.perf_counter()
         if not overwrite and targets[c].exists():
-            entry["status"] = "skipped"
-            entry["seconds"] = 0.0
+            entry.update(status="skipped", seconds=0.0)
             results.append(entry)
             if not quiet and not as_json:
                 click.echo(f"{what}: kept existing {targets[c]} (skipped; --overwrite replaces)")
             continue
-        if px.shape[0] == 0:
-            entry["status"] = "failed"
-            entry["error"] = (
-                f"{what}: all {dropped:,} row(s) have a NaN pixel value, so nothing is left to fit"
-                if dropped
-                else f"{what}: no pixels"
-            )
-            entry["seconds"] = 0.0
+        problem = job.problem(c, what)
+        if problem is not None:
+            entry.update(status="failed", error=problem, seconds=0.0)
             results.append(entry)
             status = 1
-            click.echo(f"pixgmm: error: {data.source}: {entry['error']}", err=True)
+            click.echo(f"pixgmm: error: {job.source}: {problem}", err=True)
             continue
-        if dropped and not quiet:
+        if job.dropped(c) and not quiet:
             click.echo(
-                f"{data.source}: {what}: {dropped:,} row(s) with a NaN pixel value left out",
+                f"{job.source}: {what}: {job.dropped(c):,} row(s) with a NaN pixel value left out",
                 err=True,
             )
-        if not quiet and sys.stderr.isatty():  # a fit can take a while: say what is running
-            click.echo(f"fitting {what} ({px.shape[0]:,} pixels) ...", err=True)
         try:
-            model = fit_mixture(
-                px,
+            result, warned = _fc.run_fit(
+                lambda cb, c=c: job.fit(c, components, covariance, reg, settings, cb),
+                bars,
+                what,
                 components,
-                covariance,
-                max_samples=max_samples,
-                random_state=seed,
-                reg_covar=reg,
-                channels=channels,
+                n_init,
+                max_iter,
             )
+            n_nan = job.dropped(c) + result.n_nan
+            block = _fc.diagnostics(
+                result, components, job.n_pixels(c, result), n_nan, reg, criterion
+            )
+            model = result.mixture.with_training(block)
             targets[c].parent.mkdir(parents=True, exist_ok=True)
             with _writers.atomic_target(targets[c], overwrite) as tmp:
                 model.save(tmp)
-            entry["status"] = "ok"
         except (ValueError, OSError, _writers.OutputExists, _writers.OutputError) as exc:
-            entry["status"] = "failed"
-            entry["error"] = f"{what}: {exc}"
+            entry.update(status="failed", error=f"{what}: {exc}")
             status = 1
-            click.echo(f"pixgmm: error: {data.source}: {what}: {exc}", err=True)
+            click.echo(f"pixgmm: error: {job.source}: {what}: {exc}", err=True)
+        else:
+            entry.update(status="ok", pixels=block.pop("n_pixels"))
+            entry.update(n_components=result.n_components, lower_bound=result.lower_bound)
+            entry.update(block, warnings=warned)
+            for message in warned:
+                click.echo(f"pixgmm: warning: {job.source}: {message}", err=True)
         entry["seconds"] = round(time.perf_counter() - t0, 4)
         results.append(entry)
         if entry["status"] == "ok" and not quiet and not as_json:
-            used = px.shape[0] if max_samples is None else min(px.shape[0], max_samples)
-            notes = "".join(f"; {n}" for n in data.notes)
-            click.echo(
-                f"{what}: {components} components ({covariance}) from {used:,} of "
-                f"{px.shape[0]:,} pixels -> {targets[c]} ({entry['seconds']:.2f} s{notes})"
-            )
+            block = {**entry, "n_pixels": entry["pixels"]}
+            line = _fc.describe(what, covariance, block, components, result.n_components, tol)
+            notes = "".join(f"; {n}" for n in job.notes)
+            click.echo(f"{line} -> {targets[c]} ({entry['seconds']:.2f} s{notes})")
     if as_json:
+        import json
+
         summary = {
-            "source": data.source,
-            "channels": channels,
-            "scale": "; ".join(data.notes) if pixels_file is None else "table values as written",
-            "components": components,
+            "source": job.source,
+            "images": job.n_images,
+            "channels": job.channels,
+            "scale": "; ".join(job.notes) if not job.table else "table values as written",
+            "components": components[0] if len(components) == 1 else list(components),
             "covariance": covariance,
+            **settings,
             "reg_covar": reg,
             "seconds": round(time.perf_counter() - start, 4),
             "ok": sum(r["status"] == "ok" for r in results),
@@ -282,11 +436,3 @@ def fit(
         }
         click.echo(json.dumps(summary, indent=1))
     sys.exit(status)
-
-
-def _unique(labels):
-    import numpy as np
-
-    if isinstance(labels, list):
-        labels = np.concatenate([np.asarray(part) for part in labels])
-    return np.unique(labels)
