@@ -225,6 +225,9 @@ class Georef:
 
         out = {}
         for key, arr in maps.items():
+            if not hasattr(arr, "dtype"):  # not a map: e.g. a heatmap's PNG text (run.PNG_TEXT)
+                out[key] = arr
+                continue
             xp = _array_module(arr)
             if key == "mask":
                 arr = (arr > 0).astype(np.uint8)
