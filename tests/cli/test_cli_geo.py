@@ -335,3 +335,18 @@ def test_a_fourth_band_is_dropped_only_when_the_file_calls_it_alpha(scenes, tmp_
     expected = pixgmm.SkinDetector().probability(scenes["rgb"])
     ok = ~scenes["invalid"]
     np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-6)
+
+
+def test_fit_on_a_geotiff_leaves_its_nodata_pixels_out(scenes, tmp_path):
+    """pixgmm fit on a GeoTIFF with nodata: the model is the API's fit of the valid pixels only
+    (a nodata pixel is not a colour of the class), and the count says how many were left out."""
+    from pixgmm.fitting import fit_em
+
+    src = scenes["dir"] / "rgb8.tif"
+    proc = run_cli("fit", src, "-k", "3", "-o", tmp_path / "m.json", "--json", cwd=tmp_path)
+    (entry,) = json.loads(proc.stdout)["models"]
+    valid = ~scenes["invalid"]
+    api = fit_em(scenes["rgb"][valid], 3, channels="RGB")
+    assert entry["pixels"] == int(valid.sum()) == api.n_samples
+    assert pixgmm.Mixture.load(tmp_path / "m.json") == api.mixture
+    assert f"{int((~valid).sum())} nodata pixel(s) left out" in proc.stdout + proc.stderr

@@ -179,9 +179,11 @@ def _find_mask(image_path, folder):
 class ImageFile:
     """One image file read for ``fit``/``evaluate``: its pages and, with ``--masks``, their labels.
 
-    ``pages`` are (H, W, 3) pixels after the ``--scale`` rule; ``masks`` one (H, W)
-    label array per page (unsigned integers as read, other types as int64), or
-    None without ``--masks``; ``notes`` what the rule did to the values.
+    ``pages`` are (H, W, 3) pixels after the ``--scale`` rule, or (N, 3) lists of
+    the valid pixels of a GeoTIFF page with nodata pixels; ``masks`` one label
+    array per page of the page's spatial shape (unsigned integers as read, other
+    types as int64), or None without ``--masks``; ``notes`` what the rule did to
+    the values and how many nodata pixels were left out.
     """
 
     path: Path
@@ -224,15 +226,22 @@ def _mask_labels(mask):
 
 def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
     """One :class:`ImageFile`: every page of ``path`` (and of its mask), checked against each other."""
+    from . import geo as _geo
     from .pixels import PixelRule
 
     rule = PixelRule(3) if rule is None else rule
     notes = []
+    geo = _geo.probe(path, quiet=True)  # a GeoTIFF: its nodata pixels are left out
     try:
-        pages = []
-        for p in _readers.read_pages(path, max_pixels):
-            pixels, note = rule(p)
+        pages, valid = [], []
+        for i, p in enumerate(_readers.read_pages(path, max_pixels)):
+            invalid, alpha = None, None
+            if geo is not None:
+                p, invalid = geo.prepare(i, p)
+                alpha = geo.pages[i].alpha
+            pixels, note = rule(p, alpha)
             pages.append(pixels)
+            valid.append(None if invalid is None or not invalid.any() else ~invalid)
             if note is not None and note not in notes:
                 notes.append(note)
     except (_inputs.InputError, ValueError) as exc:
@@ -254,6 +263,12 @@ def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
                     f"{path} is {page.shape[1]}x{page.shape[0]}"
                 )
             labels.append(mask)
+    left_out = sum(int((~v).sum()) for v in valid if v is not None)
+    if left_out:  # nodata pixels: the pages become (N, 3) lists of the valid pixels
+        pages = [pg if v is None else pg[v] for pg, v in zip(pages, valid)]
+        if labels is not None:
+            labels = [lab if v is None else lab[v] for lab, v in zip(labels, valid)]
+        notes.append(f"{left_out} nodata pixel(s) left out")
     return ImageFile(Path(path), mask_path, pages, labels, tuple(notes))
 
 

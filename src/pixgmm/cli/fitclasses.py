@@ -146,7 +146,7 @@ def _add_file(out, item, mode):
     masks = item.masks if item.masks is not None else [None] * len(item.pages)
     for page, mask in zip(item.pages, masks):
         if mode == "all":
-            labels = np.broadcast_to(True, page.shape[:2])
+            labels = np.broadcast_to(True, page.shape[:-1])
         elif mode == "mask":
             labels = mask != 0
         else:
