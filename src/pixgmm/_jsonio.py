@@ -338,7 +338,8 @@ def check_kind(data, kind, version, source):
     got = data.get("version")
     if isinstance(got, int) and not isinstance(got, bool) and got > version:
         raise ValueError(
-            f"{source}: field $.version is {got}; this pixgmm reads version {version} of "
+            f"{source}: field $.version is {got}; this pixgmm reads "
+            f"{'version 1' if version == 1 else f'versions 1 to {version}'} of "
             f"{kind} files: upgrade pixgmm to read it"
         )
 
