@@ -335,7 +335,11 @@ def test_each_model_is_unpickled_once_per_worker(client, call, n_models, rng):
     finally:
         client.run(_stop_counting)
     assert 1 <= sum(counts.values()), counts  # the models did travel
-    assert all(n <= n_models for n in counts.values()), counts
+    # Once per worker and model, not once per block (64 blocks: a model in every task would be
+    # unpickled about 32 times per worker). A worker that released a model and is then handed a
+    # stolen task fetches it once more, which the scheduler may do: a second copy is allowed.
+    assert all(n <= 2 * n_models for n in counts.values()), counts
+    assert sum(counts.values()) <= 2 * n_models * len(counts) < 64, counts
 
 
 # -- images on disk, read by the workers ---------------------------------------------
