@@ -95,3 +95,38 @@ def test_dask_errors(client, rng):
     bad[0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="1 infinite value"):
         fitting.fit(bad, 2, init="k-means++")
+
+
+def test_block_histograms_dense_or_sorted_merge_to_the_in_memory_histogram(rng, monkeypatch):
+    """Large blocks are counted into a dense array, small ones by sorting; the tree merges the
+    blocks' sorted codes linearly. Whichever way, the histogram (and so the fit) is the one of
+    the whole image in memory."""
+    from pixgmm._engine import em as _em
+    from pixgmm._engine import histfit
+
+    # the linear merge against a merge by sorting, with shared, distinct and empty parts
+    a = np.unique(rng.integers(0, 500, 300)).astype(np.int64)
+    b = np.unique(rng.integers(250, 900, 400)).astype(np.int64)
+    wa, wb = rng.random(a.shape[0]), rng.random(b.shape[0])
+    codes, counts = _em.merge_counts(a, wa, b, wb)
+    ref_codes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    np.testing.assert_array_equal(codes, ref_codes)
+    np.testing.assert_allclose(counts, np.bincount(inverse, np.concatenate([wa, wb])), rtol=1e-15)
+    empty = np.empty(0, np.int64)
+    for x, y in ((a, empty), (empty, a)):
+        c, n = _em.merge_counts(x, np.ones(x.shape[0]), y, np.ones(y.shape[0]))
+        np.testing.assert_array_equal(c, a)
+        assert (n == 1).all()
+
+    img = image(rng, shape=(64, 80))
+    ref = fitting.fit_em(img, 2, "full", init=START, tol=0, max_iter=3)
+    for dense_from in (1, 10**9):  # every block dense, or every block sorted
+        monkeypatch.setattr(histfit, "DENSE_HISTOGRAM_MIN", dense_from)
+        lazy = da.from_array(img, chunks=(20, 30, 3))
+        colours, n = histfit.dask_histogram(lazy)
+        expected_colours, expected_n = histfit.compress(img.reshape(-1, 3), None)[:2]
+        np.testing.assert_array_equal(colours, expected_colours)
+        np.testing.assert_array_equal(n, expected_n)
+        with dask.config.set(scheduler="threads"):
+            got = fitting.fit_em(lazy, 2, "full", init=START, tol=0, max_iter=3)
+        assert got.mixture == ref.mixture

@@ -352,6 +352,38 @@ def histogram8_count(X, counts):
         counts[code] += np.uint32(1)
 
 
+@numba.njit(**NUMBA_FLAGS)
+def merge_counts(codes_a, counts_a, codes_b, counts_b):
+    """The union of two sparse histograms, each with sorted distinct codes: ``(codes, counts)``
+    sorted, with the counts of a code in both added. One linear pass, no sort."""
+    na, nb = codes_a.shape[0], codes_b.shape[0]
+    codes = np.empty(na + nb, dtype=np.int64)
+    counts = np.empty(na + nb)
+    i = j = m = 0
+    while i < na and j < nb:
+        a, b = codes_a[i], codes_b[j]
+        if a < b:
+            codes[m], counts[m] = a, counts_a[i]
+            i += 1
+        elif b < a:
+            codes[m], counts[m] = b, counts_b[j]
+            j += 1
+        else:
+            codes[m], counts[m] = a, counts_a[i] + counts_b[j]
+            i += 1
+            j += 1
+        m += 1
+    while i < na:
+        codes[m], counts[m] = codes_a[i], counts_a[i]
+        i += 1
+        m += 1
+    while j < nb:
+        codes[m], counts[m] = codes_b[j], counts_b[j]
+        j += 1
+        m += 1
+    return codes[:m], counts[:m]
+
+
 @numba.njit(**NUMBA_PARALLEL_FLAGS)
 def nonzero_counts(counts, n_channels, ntasks):
     """``(colours (M, C) uint8, counts (M,))`` of the non-zero entries of a dense histogram.

@@ -164,16 +164,24 @@ def _block_pixels(block):
 
 
 def _block_histogram(block):
-    """Sparse colour histogram of one block: (codes, counts)."""
-    px = _block_pixels(block)
+    """Sparse colour histogram of one block: sorted distinct codes (int64) and their counts.
+
+    A large block is counted into a dense 256**C array (one pass, no sort) whose
+    non-zero entries are then listed; a small one by sorting its packed codes.
+    """
+    px = np.ascontiguousarray(_block_pixels(block))
+    if px.shape[0] >= DENSE_HISTOGRAM_MIN and px.shape[0] < 2**32:
+        dense = np.zeros(256 ** px.shape[1], dtype=np.uint32)
+        _em.histogram8_count(px, dense)
+        codes = np.flatnonzero(dense)
+        return codes.astype(np.int64, copy=False), dense[codes].astype(np.float64)
     codes, counts = np.unique(packed_codes8(px), return_counts=True)
-    return codes, counts.astype(np.float64)
+    return codes.astype(np.int64, copy=False), counts.astype(np.float64)
 
 
 def _merge_histograms(a, b):
-    codes, inverse = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
-    counts = np.bincount(inverse.reshape(-1), weights=np.concatenate([a[1], b[1]]))
-    return codes, counts
+    """Two blocks' sparse histograms added (a linear merge of their sorted codes)."""
+    return _em.merge_counts(a[0], a[1], b[0], b[1])
 
 
 def _tree(parts, combine):
