@@ -135,3 +135,46 @@ def test_without_imagecodecs_a_clear_import_error(tiffs, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("refused") == len(cases) + 1
     np.testing.assert_array_equal(np.load(tmp_path / "deflate.npy"), tifffile.imread(deflate))
+
+
+# -- EXIF orientation: outputs line up with the picture as viewers show it --------------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_is_undone_as_pillow_does(orientation):
+    from PIL import Image, ImageOps
+
+    from pixgmm._codecs import apply_orientation
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    im = Image.fromarray(rgb)
+    im.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    np.testing.assert_array_equal(apply_orientation(rgb, orientation), expected)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_16_bit_png_and_a_jpeg_keep_their_exif_orientation(tmp_path, orientation):
+    """A 16-bit PNG (decoded by imagecodecs, which ignores EXIF) and an 8-bit file read lazily
+    come out as viewers show them, like the command line's in-memory reader."""
+    from PIL import Image, ImageOps
+
+    from pixgmm.cli.readers import read_pages
+
+    grey = np.random.default_rng(1).integers(0, 65536, (6, 9), dtype=np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    png = tmp_path / "grey16.png"
+    Image.fromarray(grey).save(png, exif=exif)  # Pillow writes 16-bit greyscale with eXIf
+    with Image.open(png) as im:
+        assert im.getexif()[0x0112] == orientation
+        expected = np.asarray(ImageOps.exif_transpose(im)).astype(np.uint16)
+    assert expected.shape != grey.shape or orientation == 3
+    np.testing.assert_array_equal(read_pages(png)[0], expected)
+    np.testing.assert_array_equal(open_image_lazy(png).compute(), expected)
+
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    bmp = tmp_path / "photo.webp"
+    Image.fromarray(rgb).save(bmp, exif=exif, lossless=True)
+    np.testing.assert_array_equal(open_image_lazy(bmp).compute(), read_pages(bmp)[0])
+    assert read_pages(bmp)[0].shape[:2] == expected.shape

@@ -90,7 +90,36 @@ def read_png(path):
     with open(path, "rb") as fh:
         data = fh.read()
     with _quiet_interlace_warning():
-        return imagecodecs.png_decode(data)
+        image = imagecodecs.png_decode(data)
+    return apply_orientation(image, exif_orientation(path))
+
+
+#: EXIF orientation -> the transposition Pillow's ``ImageOps.exif_transpose`` applies, as
+#: array operations on (H, W[, C]): ``"T"`` swaps rows and columns, ``"V"``/``"H"`` flip them.
+_ORIENT = {2: "H", 3: "VH", 4: "V", 5: "T", 6: "TH", 7: "TVH", 8: "TV"}
+
+
+def exif_orientation(path):
+    """The EXIF orientation tag (1..8) of the image at ``path`` as Pillow reads it; 1 if none."""
+    from PIL import Image
+
+    with contextlib.suppress(Exception), Image.open(path) as im:
+        value = im.getexif().get(0x0112, 1)
+        return value if value in _ORIENT else 1
+    return 1
+
+
+def apply_orientation(image, orientation):
+    """``image`` (H, W[, C]) as viewers show it: the EXIF ``orientation`` undone, as Pillow's
+    ``ImageOps.exif_transpose`` does (a view, no copy)."""
+    for op in _ORIENT.get(orientation, ""):
+        if op == "T":
+            image = image.swapaxes(0, 1)
+        elif op == "V":
+            image = image[::-1]
+        else:
+            image = image[:, ::-1]
+    return image
 
 
 def check_tiff_codecs(series):

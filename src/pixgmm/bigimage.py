@@ -272,8 +272,8 @@ def _read_whole(name, lower, max_pixels):
     spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
     n_pixels = int(np.prod(spatial, dtype=np.float64))
     _check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
-    with _pillow_limit_off():
-        return np.asarray(iio.imread(name))
+    with _pillow_limit_off():  # the EXIF orientation applied, as the command line's reader does
+        return np.asarray(iio.imread(name, plugin="pillow", rotate=True))
 
 
 def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
