@@ -255,7 +255,7 @@ def test_no_writable_cache_folder_at_all_still_computes_with_one_warning(install
     env = {
         **install["env"],
         "NUMBA_CACHE_DIR": str(locked),
-        "TMPDIR": str(_writable_dir(install, "tmp2")),
+        "TMPDIR": str(_writable_dir(install, "tmp-permissions")),
     }
     lib = _run([*user, python, "-s", "-c", DENSITY], env, base)
     assert lib.returncode == 0, lib.stderr
@@ -263,3 +263,44 @@ def test_no_writable_cache_folder_at_all_still_computes_with_one_warning(install
     lines = _warnings(lib.stderr)
     assert len(lines) == 1 and "NUMBA_CACHE_DIR" in lines[0] and "compiled" in lines[0], lines
     assert not list(locked.iterdir()) and not list(Path(env["TMPDIR"]).iterdir())
+
+
+def test_unreadable_model_file_and_output_folder_are_clear_errors(install):
+    """As an unprivileged user (root reads and writes everything): a model file without read
+    permission is PermissionError naming it, in the library and on the command line; an output
+    folder without write permission names the output and the system's reason."""
+    user, python, base = install["user"], install["python"], install["base"]
+    env = {**install["env"], "TMPDIR": str(_writable_dir(install, "tmp-permissions"))}
+    folder = _writable_dir(install, "model-files")
+    model = folder / "skin.json"
+    pixgmm.Mixture([1.0], [[200.0, 140.0, 120.0]], [[300.0, 300.0, 300.0]], "diag").save(model)
+    model.chmod(0)
+    code = (
+        "import pixgmm, sys\n"
+        "try:\n"
+        f"    pixgmm.Mixture.load({str(model)!r})\n"
+        "except PermissionError as exc:\n"
+        "    print(exc)\n"
+    )
+    lib = _run([*user, python, "-s", "-c", code], env, base)
+    assert lib.returncode == 0, lib.stderr
+    assert f"cannot read model file '{model}'" in lib.stdout and "permission denied" in lib.stdout
+
+    from PIL import Image
+
+    photo = folder / "photo.png"
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(photo)
+    photo.chmod(0o644)
+    cli = [*user, python, "-s", "-m", "pixgmm.cli", "density", photo, "-m", str(model)]
+    proc = _run([*cli, "-o", folder / "out"], env, base)
+    assert proc.returncode != 0 and str(model) in proc.stderr, proc.stderr
+    assert "ermission denied" in proc.stderr, proc.stderr
+
+    locked = base / "locked"
+    locked.mkdir(mode=0o755)  # root's folder: the user may read it, not write in it
+    model.chmod(0o644)
+    proc = _run([*user, python, "-s", "-m", "pixgmm.cli", "density", photo, "-m", str(model),
+                 "-o", locked], env, base)  # fmt: skip
+    assert proc.returncode != 0, proc.stderr
+    assert str(locked) in proc.stderr and "ermission denied" in proc.stderr, proc.stderr
+    assert list(locked.iterdir()) == []  # nothing half-written left behind
