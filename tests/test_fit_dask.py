@@ -118,6 +118,18 @@ def test_block_histograms_dense_or_sorted_merge_to_the_in_memory_histogram(rng, 
         np.testing.assert_array_equal(c, a)
         assert (n == 1).all()
 
+    # the bucketed RGB count against the dense one: scattered colours, one colour, the extremes
+    for px in (
+        rng.integers(0, 256, (50_000, 3), dtype=np.uint8),
+        np.full((1000, 3), 7, np.uint8),
+        np.array([[255, 255, 255], [0, 0, 0], [255, 0, 255], [0, 0, 0]], np.uint8),
+    ):
+        dense = np.zeros(2**24, np.uint32)
+        _em.histogram8_count(px, dense)
+        codes, n = _em.histogram8_sparse3(px)
+        np.testing.assert_array_equal(codes, np.flatnonzero(dense))
+        np.testing.assert_array_equal(n, dense[codes])
+
     img = image(rng, shape=(64, 80))
     ref = fitting.fit_em(img, 2, "full", init=START, tol=0, max_iter=3)
     for dense_from in (1, 10**9):  # every block dense, or every block sorted

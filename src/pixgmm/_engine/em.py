@@ -353,6 +353,54 @@ def histogram8_count(X, counts):
 
 
 @numba.njit(**NUMBA_FLAGS)
+def histogram8_sparse3(X):
+    """``(codes, counts)``: the sorted distinct packed codes of 8-bit RGB rows X (N, 3), counted.
+
+    The same histogram as :func:`histogram8_count` followed by its non-zero
+    entries, but cache-friendly for images with millions of scattered colours:
+    the rows are first bucketed by their first channel (a counting sort), then
+    each bucket's 65,536 possible codes are counted in a table that stays in the
+    CPU cache, instead of every pixel hitting a random place of a 64 MiB array.
+    """
+    N = X.shape[0]
+    starts = np.zeros(257, dtype=np.int64)
+    for i in range(N):
+        starts[np.int64(X[i, 0]) + 1] += 1
+    for b in range(256):
+        starts[b + 1] += starts[b]
+    low = np.empty(N, dtype=np.uint16)
+    pos = starts[:256].copy()
+    for i in range(N):
+        b = np.int64(X[i, 0])
+        low[pos[b]] = np.uint16(np.int64(X[i, 1]) * 256 + np.int64(X[i, 2]))
+        pos[b] += 1
+    table = np.zeros(65536, dtype=np.int64)
+    m = 0
+    for b in range(256):  # first pass: how many distinct codes
+        for j in range(starts[b], starts[b + 1]):
+            v = np.int64(low[j])
+            m += 1 if table[v] == 0 else 0
+            table[v] += 1
+        for j in range(starts[b], starts[b + 1]):
+            table[np.int64(low[j])] = 0
+    codes = np.empty(m, dtype=np.int64)
+    counts = np.empty(m)
+    k = 0
+    for b in range(256):  # second pass: list them in code order
+        if starts[b + 1] == starts[b]:
+            continue
+        for j in range(starts[b], starts[b + 1]):
+            table[np.int64(low[j])] += 1
+        for v in range(65536):
+            if table[v] != 0:
+                codes[k] = b * 65536 + v
+                counts[k] = table[v]
+                table[v] = 0
+                k += 1
+    return codes, counts
+
+
+@numba.njit(**NUMBA_FLAGS)
 def merge_counts(codes_a, counts_a, codes_b, counts_b):
     """The union of two sparse histograms, each with sorted distinct codes: ``(codes, counts)``
     sorted, with the counts of a code in both added. One linear pass, no sort."""

@@ -166,10 +166,14 @@ def _block_pixels(block):
 def _block_histogram(block):
     """Sparse colour histogram of one block: sorted distinct codes (int64) and their counts.
 
-    A large block is counted into a dense 256**C array (one pass, no sort) whose
-    non-zero entries are then listed; a small one by sorting its packed codes.
+    A large block is counted without sorting: RGB by :func:`~pixgmm._engine.em.histogram8_sparse3`
+    (bucketed by the first channel, so the counts stay in the CPU cache), fewer channels
+    into a dense 256**C array whose non-zero entries are then listed; a small block by
+    sorting its packed codes.
     """
     px = np.ascontiguousarray(_block_pixels(block))
+    if px.shape[1] == 3 and px.shape[0] >= DENSE_HISTOGRAM_MIN:
+        return _em.histogram8_sparse3(px)
     if px.shape[0] >= DENSE_HISTOGRAM_MIN and px.shape[0] < 2**32:
         dense = np.zeros(256 ** px.shape[1], dtype=np.uint32)
         _em.histogram8_count(px, dense)
