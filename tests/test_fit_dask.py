@@ -132,8 +132,10 @@ def test_block_histograms_dense_or_sorted_merge_to_the_in_memory_histogram(rng, 
 
     img = image(rng, shape=(64, 80))
     ref = fitting.fit_em(img, 2, "full", init=START, tol=0, max_iter=3)
-    for dense_from in (1, 10**9):  # every block dense, or every block sorted
+    # every block counted without sorting and every merge dense; or sorted blocks merged sparse
+    for dense_from, merge_fraction in ((1, 10**12), (10**9, 1), (1, 1)):
         monkeypatch.setattr(histfit, "DENSE_HISTOGRAM_MIN", dense_from)
+        monkeypatch.setattr(histfit, "DENSE_MERGE_FRACTION", merge_fraction)
         lazy = da.from_array(img, chunks=(20, 30, 3))
         colours, n = histfit.dask_histogram(lazy)
         expected_colours, expected_n = histfit.compress(img.reshape(-1, 3), None)[:2]

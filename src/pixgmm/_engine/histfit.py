@@ -17,6 +17,8 @@ statistics for given parameters (:meth:`stats`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import em as _em
@@ -183,9 +185,30 @@ def _block_histogram(block):
     return codes.astype(np.int64, copy=False), counts.astype(np.float64)
 
 
-def _merge_histograms(a, b):
-    """Two blocks' sparse histograms added (a linear merge of their sorted codes)."""
-    return _em.merge_counts(a[0], a[1], b[0], b[1])
+#: A merged histogram with more distinct codes than 1/8 of the possible ones is kept as a
+#: dense array of counts: adding two of them is cheaper than merging their code lists.
+DENSE_MERGE_FRACTION = 8
+
+
+def _merge_histograms(a, b, size):
+    """Two partial histograms added: each is ``(codes, counts)`` (sorted distinct codes) or a
+    dense float64 array of ``size`` counts. Sparse ones are merged linearly while small,
+    otherwise the sum is dense. The inputs are not modified."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        if a[0].shape[0] + b[0].shape[0] <= size // DENSE_MERGE_FRACTION:
+            return _em.merge_counts(a[0], a[1], b[0], b[1])
+    if isinstance(a, tuple) and not isinstance(b, tuple):
+        a, b = b, a
+    if isinstance(a, tuple):  # both sparse and large
+        out = np.zeros(size)
+        out[a[0]] = a[1]
+    else:
+        out = a.copy()
+    if isinstance(b, tuple):
+        out[b[0]] += b[1]  # codes are distinct: a plain indexed add is exact
+    else:
+        out += b
+    return out
 
 
 def _tree(parts, combine):
@@ -204,8 +227,14 @@ def dask_histogram(arr):
     """Distinct colours (M, C) uint8 and counts of a dask uint8 array (..., C), C <= 3."""
     import dask
 
+    size = 256 ** arr.shape[-1]
     blocks = [dask.delayed(_block_histogram, pure=True)(b) for b in arr.to_delayed().ravel()]
-    codes, counts = dask.compute(_tree(blocks, _merge_histograms))[0]
+    merged = dask.compute(_tree(blocks, functools.partial(_merge_histograms, size=size)))[0]
+    if isinstance(merged, tuple):
+        codes, counts = merged
+    else:
+        codes = np.flatnonzero(merged)
+        counts = merged[codes]
     return _em.decode8(codes.astype(np.int64), arr.shape[-1]), counts
 
 
