@@ -255,7 +255,7 @@ def test_no_writable_cache_folder_at_all_still_computes_with_one_warning(install
     env = {
         **install["env"],
         "NUMBA_CACHE_DIR": str(locked),
-        "TMPDIR": str(_writable_dir(install, "tmp-permissions")),
+        "TMPDIR": str(_writable_dir(install, "tmp2")),
     }
     lib = _run([*user, python, "-s", "-c", DENSITY], env, base)
     assert lib.returncode == 0, lib.stderr
@@ -270,7 +270,7 @@ def test_unreadable_model_file_and_output_folder_are_clear_errors(install):
     permission is PermissionError naming it, in the library and on the command line; an output
     folder without write permission names the output and the system's reason."""
     user, python, base = install["user"], install["python"], install["base"]
-    env = {**install["env"], "TMPDIR": str(_writable_dir(install, "tmp-permissions"))}
+    env = {**install["env"], "TMPDIR": str(_writable_dir(install, "tmp-unreadable"))}
     folder = _writable_dir(install, "model-files")
     model = folder / "skin.json"
     pixgmm.Mixture([1.0], [[200.0, 140.0, 120.0]], [[300.0, 300.0, 300.0]], "diag").save(model)
