@@ -233,11 +233,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                     todo[n] = t
             if not todo:
                 continue
-            alpha = None
-            if geo is not None:
-                page, invalid = geo.prepare(i, page)
-                alpha = geo.pages[i].alpha  # a 4th band is alpha only if the file says so
-            pixels, note = rule(page, alpha)
+            pixels, note, invalid = _geo.page_pixels(geo, i, page, rule)
             result.note(note)
             maps = compute(pixels)
             if geo is not None:

@@ -235,11 +235,7 @@ def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
     try:
         pages, valid = [], []
         for i, p in enumerate(_readers.read_pages(path, max_pixels)):
-            invalid, alpha = None, None
-            if geo is not None:
-                p, invalid = geo.prepare(i, p)
-                alpha = geo.pages[i].alpha
-            pixels, note = rule(p, alpha)
+            pixels, note, invalid = _geo.page_pixels(geo, i, p, rule)
             pages.append(pixels)
             valid.append(None if invalid is None or not invalid.any() else ~invalid)
             if note is not None and note not in notes:

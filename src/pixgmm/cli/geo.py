@@ -323,6 +323,20 @@ def _first_line(exc):
     return first_line(exc)
 
 
+def page_pixels(geo, index, page, rule):
+    """``(pixels, note, invalid)``: page ``index`` of an input through the pixel ``rule``.
+
+    For a GeoTIFF (``geo`` from :func:`probe`) its nodata values are set aside first
+    (:meth:`Georef.prepare`; ``invalid`` marks those pixels) and a 4th band counts as
+    alpha only if the file says so; for any other input (``geo`` None) ``invalid``
+    is None. The one path of every command from a page as read to model pixels.
+    """
+    if geo is None:
+        return (*rule(page), None)
+    page, invalid = geo.prepare(index, page)
+    return (*rule(page, geo.pages[index].alpha), invalid)
+
+
 def probe(path, quiet=False):
     """The :class:`Georef` of ``path`` when it is a georeferenced TIFF rasterio can read, else None.
 

@@ -186,11 +186,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
         todo = set(_todo(targets, opts, result))
         if not todo:
             continue
-        alpha = None
-        if geo is not None:
-            page, invalid = geo.prepare(index, page)
-            alpha = geo.pages[index].alpha  # a 4th band is alpha only if the file says so
-        pixels, note = rule(page, alpha)
+        pixels, note, invalid = _geo.page_pixels(geo, index, page, rule)
         result.note(note)
         maps = compute(pixels)
         if geo is not None:
