@@ -582,6 +582,11 @@ class Classifier:
             )
             for lab in self._labels
         ]  # fmt: skip
+        return self._one_pass_for(methods)
+
+    def _one_pass_for(self, methods):
+        """True when ``methods`` (each class's engine) let :func:`best_class` score every
+        class: the direct engine for all, and no histogram class."""
         return all(m == "direct" for m in methods) and not any(
             isinstance(m, HistogramModel) for m in self._models.values()
         )
@@ -627,9 +632,7 @@ class Classifier:
         }
         labels, fill, min_probability, chi2_max, reject, want = args
         fused = None
-        if all(m == "direct" for m in methods.values()) and not any(
-            isinstance(m, HistogramModel) for m in self._models.values()
-        ):
+        if self._one_pass_for(methods.values()):
             fused = self._stacked_parameters(channels)
         n = X.shape[0]
         out = None
