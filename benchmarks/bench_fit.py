@@ -292,19 +292,19 @@ def zarr_image(s):
     import dask
     import dask.array as da
 
-    from pixgmm import bigimage
+    from pixgmm import io as pxio
 
     sys.path.insert(0, str(HERE))
     from bench_gigapixel import synthetic_block
 
     path = CACHE_DIR / f"image-{s['zarr']}-{s['zarr_chunk']}.zarr"
-    if not bigimage.is_complete(path):
+    if not pxio.is_complete(path):
         c = s["zarr_chunk"]
         template = da.empty((s["zarr"], s["zarr"], 3), dtype=np.uint8, chunks=(c, c, 3))
         image = da.map_blocks(synthetic_block, dtype=np.uint8, chunks=template.chunks,
                               meta=np.empty((0, 0, 0), np.uint8))  # fmt: skip
         with dask.config.set(scheduler="threads"):
-            bigimage.write_zarr(image, path, overwrite=True)
+            pxio.write_zarr(image, path, overwrite=True)
     return path
 
 

@@ -90,11 +90,11 @@ def phase_generate(args):
     import dask
     import dask.array as da
 
-    from pixgmm import bigimage
+    from pixgmm import io as pxio
 
     raw = "-raw" if args.input_codec == "none" else ""
     path = Path(args.dir) / f"image-{args.size}-{args.chunk}{raw}.zarr"
-    if bigimage.is_complete(path):
+    if pxio.is_complete(path):
         return {"image": str(path), "generated": False}
     t = time.perf_counter()
     template = da.empty(
@@ -105,7 +105,7 @@ def phase_generate(args):
     )
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         codec = None if args.input_codec == "none" else "auto"
-        bigimage.write_zarr(image, path, overwrite=True, compressors=codec)
+        pxio.write_zarr(image, path, overwrite=True, compressors=codec)
     return {"image": str(path), "generated": True, "seconds": time.perf_counter() - t}
 
 
@@ -171,36 +171,36 @@ class _Discard:
 def phase_outofcore(args):
     import dask
 
-    from pixgmm import bigimage
+    from pixgmm import io as pxio
 
     out = Path(args.dir) / f"density-{args.size}.zarr"
     model = skin_model()
     t, c = time.perf_counter(), cpu_seconds()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
-        image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
+        image = pxio.open_image_lazy(args.image, chunks=args.chunk)
         lazy = pixgmm.density(image, model, dtype=args.dtype)
-        stored = bigimage.write_zarr(lazy, out, overwrite=True, compressors=args.compressors)
+        stored = pxio.write_zarr(lazy, out, overwrite=True, compressors=args.compressors)
         seconds = time.perf_counter() - t
         cpu = cpu_seconds() - c
         # read and evaluate every chunk again, writing nothing (the table is warm now)
         import dask.array as da
 
         t, c = time.perf_counter(), cpu_seconds()
-        image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
+        image = pxio.open_image_lazy(args.image, chunks=args.chunk)
         lazy = pixgmm.density(image, model, dtype=args.dtype)
         da.store(lazy, _Discard(lazy.shape, lazy.dtype), lock=False)
         nowrite = time.perf_counter() - t
         nowrite_cpu = cpu_seconds() - c
         # and only read it
         t, c = time.perf_counter(), cpu_seconds()
-        image = bigimage.open_image_lazy(args.image, chunks=args.chunk)
+        image = pxio.open_image_lazy(args.image, chunks=args.chunk)
         da.store(image, _Discard(image.shape, image.dtype), lock=False)
         readonly = time.perf_counter() - t
         readonly_cpu = cpu_seconds() - c
     n = image.shape[0] * image.shape[1]
     # spot check against the in-memory result on one chunk
     c = args.chunk
-    crop = bigimage.open_image_lazy(args.image)[:c, :c].compute()
+    crop = pxio.open_image_lazy(args.image)[:c, :c].compute()
     expected = pixgmm.density(crop, model, dtype=args.dtype)
     ok = bool(np.allclose(stored[:c, :c], expected, rtol=1e-12))
     info = {
@@ -215,7 +215,7 @@ def phase_outofcore(args):
         "readonly_cpu_s_per_gpix": readonly_cpu / n * 1e9,
         "peak_rss_mb": peak_rss_mb(),
         "chunks": lazy.npartitions,
-        "complete": bigimage.is_complete(out),
+        "complete": pxio.is_complete(out),
         "spot_check_equal": ok,
         "output_bytes_on_disk": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
     }

@@ -19,7 +19,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
-from pixgmm import bigimage  # noqa: E402
+from pixgmm import io as pxio  # noqa: E402
 
 TIMEOUT = 60  # seconds for any one computation
 ALLOWED_FAILURES = 1  # worker deaths a task may cause and still be retried
@@ -173,11 +173,11 @@ def test_a_worker_dying_mid_run_is_retried(client, rng, tmp_path):
         _kill_once, marker, meta=np.empty((0, 0, 0), img.dtype)
     )
     path = tmp_path / "ratio.zarr"
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
-        stored = bigimage.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = pxio.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
     assert os.path.exists(marker)  # a worker really died
     np.testing.assert_allclose(stored[...], pixgmm.log_ratio(img, skin, other), rtol=1e-12)
-    assert bigimage.is_complete(path)
+    assert pxio.is_complete(path)
     client.wait_for_workers(2, timeout=TIMEOUT)  # the nanny restarted it
     assert set(client.scheduler_info()["workers"]) != before
 
@@ -197,14 +197,14 @@ def test_failed_write_leaves_store_not_complete(client, rng, tmp_path):
         _fail_on_last_block, meta=np.empty((0, 0, 0), img.dtype)
     )
     path = tmp_path / "density.zarr"
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
         with pytest.raises(OSError, match="disk went away"):
-            bigimage.write_zarr(pixgmm.density(failing, skin), path)
-        assert not bigimage.is_complete(path)
+            pxio.write_zarr(pixgmm.density(failing, skin), path)
+        assert not pxio.is_complete(path)
         # the same call with good input completes the same store
         good = da.from_array(img, chunks=(10, 10, 3))
-        stored = bigimage.write_zarr(pixgmm.density(good, skin), path)
-    assert bigimage.is_complete(path)
+        stored = pxio.write_zarr(pixgmm.density(good, skin), path)
+    assert pxio.is_complete(path)
     np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)
 
 
@@ -224,10 +224,10 @@ def test_a_block_that_keeps_killing_workers_fails_the_write(client, rng, tmp_pat
         _kill_on_first_block, meta=np.empty((0, 0, 0), img.dtype)
     )
     path = tmp_path / "ratio.zarr"
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
         with pytest.raises(distributed.KilledWorker):
-            bigimage.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
-    assert path.exists() and not bigimage.is_complete(path)
+            pxio.write_zarr(pixgmm.log_ratio(dying, skin, other), path)
+    assert path.exists() and not pxio.is_complete(path)
     client.wait_for_workers(2, timeout=TIMEOUT)  # the nannies restarted both
 
 
@@ -355,11 +355,11 @@ def test_image_on_disk_to_zarr_on_the_cluster(client, suffix, rng, tmp_path):
         tifffile.imwrite(src, img, tile=(32, 32))
     else:
         zarr.create_array(src, data=img, chunks=(32, 32, 3))
-    lazy = bigimage.open_image_lazy(src, chunks=32)
+    lazy = pxio.open_image_lazy(src, chunks=32)
     out = tmp_path / "ratio.zarr"
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
-        stored = bigimage.write_zarr(pixgmm.log_ratio(lazy, skin, other), out)
-    assert bigimage.is_complete(out) and stored.chunks == (32, 32)
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = pxio.write_zarr(pixgmm.log_ratio(lazy, skin, other), out)
+    assert pxio.is_complete(out) and stored.chunks == (32, 32)
     np.testing.assert_allclose(stored[...], pixgmm.log_ratio(img, skin, other), rtol=1e-12)
 
 
@@ -387,18 +387,18 @@ def test_relative_output_path_is_the_clients(client, workers_elsewhere, many, rn
     skin, other = _models()
     img = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
     lr = pixgmm.log_ratio(da.from_array(img, chunks=(16, 16, 3)), skin, other)
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
         if many:
-            bigimage.write_zarr_many([(lr, "lr.zarr"), (lr > 0, "mask.zarr")])
+            pxio.write_zarr_many([(lr, "lr.zarr"), (lr > 0, "mask.zarr")])
         else:
-            bigimage.write_zarr(lr, "lr.zarr")
+            pxio.write_zarr(lr, "lr.zarr")
     expected = pixgmm.log_ratio(img, skin, other)
     zarr = pytest.importorskip("zarr")
     np.testing.assert_allclose(zarr.open_array(here / "lr.zarr", mode="r")[...], expected, rtol=1e-12)
-    assert bigimage.is_complete(here / "lr.zarr")
+    assert pxio.is_complete(here / "lr.zarr")
     if many:
         np.testing.assert_array_equal(zarr.open_array(here / "mask.zarr", mode="r")[...], expected > 0)
-        assert bigimage.is_complete(here / "mask.zarr")
+        assert pxio.is_complete(here / "mask.zarr")
     assert not list(there.iterdir())  # nothing written in the workers' folder
 
 
@@ -408,10 +408,10 @@ def test_a_store_the_workers_cannot_see_fails_instead_of_writing_elsewhere(clien
     skin, _ = _models()
     img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     lazy = pixgmm.density(da.from_array(img, chunks=(16, 16, 3)), skin)
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
         with pytest.raises(OSError, match=r"memory://.*not the one this write prepared"):
-            bigimage.write_zarr(lazy, "memory://node-local.zarr")
-    assert bigimage.store_status("memory://node-local.zarr") == "unfinished"
+            pxio.write_zarr(lazy, "memory://node-local.zarr")
+    assert pxio.store_status("memory://node-local.zarr") == "unfinished"
 
 
 def _slow_unless_first(block, block_info=None):
@@ -449,11 +449,11 @@ def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
                 pass
 
     watcher = threading.Thread(target=press_ctrl_c_after_the_first_chunk, daemon=True)
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
         watcher.start()
         try:
             with pytest.raises(KeyboardInterrupt):
-                bigimage.write_zarr(pixgmm.density(slow, skin), path)
+                pxio.write_zarr(pixgmm.density(slow, skin), path)
         finally:
             stop.set()
             watcher.join(TIMEOUT)
@@ -464,7 +464,7 @@ def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
     running = sum(client.nthreads().values())
     assert 1 <= written < 16
     assert written <= zarr.open_array(path, mode="r").nchunks_initialized <= written + running
-    assert bigimage.store_status(path) == "unfinished"
+    assert pxio.store_status(path) == "unfinished"
 
 
 def test_relative_zarr_input_path_is_the_clients(client, workers_elsewhere, rng):
@@ -473,7 +473,7 @@ def test_relative_zarr_input_path_is_the_clients(client, workers_elsewhere, rng)
     skin, _ = _models()
     img = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
     zarr.create_array(here / "img.zarr", data=img, chunks=(16, 16, 3))
-    lazy = bigimage.open_image_lazy("img.zarr", chunks=16)
-    with bigimage.dask_client(scheduler=client.scheduler.address, progress=False):
-        stored = bigimage.write_zarr(pixgmm.density(lazy, skin), here / "out.zarr")
+    lazy = pxio.open_image_lazy("img.zarr", chunks=16)
+    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
+        stored = pxio.write_zarr(pixgmm.density(lazy, skin), here / "out.zarr")
     np.testing.assert_allclose(stored[...], pixgmm.density(img, skin), rtol=1e-12)

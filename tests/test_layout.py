@@ -109,3 +109,39 @@ def test_evaluate_holds_no_kernel():
                  if isinstance(n, ast.ImportFrom)}  # fmt: skip
     assert "numba" not in imported
     assert "njit" not in source
+
+
+#: Libraries that read or write files; only the I/O layer imports them.
+FILE_LIBRARIES = {"tifffile", "rasterio", "imageio", "zarr", "imagecodecs", "pyogrio", "fsspec"}
+
+
+def _third_party_imports(path):
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_files_are_read_and_written_only_through_the_io_layer():
+    """One I/O layer: no module outside ``pixgmm.io`` imports a file-format library."""
+    offenders = {}
+    for name, path in _modules().items():
+        if name == "pixgmm.io" or name.startswith("pixgmm.io."):
+            continue
+        used = _third_party_imports(path) & FILE_LIBRARIES
+        if used:
+            offenders[name] = sorted(used)
+    assert offenders == {}
+    # the check reads imports inside functions too
+    assert "tifffile" in _third_party_imports(PACKAGE / "io" / "read.py")
+
+
+def test_the_io_layer_never_imports_the_command_line_or_the_models():
+    graph = _graph()
+    for name, deps in graph.items():
+        if name.startswith("pixgmm.io"):
+            outside = {d for d in deps if not d.startswith("pixgmm.io")}
+            assert outside == set(), (name, outside)

@@ -30,6 +30,7 @@ _LAZY = {
     "fit": "fitting",
     "fit_classes": "fitting",
     "fitting": None,
+    "io": None,
     "log_density": "evaluate",
     "log_ratio": "evaluate",
     "metrics": None,
@@ -53,6 +54,7 @@ __all__ = [
     "fit",
     "fit_classes",
     "fitting",
+    "io",
     "log_density",
     "log_ratio",
     "metrics",
@@ -80,7 +82,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import fitting, metrics, models
+    from . import fitting, io, metrics, models
     from ._engine.cache import cache_info, clear_cache, set_cache_limit
     from .classify import Classifier
     from .evaluate import density, explain, log_density, log_ratio, predict, responsibilities

@@ -236,7 +236,7 @@ def _evaluate_dask(
         raise TypeError(
             f"out= cannot be used when image is a dask array: {name}() returns a lazy "
             "dask array. Drop out= and store the result chunk by chunk with "
-            "result.store(target) or pixgmm.bigimage.write_zarr(result, path), or "
+            "result.store(target) or pixgmm.io.write_zarr(result, path), or "
             "take result.compute()"
         )
     check_image_dtype(image.dtype, "image")

@@ -69,6 +69,7 @@ __all__ = [
     "n_parameters",
 ]
 
+
 def fit_em(
     pixels,
     n_components,

@@ -169,7 +169,7 @@ def test_table_input_with_a_range_and_aic(tmp_path):
 
 
 def test_16bit_and_float_images_are_fitted_as_pixels_with_nan_counted(scenes, tmp_path):
-    from pixgmm.cli.pixels import PixelRule
+    from pixgmm.io.pixels import PixelRule
 
     _, images, masks = scenes
     wide = images[0].astype(np.uint16) * 257

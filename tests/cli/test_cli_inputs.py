@@ -206,7 +206,7 @@ def test_float_tiff_scaled_with_chunks_too(scene):
 
 
 def test_pixel_rule_decisions():
-    from pixgmm.cli.pixels import PixelRule
+    from pixgmm.io.pixels import PixelRule
 
     out, note = PixelRule(3)(np.array([[[0.0, 2.0, 300.0]]], np.float32))
     assert out.tolist() == [[[0.0, 2.0, 300.0]]] and "not in [0, 1]" in note
@@ -455,7 +455,7 @@ def test_patterns_and_folders_skip_temporary_and_output_files(tmp_path):
     imageio.imwrite(tmp_path / ".hidden.png", np.zeros((4, 4), np.uint8))
     for arg in (str(tmp_path), str(tmp_path / "*.png"), str(tmp_path / "**" / "*.png")):
         assert [p.name for _, p, _ in expand_inputs([arg])] == ["a.png"], arg
-    from pixgmm.cli.writers import temp_name  # the name the writers give their temporary files
+    from pixgmm.io.atomic import temp_name  # the name the writers give their temporary files
 
     assert temp_name(tmp_path / "a.overlay.png", 8337, "0a1b2c") == stale
 
@@ -507,9 +507,42 @@ def test_decompression_bombs_are_refused_before_decoding(bombs):
     assert not (bombs / "out").exists() or not list((bombs / "out").iterdir())
 
 
-def test_bigimage_refuses_a_bomb_read_into_memory(bombs):
+@pytest.mark.parametrize("command", ["skin", "density", "classify", "fit", "evaluate"])
+def test_a_refusal_advises_only_options_the_command_has(bombs, command, tmp_path):
+    """Every command's pixel-limit refusal (and its --help) names options it has, only."""
+    import re
+
+    (tmp_path / "masks").mkdir()
+    for name in ("wide", "huge"):
+        imageio.imwrite(tmp_path / "masks" / f"{name}.png", np.zeros((2, 2), np.uint8))
+    out = str(tmp_path / "out")
+    extra = {
+        "skin": ["-o", out],
+        "density": ["-m", "jones-rehg-skin", "-o", out],
+        "classify": ["-m", "a=jones-rehg-skin", "-m", "b=jones-rehg-nonskin", "-o", out],
+        "fit": ["-k", "2", "-o", str(tmp_path / "m.json")],
+        "evaluate": ["--masks", str(tmp_path / "masks")],
+    }[command]
+    params = main.commands[command].params
+    options = {o for p in params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
+    assert "--max-pixels" in options
+    for bomb in ("wide.png", "huge.tif"):
+        proc = run_cli(command, bombs / bomb, *extra, cwd=tmp_path, timeout=120)
+        assert proc.returncode in (1, 2), proc.stderr
+        assert "over the limit of 100,000,000" in proc.stdout + proc.stderr
+        advised = set(re.findall(r"(--[a-z][a-z0-9-]*[a-z0-9])", proc.stdout + proc.stderr))
+        assert "--max-pixels" in advised
+        assert advised <= options, (command, bomb, advised - options)
+    cmd = main.commands[command]
+    texts = [cmd.help or "", cmd.epilog or "", *(getattr(p, "help", "") or "" for p in cmd.params)]
+    lines = [line for t in texts for line in t.splitlines() if "pixgmm " not in line]  # examples
+    helped = set(re.findall(r"(--[a-z][a-z0-9-]*[a-z0-9])", "\n".join(lines)))
+    assert helped <= options | {"--help"}, (command, helped - options)
+
+
+def test_lazy_reader_refuses_a_bomb_read_into_memory(bombs):
     pytest.importorskip("dask")
-    from pixgmm.bigimage import open_image_lazy
+    from pixgmm.io import open_image_lazy
 
     with pytest.raises(ValueError, match=r"11000 x 11000 x 3 \(121,000,000 pixels\)"):
         open_image_lazy(bombs / "wide.png")

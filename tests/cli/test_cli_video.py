@@ -25,7 +25,7 @@ pytest.importorskip("imageio_ffmpeg")
 iio = pytest.importorskip("imageio.v3")
 matplotlib = pytest.importorskip("matplotlib")
 
-from pixgmm.cli.writers import StreamWriter  # noqa: E402
+from pixgmm.io.write import StreamWriter  # noqa: E402
 
 H, W = 47, 63  # odd: H.264's yuv420p could not hold it unpadded
 

@@ -32,7 +32,7 @@ The cache must be large enough to hold the table (the default 512 MiB is),
 otherwise every block rebuilds it.
 
 ``out=`` is not accepted with a dask image (``TypeError``): the result is lazy.
-Store it with ``result.store(target)``, :func:`pixgmm.bigimage.write_zarr`, or
+Store it with ``result.store(target)``, :func:`pixgmm.io.write_zarr`, or
 take ``result.compute()``.
 """
 

@@ -136,6 +136,7 @@ BLOCK = 256
 #: is recomputed by log-sum-exp from the unscaled log-terms.
 TINY = 1e-280
 
+
 #: Default memory budget of the colour-table cache, in bytes (see ``pixgmm.cache_info``).
 #: ``PIXGMM_TABLE_CACHE_MB`` overrides it.
 def _env_megabytes(name, default):

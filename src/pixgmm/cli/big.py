@@ -1,9 +1,9 @@
 """Big images on the command line: ``--chunks``, ``--workers``, ``--scheduler`` for skin and density.
 
 With any of these options an input is opened lazily (TIFF tile by tile, Zarr
-chunk by chunk, :func:`pixgmm.bigimage.open_image_lazy`), evaluated block by
+chunk by chunk, :func:`pixgmm.io.open_pages_lazy`), evaluated block by
 block with Dask, and every map is written chunk by chunk to a Zarr store
-(``photo.probability.zarr``) by :func:`pixgmm.bigimage.write_zarr_many`, all
+(``photo.probability.zarr``) by :func:`pixgmm.io.write_zarr_many`, all
 maps of an input in one pass over the image, so memory
 use is bounded by a few chunks whatever the image size. ``--workers N`` starts a
 local cluster of N processes; ``--scheduler ADDRESS`` uses a running one;
@@ -70,70 +70,22 @@ def requested(chunks, workers, scheduler):
     return True
 
 
-def _is_zarr(path):
-    p = Path(path)
-    return p.is_dir() and (
-        p.suffix.lower() == ".zarr"
-        or (p / ".zarray").exists()
-        or (p / ".zgroup").exists()
-        or (p / "zarr.json").exists()
-    )
-
-
 def _expand(args):
+    from ..io.formats import is_zarr
     from . import inputs as _inputs
 
     found = []
     for arg in args:
-        if _is_zarr(arg):
+        if is_zarr(arg):
             found.append((arg, Path(arg), None))
         else:
             found.extend(_inputs.expand_inputs([arg]))
     return found
 
 
-def _tiff_pages(path, chunk_spec, max_pixels):
-    """The pages of a TIFF as lazy (H, W[, C]) arrays, in the order the in-memory reader gives.
-
-    Every series of the file is opened (pages of different sizes are separate
-    series); leading page axes are read one page per block.
-    """
-    import tifffile
-
-    from ..bigimage import open_image_lazy
-
-    with tifffile.TiffFile(path) as tif:
-        layouts = [(s.axes, tuple(s.shape)) for s in tif.series]
-    spatial = list(chunk_spec) if isinstance(chunk_spec, tuple) else [chunk_spec] * 2
-    if len(spatial) != 2:
-        raise ValueError(f"--chunks takes one size or ROWS,COLS for a TIFF, got {chunk_spec}")
-    pages = []
-    for index, (axes, shape) in enumerate(layouts):
-        if len(shape) >= 3 and axes[-1] == "S":
-            lead, planar, channel_axis = len(shape) - 3, False, -1
-        elif len(shape) >= 3 and axes[-3] == "S" and shape[-3] in (3, 4):
-            lead, planar, channel_axis = len(shape) - 3, True, len(shape) - 3
-        else:
-            lead, planar, channel_axis = len(shape) - 2, False, None
-        spec = [1] * lead + ([-1] if planar else []) + spatial + ([-1] if axes[-1] == "S" else [])
-        arr = open_image_lazy(
-            path, tuple(spec), channel_axis=channel_axis, series=index, max_pixels=max_pixels
-        )
-        if planar:  # (..., S, Y, X) -> (..., Y, X, S), as the in-memory reader gives
-            import dask.array as da
-
-            arr = da.moveaxis(arr, lead, -1)
-        if lead == 0:
-            pages.append(arr)
-        else:
-            flat = arr.reshape((-1, *arr.shape[lead:]))
-            pages.extend(flat[i] for i in range(flat.shape[0]))
-    return pages
-
-
 def _open_client(workers, scheduler, progress):
-    """Enter :func:`pixgmm.bigimage.dask_client`; a cluster that cannot start is a usage error."""
-    from ..bigimage import dask_client
+    """Enter :func:`pixgmm.io.dask_client`; a cluster that cannot start is a usage error."""
+    from ..io.cluster import dask_client
 
     stack = contextlib.ExitStack()
     try:
@@ -154,29 +106,22 @@ def _open_client(workers, scheduler, progress):
     return stack
 
 
-def _lazy_pages(path, chunk_spec, max_pixels):
-    from ..bigimage import open_image_lazy
-
-    if str(path).lower().endswith((".tif", ".tiff")) and Path(path).is_file():
-        return _tiff_pages(str(path), chunk_spec, max_pixels)
-    return [open_image_lazy(path, chunk_spec, max_pixels=max_pixels)]
-
-
 def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=None, rule=None):
     """Evaluate every input lazily and write ``{name: dask array}`` from ``compute`` as Zarr.
 
-    ``rule`` (a :class:`~pixgmm.cli.pixels.PixelRule`) turns each lazy page into
+    ``rule`` (a :class:`~pixgmm.io.pixels.PixelRule`) turns each lazy page into
     the pixels ``compute`` takes. A multi-page TIFF gives one set of stores per
     page (``photo.page2.mask.zarr``), as in memory. A complete store is kept and
     reported as skipped unless ``--overwrite``; an unfinished one (an interrupted
     run) is written into. Returns the exit status (0 or 1), with the same
     per-input reporting and JSON summary as the in-memory loop.
     """
-    from ..bigimage import parse_chunks, store_status, write_zarr_many
+    from ..io.errors import OutputExists, ReadError
+    from ..io.formats import check_supported, is_video, is_zarr
+    from ..io.lazy import open_pages_lazy, parse_chunks
+    from ..io.pixels import PixelRule, page_pixels
+    from ..io.zarrstore import store_status, write_zarr_many
     from . import geo as _geo
-    from . import inputs as _inputs
-    from . import writers as _writers
-    from .pixels import PixelRule
     from .run import _page_label, _Progress, process_inputs, summarize
 
     rule = rule or PixelRule()
@@ -188,12 +133,10 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     show = _Progress(opts).enabled
 
     def check(path):
-        if not _is_zarr(path):
-            _inputs.check_supported(path)
-        if _inputs.is_video(path):
-            raise _inputs.InputError(
-                "videos are not read lazily; drop --chunks/--workers/--scheduler"
-            )
+        if not is_zarr(path):
+            check_supported(path)
+        if is_video(path):
+            raise ReadError("videos are not read lazily; drop --chunks/--workers/--scheduler")
 
     def done(t):
         return not opts.overwrite and store_status(t) == "complete"
@@ -203,16 +146,18 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
         if all(done(t) for t in single):
             result.skipped.extend(map(str, single))  # finished by an earlier run
             return
-        geo = None if _is_zarr(path) else _geo.probe(path, opts.quiet)  # a GeoTIFF, see .geo
+        geo = None if is_zarr(path) else _geo.probe(path, opts.quiet)  # a GeoTIFF, see .geo
         try:
             if geo is not None:
                 pages = geo.lazy_pages(chunk_spec)
             else:
-                pages = _lazy_pages(path, chunk_spec, opts.max_pixels)
+                pages = open_pages_lazy(path, chunk_spec, max_pixels=opts.max_pixels)
+        except ReadError:
+            raise
         except (ValueError, ImportError) as exc:  # ImportError: a codec to install, named
-            raise _inputs.InputError(str(exc)) from None
+            raise ReadError(str(exc)) from None
         except (OSError, KeyError) as exc:
-            raise _inputs.InputError(f"cannot open image lazily: {exc}") from None
+            raise ReadError(f"cannot open image lazily: {exc}") from None
         if len(pages) > 1:
             result.pages = len(pages)
         items = []
@@ -225,7 +170,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                 if done(t):
                     result.skipped.append(str(t))
                 elif status == "foreign" and not opts.overwrite:
-                    raise _writers.OutputExists(
+                    raise OutputExists(
                         f"{t} exists and was not written by pixgmm (pass --overwrite to replace "
                         "it, if it is a Zarr store)"
                     )
@@ -233,7 +178,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
                     todo[n] = t
             if not todo:
                 continue
-            pixels, note, invalid = _geo.page_pixels(geo, i, page, rule)
+            pixels, note, invalid = page_pixels(geo, i, page, rule)
             result.note(note)
             maps = compute(pixels)
             if geo is not None:

@@ -281,8 +281,8 @@ def classify(
           --save labels,confidence     # scene.labels.tif, scene.confidence.tif (GeoTIFF)
     """
     from ..classify import Classifier
+    from ..io.pixels import PixelRule
     from . import render as _render
-    from .pixels import PixelRule
     from .run import Output, run
 
     if not inputs and not separability:

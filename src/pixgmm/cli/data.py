@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.errors import ReadError
+from ..io.formats import IMAGE_SUFFIXES, is_video
+from ..io.read import read_pages
 from . import inputs as _inputs
-from . import readers as _readers
 
 
 class DataError(Exception):
@@ -164,7 +166,7 @@ def _find_mask(image_path, folder):
         p
         for p in sorted(Path(folder).iterdir())
         if p.is_file()
-        and p.suffix.lower() in _inputs.IMAGE_SUFFIXES
+        and p.suffix.lower() in IMAGE_SUFFIXES
         and p.name.rsplit(".", 1)[0] in (stem, f"{stem}.mask")
         and p.resolve() != image_path.resolve()
     ]
@@ -207,7 +209,7 @@ def plan_images(args, masks=None):
     for arg, path, problem in found:
         if problem is not None:
             raise DataError(f"{arg}: {problem}")
-        if _inputs.is_video(path):
+        if is_video(path):
             raise DataError(f"{path}: videos are not supported here; give images")
         plan.append((path, None if masks is None else _find_mask(path, masks)))
     if not plan:
@@ -226,28 +228,30 @@ def _mask_labels(mask):
 
 def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
     """One :class:`ImageFile`: every page of ``path`` (and of its mask), checked against each other."""
+    from ..io.pixels import PixelRule, page_pixels
     from . import geo as _geo
-    from .pixels import PixelRule
 
     rule = PixelRule(3) if rule is None else rule
     notes = []
     geo = _geo.probe(path, quiet=True)  # a GeoTIFF: its nodata pixels are left out
     try:
         pages, valid = [], []
-        for i, p in enumerate(_readers.read_pages(path, max_pixels)):
-            pixels, note, invalid = _geo.page_pixels(geo, i, p, rule)
+        for i, p in enumerate(read_pages(path, max_pixels)):
+            pixels, note, invalid = page_pixels(geo, i, p, rule)
             pages.append(pixels)
             valid.append(None if invalid is None or not invalid.any() else ~invalid)
             if note is not None and note not in notes:
                 notes.append(note)
-    except (_inputs.InputError, ValueError) as exc:
+    except ReadError as exc:
+        raise DataError(f"{path}: {_reason(exc, path)}") from None
+    except ValueError as exc:
         raise DataError(f"{path}: {exc}") from None
     labels = None
     if mask_path is not None:
         try:
-            mask_pages = _readers.read_pages(mask_path, max_pixels)
-        except _inputs.InputError as exc:
-            raise DataError(f"{mask_path}: {exc}") from None
+            mask_pages = read_pages(mask_path, max_pixels)
+        except ReadError as exc:
+            raise DataError(f"{mask_path}: {_reason(exc, mask_path)}") from None
         if len(mask_pages) != len(pages):
             raise DataError(f"{mask_path}: {len(mask_pages)} page(s) but {path} has {len(pages)}")
         labels = []
@@ -268,13 +272,22 @@ def read_image_file(path, mask_path=None, rule=None, max_pixels=None):
     return ImageFile(Path(path), mask_path, pages, labels, tuple(notes))
 
 
+def _reason(exc, path):
+    """A read failure in words; over the pixel limit, with the options these commands have."""
+    from ..io.errors import PixelLimitError
+
+    if isinstance(exc, PixelLimitError):
+        return str(exc.with_way_out(_inputs.way_out(path, lazy=False)))
+    return str(exc)
+
+
 def iter_images(plan, scale="auto", max_pixels=None):
     """Read the files of :func:`plan_images` one at a time: an :class:`ImageFile` each.
 
     Only one file's pages are held at a time, so a caller that counts them
     (``pixgmm fit``) needs memory for one image, not for all of them.
     """
-    from .pixels import PixelRule
+    from ..io.pixels import PixelRule
 
     rule = PixelRule(3, scale)
     for path, mask_path in plan:
@@ -285,7 +298,7 @@ def read_images(args, masks=None, scale="auto", max_pixels=None):
     """Pixels (and mask labels when ``masks`` is a folder) of images given on the command line.
 
     Every page of a multi-page file is used, its values brought to the model
-    scale by :class:`~pixgmm.cli.pixels.PixelRule` (``scale``, as every command).
+    scale by :class:`~pixgmm.io.pixels.PixelRule` (``scale``, as every command).
     All pixels are held together (``pixgmm evaluate`` scores them all; ``pixgmm
     fit`` streams them with :func:`iter_images` instead). Raises
     :class:`DataError` naming the first file that cannot be used.

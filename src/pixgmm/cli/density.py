@@ -7,9 +7,9 @@ import sys
 import click
 
 from .big import BIG_HELP, big_options, requested
-from .geo import GEO_BIG_HELP, GEO_HELP
+from .geo import GEO_BIG_HELP, GEO_HELP_NO_NPY
 from .options import (
-    IMAGE_HELP,
+    LAZY_IMAGE_HELP,
     check_heatmap_options,
     common_options,
     heatmap_options,
@@ -24,7 +24,7 @@ from .options import (
 DENSITY_FORMATS = ("tiff", "npy", "png")
 
 
-@click.command(epilog=IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
+@click.command(epilog=LAZY_IMAGE_HELP + GEO_HELP_NO_NPY + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, required=True, type=str)
 @click.option(
     "--model",
@@ -86,8 +86,8 @@ def density(
     import numpy as np
 
     from ..evaluate import log_density
+    from ..io.pixels import PixelRule
     from . import render as _render
-    from .pixels import PixelRule
     from .run import PNG_TEXT, Output, run
 
     formats = split_list(formats, DENSITY_FORMATS, "--format")
@@ -100,7 +100,7 @@ def density(
         outputs.append(Output(name, "picture", suffix=".png", key="heatmap", lossy=True))
     channels = model_channels(model, model.n_features)
     rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
-    opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels)
+    opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels, lazy=True)
     if requested(chunks, workers, scheduler):
         from . import big as _big
 

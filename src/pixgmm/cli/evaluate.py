@@ -65,7 +65,7 @@ def _plot_problem(plot, overwrite):
     import os
     from importlib.util import find_spec
 
-    from . import writers as _writers
+    from ..io import atomic as _writers
 
     if find_spec("matplotlib") is None:
         return 'matplotlib is not installed; --plot needs it: pip install "pixgmm[plot]"'
@@ -166,9 +166,9 @@ def evaluate(
 
     import numpy as np
 
+    from ..io import atomic as _writers
     from ..metrics import auc, roc_curve, tpr_at_fpr
     from . import data as _data
-    from . import writers as _writers
 
     fprs = _fprs(fpr_text)
     parsed = [parse_detector(d) for d in (detectors or (BUILTIN_DETECTOR,))]

@@ -354,7 +354,7 @@ def fit(
     if len(set(targets.values())) != len(targets):
         raise click.BadParameter("two classes would share one file name", param_hint="--out")
 
-    from . import writers as _writers
+    from ..io import atomic as _writers
 
     results = []
     status = 0

@@ -1,71 +1,37 @@
-"""GeoTIFF on the command line: georeferenced inputs, GeoTIFF outputs, georeferenced Zarr stores.
+"""GeoTIFF inputs on the command line: help texts, output names, and the one-time note.
 
-A TIFF input is **georeferenced** when it carries GeoTIFF tags (checked with
-tifffile, without importing rasterio) and rasterio finds a CRS or a transform
-in it. With the ``geo`` extra installed (``pip install "pixgmm[geo]"``:
-rasterio, rioxarray), such an input is read with rasterio, whatever its band
-count, dtype and interleaving (a multi-page GeoTIFF gives one image per page,
-each with its own georeferencing), and its outputs keep the georeferencing:
-
-- float maps (probability, log ratio, density, confidence, class
-  probabilities) are float32 GeoTIFFs (``photo.probability.tif``, one band per
-  class for class probabilities) with nodata NaN;
-- masks are uint8 GeoTIFFs holding 1 (yes) and 0 (no), with nodata
-  :data:`NODATA_LABEL` (255); label maps (``pixgmm classify``) hold the class
-  index, with nodata 255 (which is also the label of pixels no class applies
-  to);
-- pictures for people (heatmap, overlay, the colour label picture, the PNG of
-  ``density --format png``) stay PNG, without georeferencing;
-- with ``--chunks`` every Zarr store gets the attributes ``crs`` (WKT),
-  ``transform`` (the six affine coefficients ``a, b, c, d, e, f`` of rasterio
-  and rioxarray), ``GeoTransform`` (the same in GDAL's order, as a string) and,
-  for data maps, ``nodata`` (``"NaN"``, Zarr v3's spelling, for float maps;
-  255 for masks), which rioxarray reads from a DataArray's attributes.
-
-A pixel is **nodata** when any of its bands equals the input's nodata value,
-or, in a float image, is NaN (the rule of pixgmm's xarray interface). It is
-nodata in every output above. In a float image, nodata values are turned into
-NaN before the ``--scale`` decision, so they do not count as values outside
-[0, 1].
-
-Without rasterio a georeferenced TIFF is read as a plain TIFF; one note on
-stderr says that its georeferencing is dropped and how to keep it.
-
-This module imports only the standard library at module level (its help text
-is part of the commands' ``--help``); NumPy, tifffile, rasterio and Dask are
-imported inside the functions that need them.
+Reading and writing GeoTIFFs is :mod:`pixgmm.io.geotiff`'s; this module says
+which of a georeferenced input's outputs are GeoTIFFs (float maps, masks and
+label maps: ``photo.probability.tif``; pictures stay PNG) and prints, once per
+run, that a GeoTIFF's georeferencing is dropped when rasterio is not installed.
+It imports only the standard library at module level (its help text is part of
+the commands' ``--help``).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 #: File suffix of the GeoTIFF outputs of a georeferenced input.
 GEO_SUFFIX = ".tif"
-#: Nodata value of uint8 masks and label maps written for a georeferenced input.
-NODATA_LABEL = 255
-#: Maps that hold labels (a mask, class indices) and get :data:`NODATA_LABEL` at nodata pixels.
+#: Maps that hold labels (a mask, class indices); their nodata is 255.
 LABEL_MAPS = ("mask", "labels")
-#: TIFF tags whose presence makes a TIFF worth asking rasterio about: ModelPixelScale,
-#: ModelTiepoint, ModelTransformation, GeoKeyDirectory.
-_GEOTIFF_TAGS = frozenset({33550, 33922, 34264, 34735})
 
-GEO_HELP = """
+_GEO_HELP = """
 GeoTIFF inputs (with pip install "pixgmm[geo]"): a TIFF with a CRS or a transform
 is read with rasterio (any band count, uint8 to float, its nodata value). Its
 float maps, masks and label maps are written as GeoTIFFs (photo.probability.tif)
 with the input's CRS and transform; nodata is NaN in float maps and 255 in masks
 (which hold 1 and 0) and label maps, and every pixel with a band equal to the
 input's nodata value (or NaN) is nodata in them. Pictures (heatmap, overlay,
-colour labels) stay PNG; --float-format npy still writes .npy. Without rasterio
-such a TIFF is read as a plain TIFF and a note says that its georeferencing is
-dropped.
+colour labels) stay PNG{npy}. Without rasterio such a TIFF is read as a plain
+TIFF and a note says that its georeferencing is dropped.
 """
+
+#: The GeoTIFF paragraph of the --help of commands with and without --float-format.
+GEO_HELP = _GEO_HELP.format(npy="; --float-format npy still writes .npy")
+GEO_HELP_NO_NPY = _GEO_HELP.format(npy="")
 
 #: What ``--chunks`` adds for GeoTIFF inputs (the epilog of commands with --chunks).
 GEO_BIG_HELP = (
@@ -74,361 +40,33 @@ GEO_BIG_HELP = (
     "DataArray's attributes."
 )
 
-_NEEDS_RASTERIO = "needs rasterio"
 _noted = []  # the one-time note about a missing rasterio, once printed
 
 
-@dataclass(frozen=True)
-class GeoPage:
-    """The georeferencing of one page of a GeoTIFF, as rasterio reports it.
-
-    ``transform`` holds the six affine coefficients ``(a, b, c, d, e, f)``
-    (x = a col + b row + c, y = d col + e row + f); ``source`` is what
-    rasterio opens for this page (the path, or ``GTIFF_DIR:n:path``).
-    """
-
-    source: str
-    crs_wkt: str | None
-    transform: tuple
-    nodata: float | int | None
-    width: int
-    height: int
-    count: int
-    dtype: str
-    alpha: bool = False  # the last band is an alpha band (rasterio's colour interpretation)
-
-
-@dataclass(frozen=True)
-class Georef:
-    """A georeferenced TIFF input: its pages' georeferencing and how its outputs are written.
-
-    Obtained from :func:`probe`; the per-page methods take the page's index.
-    """
-
-    path: str
-    pages: tuple
-
-    # -- names -----------------------------------------------------------------
-
-    def suffix(self, output, default):
-        """The file suffix of ``output`` (a :class:`~pixgmm.cli.run.Output`) for this input.
-
-        Float maps, masks and label maps become GeoTIFFs (:data:`GEO_SUFFIX`);
-        pictures keep ``default``, and so does a float map asked for as ``.npy``.
-        """
-        if output.map_key in LABEL_MAPS or (output.form == "float" and default != ".npy"):
-            return GEO_SUFFIX
-        return default
-
-    @staticmethod
-    def writes(target):
-        """True when ``target`` (named with :meth:`suffix`) is written by :meth:`write`."""
-        return Path(target).suffix == GEO_SUFFIX
-
-    # -- reading ---------------------------------------------------------------
-
-    def read(self, max_pixels, check_size):
-        """Every page as a NumPy array, (H, W) for one band or (H, W, bands), as stored.
-
-        The pixel limit is checked on the header first, as for every input, by
-        ``check_size`` (:func:`pixgmm.cli.readers.check_size`, passed in by the
-        reader that calls this).
-        """
-        import numpy as np
-        import rasterio
-
-        first = self.pages[0]
-        total = sum(p.width * p.height for p in self.pages)
-        check_size(first.width, first.height, len(self.pages), max_pixels, ".tif", total=total)
-        out = []
-        try:
-            for page in self.pages:
-                with rasterio.open(page.source) as src:
-                    bands = src.read()
-                out.append(bands[0] if bands.shape[0] == 1 else np.moveaxis(bands, 0, -1))
-        except MemoryError:
-            raise _input_error("not enough memory to decode the image") from None
-        except rasterio.errors.RasterioError as exc:
-            raise _input_error(f"cannot read GeoTIFF: {_first_line(exc)}") from None
-        return [np.ascontiguousarray(a) for a in out]
-
-    def lazy_pages(self, chunk_spec):
-        """Every page as a lazy Dask array (H, W[, bands]), read block by block by path.
-
-        Each task opens the file itself (:func:`pixgmm.bigimage.open_image_lazy`),
-        so the arrays can go to a ``distributed`` cluster. A band-interleaved file
-        keeps all its bands in one chunk, whatever their number.
-        """
-        import tifffile
-
-        from ..bigimage import open_image_lazy
-
-        with tifffile.TiffFile(self.path) as tif:
-            layouts = [s.axes for s in tif.series]
-        if len(layouts) != len(self.pages) or not set(layouts) <= {"YX", "YXS", "SYX"}:
-            raise _input_error(
-                f"its image layout ({', '.join(layouts)}) cannot be read lazily as "
-                f"{len(self.pages)} GeoTIFF page(s); drop --chunks/--workers/--scheduler"
-            )
-        spatial = list(chunk_spec) if isinstance(chunk_spec, tuple) else [chunk_spec] * 2
-        if len(spatial) != 2:
-            raise ValueError(f"--chunks takes one size or ROWS,COLS for a TIFF, got {chunk_spec}")
-        pages = []
-        for index, axes in enumerate(layouts):
-            if axes == "SYX":  # band-interleaved: bands first, moved last
-                arr = open_image_lazy(self.path, (-1, *spatial), channel_axis=0, series=index)
-                pages.append(arr.transpose(1, 2, 0))
-            elif axes == "YXS":
-                pages.append(
-                    open_image_lazy(self.path, (*spatial, -1), channel_axis=-1, series=index)
-                )
-            else:
-                pages.append(
-                    open_image_lazy(self.path, tuple(spatial), channel_axis=None, series=index)
-                )
-        return pages
-
-    # -- nodata ----------------------------------------------------------------
-
-    def prepare(self, index, page):
-        """``(page, invalid)``: nodata values of a float page set to NaN, and the nodata pixels.
-
-        ``invalid`` is a boolean (H, W) array (NumPy or Dask, as ``page``) that is
-        True where any band equals the page's nodata value or is NaN; None when
-        the page can have no nodata pixel (an integer page without a nodata value).
-        """
-        import numpy as np
-
-        xp = _array_module(page)
-        nodata = self.pages[index].nodata
-        invalid = None
-        if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-            equal = page == page.dtype.type(nodata)
-            invalid = equal.any(axis=-1) if page.ndim == 3 else equal
-            if page.dtype.kind == "f":  # so that --scale auto looks at the valid values only
-                page = xp.where(equal, page.dtype.type(np.nan), page)
-        if page.dtype.kind == "f":
-            nan = xp.isnan(page)
-            nan = nan.any(axis=-1) if page.ndim == 3 else nan
-            invalid = nan if invalid is None else invalid | nan
-        return page, invalid
-
-    @staticmethod
-    def mark(maps, invalid):
-        """The maps as a georeferenced input's outputs hold them: nodata marked, masks 0/1.
-
-        A mask (0/255 picture) becomes 0/1; masks and label maps get
-        :data:`NODATA_LABEL` at ``invalid`` pixels, float maps NaN (every band of
-        a multi-band map); pictures are returned unchanged.
-        """
-        import numpy as np
-
-        out = {}
-        for key, arr in maps.items():
-            if not hasattr(arr, "dtype"):  # not a map: e.g. a heatmap's PNG text (run.PNG_TEXT)
-                out[key] = arr
-                continue
-            xp = _array_module(arr)
-            if key == "mask":
-                arr = (arr > 0).astype(np.uint8)
-            if invalid is not None:
-                if key in LABEL_MAPS:
-                    arr = xp.where(invalid, np.uint8(NODATA_LABEL), arr).astype(arr.dtype)
-                elif arr.dtype.kind == "f":
-                    where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
-                    arr = xp.where(where, arr.dtype.type(np.nan), arr)
-            out[key] = arr
-        return out
-
-    # -- writing ---------------------------------------------------------------
-
-    def write(self, index, target, array, overwrite):
-        """Write a float map, mask or label map as a GeoTIFF of page ``index``, atomically.
-
-        Float maps are float32 with nodata NaN, one band per trailing plane
-        ((H, W, K) -> K bands); integer maps are written in their dtype with
-        nodata :data:`NODATA_LABEL`. Deflate-compressed, tiled, BigTIFF when needed.
-        """
-        import numpy as np
-        import rasterio
-        from affine import Affine
-
-        from . import writers as _writers
-
-        page = self.pages[index]
-        arr = np.asarray(array)
-        if arr.dtype.kind == "f":
-            arr, nodata = arr.astype(np.float32, copy=False), float("nan")
-        else:
-            nodata = NODATA_LABEL
-        bands = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
-        profile = {
-            "driver": "GTiff",
-            "width": page.width,
-            "height": page.height,
-            "count": bands.shape[0],
-            "dtype": arr.dtype.name,
-            "crs": page.crs_wkt,
-            "transform": Affine(*page.transform),
-            "nodata": nodata,
-            "compress": "deflate",
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "BIGTIFF": "IF_SAFER",
-        }
-        with _writers.atomic_target(target, overwrite) as tmp:
-            try:
-                with rasterio.open(tmp, "w", **profile) as dst:
-                    dst.write(bands)
-            except rasterio.errors.RasterioError as exc:  # e.g. a full disk, in GDAL's words
-                raise OSError(_first_line(exc)) from exc
-
-    def zarr_attrs(self, index, name, array):
-        """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``."""
-        page = self.pages[index]
-        a, b, c, d, e, f = page.transform
-        attrs = {
-            "transform": [a, b, c, d, e, f],
-            "GeoTransform": " ".join(str(v) for v in (c, a, b, f, d, e)),
-        }
-        if page.crs_wkt is not None:
-            attrs["crs"] = page.crs_wkt
-        if array.dtype.kind == "f":
-            attrs["nodata"] = "NaN"
-        elif name in LABEL_MAPS:
-            attrs["nodata"] = NODATA_LABEL
-        return attrs
-
-
-def _array_module(arr):
-    if hasattr(arr, "dask"):
-        import dask.array as da
-
-        return da
-    import numpy as np
-
-    return np
-
-
-def _input_error(text):
-    from .inputs import InputError
-
-    return InputError(text)
-
-
-def _first_line(exc):
-    from .inputs import first_line
-
-    return first_line(exc)
-
-
-def page_pixels(geo, index, page, rule):
-    """``(pixels, note, invalid)``: page ``index`` of an input through the pixel ``rule``.
-
-    For a GeoTIFF (``geo`` from :func:`probe`) its nodata values are set aside first
-    (:meth:`Georef.prepare`; ``invalid`` marks those pixels) and a 4th band counts as
-    alpha only if the file says so; for any other input (``geo`` None) ``invalid``
-    is None. The one path of every command from a page as read to model pixels.
-    """
-    if geo is None:
-        return (*rule(page), None)
-    page, invalid = geo.prepare(index, page)
-    return (*rule(page, geo.pages[index].alpha), invalid)
-
-
 def probe(path, quiet=False):
-    """The :class:`Georef` of ``path`` when it is a georeferenced TIFF rasterio can read, else None.
+    """:func:`pixgmm.io.probe_geotiff`, printing its note about a missing rasterio once per run."""
+    from ..io.geotiff import probe as probe_geotiff
 
-    Only ``.tif``/``.tiff`` files are looked at; their tags are read with
-    tifffile first, so plain TIFFs never import rasterio. A GeoTIFF without
-    rasterio installed gives None, and the first one prints a note on stderr
-    (unless ``quiet``). A GeoTIFF that rasterio cannot open raises
-    :class:`~pixgmm.cli.inputs.InputError`. Results are cached by path, size and
-    modification time.
-    """
-    from .inputs import TIFF_SUFFIXES
-
-    path = Path(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None  # the reader reports a missing or unreadable file
-    found = _probe(os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if found == _NEEDS_RASTERIO:
+    def note(text):
         if not _noted:
             _noted.append(str(path))
             if not quiet:
-                print(
-                    f"pixgmm: note: {path} is a GeoTIFF, but rasterio is not installed: it is "
-                    "read as a plain TIFF and the georeferencing (CRS, transform, nodata) of it "
-                    'and of any other GeoTIFF is dropped from the outputs; pip install "pixgmm[geo]" '
-                    "keeps it",
-                    file=sys.stderr,
-                )
-        return None
-    return found
+                print(f"pixgmm: note: {text}", file=sys.stderr)
+
+    return probe_geotiff(path, on_dropped=note)
 
 
-@functools.lru_cache(maxsize=16)
-def _probe(path, size, mtime_ns):
-    try:
-        import tifffile
+def suffix(output, default):
+    """The file suffix of ``output`` (a :class:`~pixgmm.cli.run.Output`) for a GeoTIFF input.
 
-        with tifffile.TiffFile(path) as tif:
-            tagged = not _GEOTIFF_TAGS.isdisjoint(tif.pages.first.tags.keys())
-    except Exception:  # not a TIFF tifffile reads: the plain reader reports why
-        return None
-    if not tagged:
-        return None
-    try:
-        import rasterio
-    except ImportError:
-        return _NEEDS_RASTERIO
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                sources = list(src.subdatasets) or [path]
-            pages = tuple(_page(rasterio, source) for source in sources)
-    except rasterio.errors.RasterioError as exc:
-        raise _input_error(f"cannot read GeoTIFF: {_first_line(exc)}") from None
-    if all(p.crs_wkt is None and p.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for p in pages):
-        return None  # GeoTIFF tags, but neither a CRS nor a transform
-    return Georef(path, pages)
-
-
-def _page(rasterio, source):
-    import numpy as np
-
-    with rasterio.open(source) as src:
-        dtype = np.dtype(src.dtypes[0])
-        nodata = src.nodata
-        if nodata is not None and dtype.kind in "ui":
-            nodata = int(nodata)
-        return GeoPage(
-            source=source,
-            crs_wkt=src.crs.to_wkt() if src.crs is not None else None,
-            transform=tuple(float(v) for v in tuple(src.transform)[:6]),
-            nodata=nodata,
-            width=src.width,
-            height=src.height,
-            count=src.count,
-            dtype=dtype.name,
-            alpha=src.count > 1 and src.colorinterp[-1] == rasterio.enums.ColorInterp.alpha,
-        )
-
-
-def read_pages(path, max_pixels, check_size):
-    """The pages of ``path`` read with rasterio when it is a georeferenced TIFF, else None.
-
-    The hook of :func:`pixgmm.cli.readers.read_pages`, which passes its
-    ``check_size``: every command reads a GeoTIFF the same way (all bands, any
-    interleaving), with the same pixel limit.
+    Float maps, masks and label maps become GeoTIFFs (:data:`GEO_SUFFIX`);
+    pictures keep ``default``, and so does a float map asked for as ``.npy``.
     """
-    geo = probe(path)
-    return None if geo is None else geo.read(max_pixels, check_size)
+    if output.map_key in LABEL_MAPS or (output.form == "float" and default != ".npy"):
+        return GEO_SUFFIX
+    return default
+
+
+def writes(target):
+    """True when ``target`` (named with :func:`suffix`) is written as a GeoTIFF."""
+    return Path(target).suffix == GEO_SUFFIX

@@ -14,11 +14,9 @@ import glob
 import os
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
-)
-TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+from ..io.atomic import is_temporary
+from ..io.errors import ReadError as InputError  # noqa: F401  (the commands' name for it)
+from ..io.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 #: Output kinds, which a folder scan skips so that a second run over the same folder
 #: does not take the first run's pictures as new photos.
@@ -34,39 +32,6 @@ OUTPUT_KINDS = (
     "classes",
     "confidence",
 )
-
-
-class InputError(Exception):
-    """An input that cannot be read; the message is the reason shown to the user."""
-
-
-def first_line(exc):
-    """The first line of an exception's message (its type name if it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def check_supported(path):
-    """Raise :class:`InputError` unless ``path`` has an image or video suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-        raise InputError(
-            f"unsupported file type {suffix or '(no suffix)'!r}; images: "
-            f"{', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))}"
-        )
-
-
-def is_video(path):
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-#: Marker in the name of every temporary file pixgmm writes (``.photo.mask.png.pixgmm-tmp-...``).
-TEMP_MARKER = ".pixgmm-tmp-"
-
-
-def is_temporary(name):
-    """True for the name of a temporary output file (hidden, with :data:`TEMP_MARKER`)."""
-    return TEMP_MARKER in str(name)
 
 
 def _is_output_name(path):
@@ -221,3 +186,17 @@ def _expand_one(arg):
             return [(arg, None, "pattern matches no image or video files")]
         return [(arg, m, None) for m in matches]
     return [(arg, None, "no such file or folder")]
+
+
+def way_out(path, lazy):
+    """What a refusal over the pixel limit advises for ``path``: the options the command has.
+
+    ``lazy``: the command has ``--chunks`` (``skin``, ``density``, ``classify``), with
+    which TIFF and Zarr images are read in blocks and the limit does not apply.
+    """
+    raise_it = "raise the limit with --max-pixels N or PIXGMM_MAX_PIXELS=N"
+    if not lazy:
+        return raise_it
+    if Path(path).suffix.lower() in (".tif", ".tiff", ".zarr"):
+        return f"process it in blocks with --chunks (TIFF and Zarr are read lazily), or {raise_it}"
+    return f"{raise_it}, or convert it to a tiled TIFF and process it in blocks with --chunks"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-IMAGE_HELP = """
+_IMAGE_HELP = """
 Images (JPEG, PNG 8/16-bit, TIFF incl. multi-page and compressed with LZW,
 Deflate, JPEG or Zstandard, BMP, WebP, GIF) are read in RGB order, the EXIF
 orientation applied; an alpha channel is ignored. Greyscale images are an error
@@ -23,13 +23,18 @@ Pixel values: 8-bit images are used as read, 16-bit images are scaled to
 (see --scale); what was done is printed with each input.
 
 Images larger than 100 megapixels (all pages of a file together) are refused
-before decoding: raise the limit with --max-pixels or PIXGMM_MAX_PIXELS, or
-process a TIFF or Zarr image in blocks with --chunks.
+before decoding: raise the limit with --max-pixels or PIXGMM_MAX_PIXELS{lazy}.
 
 Outputs are written atomically (a temporary file renamed into place). An output
 that already exists is kept and reported as skipped, so rerunning an interrupted
 command finishes it; --overwrite replaces existing outputs.
 """
+
+#: The epilog of commands that read images in memory only, and of those with --chunks.
+IMAGE_HELP = _IMAGE_HELP.format(lazy="")
+LAZY_IMAGE_HELP = _IMAGE_HELP.format(
+    lazy=", or\nprocess a TIFF or Zarr image in blocks with --chunks"
+)
 
 BUILTIN_MODELS = ("jones-rehg-skin", "jones-rehg-nonskin")
 
@@ -179,7 +184,10 @@ def load_model(spec, option="--model"):
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def make_options(out, overwrite, quiet, as_json, float_format="tiff", max_pixels=None):
+def make_options(
+    out, overwrite, quiet, as_json, float_format="tiff", max_pixels=None, *, lazy=False
+):
+    """The per-input loop's :class:`~pixgmm.cli.run.Options`; ``lazy``: the command has --chunks."""
     from .run import Options
 
     return Options(
@@ -189,22 +197,24 @@ def make_options(out, overwrite, quiet, as_json, float_format="tiff", max_pixels
         json=as_json,
         float_format=float_format,
         max_pixels=max_pixels,
+        lazy=lazy,
     )
 
 
 def _max_pixels(ctx, param, value):
     """Check ``--max-pixels`` (and ``PIXGMM_MAX_PIXELS`` when the option is not given)."""
-    from ..bigimage import MAX_PIXELS_ENV, _pixel_limit
+    from ..io.limits import MAX_PIXELS_ENV, pixel_limit
 
     try:
-        _pixel_limit(value)
+        pixel_limit(value)
     except (TypeError, ValueError) as exc:
         hint = "--max-pixels" if value is not None else MAX_PIXELS_ENV
         raise click.BadParameter(str(exc), param_hint=hint) from None
     return value
 
 
-#: The --scale rule's names; the rule itself is in :mod:`.pixels` (which imports NumPy).
+#: The --scale rule's names; the rule itself is :class:`pixgmm.io.pixels.PixelRule` (which
+#: imports NumPy, so the names are repeated here for --help; a test checks they agree).
 SCALES = ("auto", "none", "unit")
 
 SCALE_HELP = (

@@ -1,7 +1,7 @@
 """The loop every per-image command shares: inputs in, named outputs out, one summary line each.
 
 A command describes its outputs as :class:`Output` kinds, gives a
-:class:`~pixgmm.cli.pixels.PixelRule` (the one place where a page as read
+:class:`~pixgmm.io.pixels.PixelRule` (the one place where a page as read
 becomes the pixels a model sees) and a ``compute(pixels) -> {kind: array}``
 function; :func:`run` does the rest: expand the inputs, read each image (every
 page of a multi-page file) or each video frame, write atomically, time it, catch
@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..io import errors as _errors
+from ..io import formats as _formats
+from ..io import read as _read
+from ..io import write as _writers
 from . import inputs as _inputs
-from . import readers as _readers
-from . import writers as _writers
 
 #: Suffix of the videos of exact pictures (masks, label maps): lossless FFV1 in Matroska.
 EXACT_VIDEO_SUFFIX = ".mkv"
@@ -103,6 +105,7 @@ class Options:
     json: bool = False
     float_format: str = "tiff"
     max_pixels: int | None = None
+    lazy: bool = False  # the command has --chunks (its pixel-limit refusals advise it)
 
 
 def _suffix(output, opts, video):
@@ -116,7 +119,7 @@ def _suffix(output, opts, video):
 
 
 def _stream_kind(output):
-    """The :class:`~pixgmm.cli.writers.StreamWriter` kind of an output of a video."""
+    """The :class:`~pixgmm.io.write.StreamWriter` kind of an output of a video."""
     if output.form != "picture":
         return "tiff"
     return "video" if output.lossy else "lossless"
@@ -157,9 +160,11 @@ def _todo(targets, opts, result):
 
 
 def _image_targets(stem, n_pages, outputs, opts, geo=None):
+    from . import geo as _geo
+
     def suffix(o):  # a georeferenced input's data maps are GeoTIFFs (see .geo)
         default = _suffix(o, opts, False)
-        return default if geo is None else geo.suffix(o, default)
+        return default if geo is None else _geo.suffix(o, default)
 
     return [
         [opts.out / f"{stem}{_page_label(i, n_pages)}.{o.name}{suffix(o)}" for o in outputs]
@@ -170,6 +175,7 @@ def _image_targets(stem, n_pages, outputs, opts, geo=None):
 def _process_image(path, stem, outputs, compute, rule, opts, result):
     import os
 
+    from ..io.pixels import page_pixels
     from . import geo as _geo
 
     geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
@@ -177,7 +183,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
     if not opts.overwrite and all(os.path.lexists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
-    pages = _readers.read_pages(path, opts.max_pixels)
+    pages = _read.read_pages(path, opts.max_pixels)
     if len(pages) > 1:
         result.pages = len(pages)
     for index, (page, targets) in enumerate(
@@ -186,7 +192,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
         todo = set(_todo(targets, opts, result))
         if not todo:
             continue
-        pixels, note, invalid = _geo.page_pixels(geo, index, page, rule)
+        pixels, note, invalid = page_pixels(geo, index, page, rule)
         result.note(note)
         maps = compute(pixels)
         if geo is not None:
@@ -194,7 +200,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
         for o, target in zip(outputs, targets):
             if target not in todo:
                 continue
-            if geo is not None and geo.writes(target):
+            if geo is not None and _geo.writes(target):
                 geo.write(index, target, maps[o.map_key], opts.overwrite)
             elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)
@@ -214,7 +220,7 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     outputs = [o for o in outputs if targets[o.map_key] in todo]
     if not outputs:
         return
-    fps, frames = _readers.video_frames(path, opts.max_pixels)
+    fps, frames = _read.video_frames(path, opts.max_pixels)
     bar = progress.bar(desc=path.name, unit="frame", leave=False, position=1)
     n = 0
     with contextlib.ExitStack() as stack:
@@ -236,14 +242,20 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
         if bar is not None:
             bar.close()
         if n == 0:
-            raise _inputs.InputError("video has no frames")
+            raise _errors.ReadError("video has no frames")
     result.frames = n
     result.outputs.extend(str(targets[o.map_key]) for o in outputs)
 
 
-def reason(exc):
-    """The message for a failed input: the OS's reason and the file it concerns, no traceback."""
-    if isinstance(exc, (_inputs.InputError, _writers.OutputExists, _writers.OutputError)):
+def reason(exc, path=None, lazy=False):
+    """The message for a failed input: the OS's reason and the file it concerns, no traceback.
+
+    An image over the pixel limit is refused with the way out this command offers
+    (``lazy``: it has ``--chunks``).
+    """
+    if isinstance(exc, _errors.PixelLimitError) and path is not None:
+        return str(exc.with_way_out(_inputs.way_out(path, lazy)))
+    if isinstance(exc, (_errors.ReadError, _errors.OutputExists, _errors.OutputError)):
         return str(exc)
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
@@ -293,7 +305,7 @@ def process_inputs(found, opts, check, handle, bar=None):
             raise
         except Exception as exc:
             result.status = "failed"
-            result.error = reason(exc)
+            result.error = reason(exc, path, opts.lazy)
         result.seconds = time.perf_counter() - start
         results.append(result)
         report(result, opts, bar)
@@ -305,7 +317,7 @@ def process_inputs(found, opts, check, handle, bar=None):
 def run(inputs, outputs, compute, opts, rule, extra=None):
     """Process every input; print the summary; return 0 if all succeeded, else 1.
 
-    ``rule`` (a :class:`~pixgmm.cli.pixels.PixelRule`) turns each page or frame
+    ``rule`` (a :class:`~pixgmm.io.pixels.PixelRule`) turns each page or frame
     into the pixels ``compute`` takes. ``extra`` (a dict) is added to the JSON summary.
     """
     found = _inputs.expand_inputs(inputs)
@@ -313,12 +325,12 @@ def run(inputs, outputs, compute, opts, rule, extra=None):
     bar = progress.bar(total=len(found), unit="file")
 
     def handle(path, stem, result):
-        if _inputs.is_video(path):
+        if _formats.is_video(path):
             _process_video(path, stem, outputs, compute, rule, opts, result, progress)
         else:
             _process_image(path, stem, outputs, compute, rule, opts, result)
 
-    results = process_inputs(found, opts, _inputs.check_supported, handle, bar)
+    results = process_inputs(found, opts, _formats.check_supported, handle, bar)
     if bar is not None:
         bar.close()
     return summarize(results, opts, extra)

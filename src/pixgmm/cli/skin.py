@@ -9,7 +9,7 @@ import click
 from .big import BIG_HELP, big_options, requested
 from .geo import GEO_BIG_HELP, GEO_HELP
 from .options import (
-    IMAGE_HELP,
+    LAZY_IMAGE_HELP,
     check_heatmap_options,
     common_options,
     float_format_option,
@@ -75,8 +75,8 @@ def run_skin(
     cmap=None,
     colorbar=False,
 ):
+    from ..io.pixels import PixelRule
     from ..skin import SkinDetector
-    from .pixels import PixelRule
     from .run import Output, run
 
     skin = load_model(skin_model, "--skin-model") if skin_model else None
@@ -118,7 +118,7 @@ def sample_path():
     return resources.files("pixgmm").joinpath("data", "astronaut.jpg")
 
 
-@click.command(epilog=IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
+@click.command(epilog=LAZY_IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--save",
@@ -212,7 +212,7 @@ def skin(
     if not inputs:
         raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
     scale = resolve_scale(scale, to_8bit)
-    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
+    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True)
     lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
     status = run_skin(
         inputs,

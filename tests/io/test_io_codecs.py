@@ -1,4 +1,4 @@
-"""``pixgmm.bigimage.open_image_lazy`` on compressed TIFF and 16-bit PNG written by real encoders.
+"""``pixgmm.io.open_image_lazy`` on compressed TIFF and 16-bit PNG written by real encoders.
 
 Each lazy array is computed block by block (blocks that straddle the file's
 tiles and strips) and compared with tifffile's own decode of the file, and with
@@ -30,7 +30,7 @@ from codec_files import (  # noqa: E402
     write_png_interlaced,
     write_tiffs,
 )
-from pixgmm.bigimage import open_image_lazy  # noqa: E402
+from pixgmm.io import open_image_lazy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_without_imagecodecs_a_clear_import_error(tiffs, tmp_path):
         sys.modules["imagecodecs"] = None
         import numpy as np, tifffile
         assert tifffile.tifffile.imagecodecs.__name__.endswith("_imagecodecs")
-        from pixgmm.bigimage import open_image_lazy
+        from pixgmm.io import open_image_lazy
         for path, what in {[(str(p), w) for p, w in cases.items()]!r} + [
             ({str(tmp_path / "rgb16.png")!r}, "16-bit PNG")
         ]:
@@ -144,7 +144,7 @@ def test_without_imagecodecs_a_clear_import_error(tiffs, tmp_path):
 def test_orientation_is_undone_as_pillow_does(orientation):
     from PIL import Image, ImageOps
 
-    from pixgmm._codecs import apply_orientation
+    from pixgmm.io._codecs import apply_orientation
 
     rgb = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     im = Image.fromarray(rgb)
@@ -159,7 +159,7 @@ def test_a_16_bit_png_and_a_jpeg_keep_their_exif_orientation(tmp_path, orientati
     come out as viewers show them, like the command line's in-memory reader."""
     from PIL import Image, ImageOps
 
-    from pixgmm.cli.readers import read_pages
+    from pixgmm.io import read_pages
 
     grey = np.random.default_rng(1).integers(0, 65536, (6, 9), dtype=np.uint16)
     exif = Image.Exif()

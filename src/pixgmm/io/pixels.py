@@ -1,7 +1,8 @@
 """The one rule that turns an image as read into the pixels a colour model sees.
 
 Every command that reads images (``skin``, ``density``, ``classify``, ``fit``,
-``evaluate``; in memory and with ``--chunks``) goes through :class:`PixelRule`:
+``evaluate``; in memory and with ``--chunks``) goes through :class:`PixelRule`
+(by :func:`page_pixels`, which sets a GeoTIFF's nodata pixels aside first):
 it drops an alpha channel, gives a greyscale page a channel axis for a
 one-feature model, and brings the values to the 0..255 scale of 8-bit colour
 models, the way scikit-image users expect (``skimage.util.img_as_ubyte``'s
@@ -31,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The values of ``--scale``.
-from .options import SCALE_HELP, SCALES  # noqa: F401  (defined with the option)
+#: The values of ``--scale`` (the ``scale`` of :class:`PixelRule`).
+SCALES = ("auto", "none", "unit")
 
 
 def _int_plan(dtype):
@@ -139,7 +140,7 @@ class PixelRule:
     Examples
     --------
     >>> import numpy as np
-    >>> from pixgmm.cli.pixels import PixelRule
+    >>> from pixgmm.io.pixels import PixelRule
     >>> pixels, note = PixelRule(3)(np.full((2, 2, 3), 0.5, np.float32))
     >>> float(pixels[0, 0, 0]), note
     (127.5, 'float pixels in [0, 1] scaled to 0..255')
@@ -162,3 +163,17 @@ class PixelRule:
             work = np.result_type(img.dtype, np.float32)
             img = img.astype(work, copy=False) * work.type(factor)
         return img, note
+
+
+def page_pixels(geo, index, page, rule):
+    """``(pixels, note, invalid)``: page ``index`` of an input through the pixel ``rule``.
+
+    For a GeoTIFF (``geo`` from :func:`pixgmm.io.probe_geotiff`) its nodata values are set aside first
+    (:meth:`pixgmm.io.geotiff.Georef.prepare`; ``invalid`` marks those pixels) and a 4th band counts as
+    alpha only if the file says so; for any other input (``geo`` None) ``invalid``
+    is None. The one path of every command from a page as read to model pixels.
+    """
+    if geo is None:
+        return (*rule(page), None)
+    page, invalid = geo.prepare(index, page)
+    return (*rule(page, geo.pages[index].alpha), invalid)

@@ -10,7 +10,8 @@ import pixgmm
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
 tifffile = pytest.importorskip("tifffile")
-from pixgmm import bigimage  # noqa: E402
+from pixgmm import io as pxio  # noqa: E402
+from pixgmm.io import zarrstore  # noqa: E402
 
 MODEL = pixgmm.Mixture(
     [0.3, 0.7], [[200, 150, 120], [60, 90, 120]], [[300, 300, 300], [900, 600, 400]], "diag"
@@ -28,7 +29,7 @@ def image(rng):
 def test_tiff_is_read_lazily(tmp_path, image, tile, bigtiff):
     path = tmp_path / "img.tif"
     tifffile.imwrite(path, image, tile=tile, bigtiff=bigtiff, rowsperstrip=16)
-    lazy = bigimage.open_image_lazy(path, chunks=50)
+    lazy = pxio.open_image_lazy(path, chunks=50)
     assert isinstance(lazy, da.Array)
     assert lazy.chunks == ((50, 50, 30), (50, 47), (3,))  # channel axis whole
     np.testing.assert_array_equal(lazy.compute(), image)
@@ -44,7 +45,7 @@ def test_lazy_tiff_pickles_and_holds_no_file_open(tmp_path, image):
     path = tmp_path / "img.tif"
     tifffile.imwrite(path, image, tile=(32, 32))
     me = psutil.Process()
-    lazy = bigimage.open_image_lazy(path, chunks=64)
+    lazy = pxio.open_image_lazy(path, chunks=64)
     assert not [f for f in me.open_files() if f.path == str(path)]
     again = cloudpickle.loads(cloudpickle.dumps(lazy))
     np.testing.assert_array_equal(again.compute(), image)
@@ -52,12 +53,12 @@ def test_lazy_tiff_pickles_and_holds_no_file_open(tmp_path, image):
     # "auto" chunks are whole multiples of the file's tiles
     dask = pytest.importorskip("dask")
     with dask.config.set({"array.chunk-size": "20KiB"}):
-        auto = bigimage.open_image_lazy(path)
+        auto = pxio.open_image_lazy(path)
     assert auto.npartitions > 1 and auto.chunks[2] == (3,)
     assert all(c % 32 == 0 for dim in auto.chunks[:2] for c in dim[:-1])
     # a rewritten file is a different array (its blocks are not reused from a cache)
     tifffile.imwrite(path, image[::-1], tile=(32, 32))
-    changed = bigimage.open_image_lazy(path, chunks=64)
+    changed = pxio.open_image_lazy(path, chunks=64)
     assert changed.name != lazy.name
     np.testing.assert_array_equal(changed.compute(), image[::-1])
 
@@ -67,11 +68,11 @@ def test_pyramid_tiff_level(tmp_path, image):
     with tifffile.TiffWriter(path) as tif:
         tif.write(image, tile=(32, 32), subifds=1, photometric="rgb")
         tif.write(image[::2, ::2], tile=(16, 16), subfiletype=1, photometric="rgb")
-    half = bigimage.open_image_lazy(path, chunks=32, component="1")
+    half = pxio.open_image_lazy(path, chunks=32, component="1")
     np.testing.assert_array_equal(half.compute(), image[::2, ::2])
-    np.testing.assert_array_equal(bigimage.open_image_lazy(path, chunks=32).compute(), image)
+    np.testing.assert_array_equal(pxio.open_image_lazy(path, chunks=32).compute(), image)
     with pytest.raises(ValueError, match="component='7'"):
-        bigimage.open_image_lazy(path, component="7")
+        pxio.open_image_lazy(path, component="7")
 
 
 def test_zarr_store_and_group(tmp_path, image):
@@ -79,63 +80,63 @@ def test_zarr_store_and_group(tmp_path, image):
     zarr.create_array(path, data=image, chunks=(40, 40, 3))
     dask = pytest.importorskip("dask")
     with dask.config.set({"array.chunk-size": "20KiB"}):  # "auto": multiples of the store's
-        lazy = bigimage.open_image_lazy(path)
+        lazy = pxio.open_image_lazy(path)
     assert lazy.chunks[2] == (3,) and lazy.npartitions > 1
     assert all(c % 40 == 0 for dim in lazy.chunks[:2] for c in dim[:-1])
     np.testing.assert_array_equal(lazy.compute(), image)
-    lazy = bigimage.open_image_lazy(str(path), chunks=(64, 97))
+    lazy = pxio.open_image_lazy(str(path), chunks=(64, 97))
     assert lazy.chunksize == (64, 97, 3)
 
     group = zarr.open_group(tmp_path / "pyramid.zarr", mode="w")
     group.create_array("0", data=image, chunks=(64, 64, 3))
     group.create_array("1", data=image[::2, ::2], chunks=(64, 64, 3))
-    np.testing.assert_array_equal(bigimage.open_image_lazy(group.store_path.store.root), image)
-    half = bigimage.open_image_lazy(tmp_path / "pyramid.zarr", component="1")
+    np.testing.assert_array_equal(pxio.open_image_lazy(group.store_path.store.root), image)
+    half = pxio.open_image_lazy(tmp_path / "pyramid.zarr", component="1")
     np.testing.assert_array_equal(half.compute(), image[::2, ::2])
     with pytest.raises(ValueError, match="component='2'"):
-        bigimage.open_image_lazy(tmp_path / "pyramid.zarr", component="2")
+        pxio.open_image_lazy(tmp_path / "pyramid.zarr", component="2")
 
 
 def test_other_formats_and_missing_files(tmp_path, image):
     iio = pytest.importorskip("imageio.v3")
     iio.imwrite(tmp_path / "img.png", image)
-    lazy = bigimage.open_image_lazy(tmp_path / "img.png", chunks=64)
+    lazy = pxio.open_image_lazy(tmp_path / "img.png", chunks=64)
     assert lazy.chunksize == (64, 64, 3)
     np.testing.assert_array_equal(lazy.compute(), image)
     with pytest.raises(FileNotFoundError, match=r"missing\.tif"):
-        bigimage.open_image_lazy(tmp_path / "missing.tif")
+        pxio.open_image_lazy(tmp_path / "missing.tif")
     with pytest.raises(FileNotFoundError, match=r"missing\.zarr"):
-        bigimage.open_image_lazy(tmp_path / "missing.zarr")
+        pxio.open_image_lazy(tmp_path / "missing.zarr")
     with pytest.raises(TypeError, match="path"):
-        bigimage.open_image_lazy(42)
+        pxio.open_image_lazy(42)
     with pytest.raises(TypeError, match="chunks"):
-        bigimage.open_image_lazy(tmp_path / "img.png", chunks=2.5)
+        pxio.open_image_lazy(tmp_path / "img.png", chunks=2.5)
 
 
 def test_parse_chunks():
-    assert bigimage.parse_chunks("4096") == 4096
-    assert bigimage.parse_chunks(" 512,1024 ") == (512, 1024)
-    assert bigimage.parse_chunks("auto") == bigimage.parse_chunks(None) == "auto"
+    assert pxio.parse_chunks("4096") == 4096
+    assert pxio.parse_chunks(" 512,1024 ") == (512, 1024)
+    assert pxio.parse_chunks("auto") == pxio.parse_chunks(None) == "auto"
     with pytest.raises(ValueError, match="chunks='big'"):
-        bigimage.parse_chunks("big")
+        pxio.parse_chunks("big")
     with pytest.raises(ValueError, match="positive"):
-        bigimage.parse_chunks("0,5")
+        pxio.parse_chunks("0,5")
     with pytest.raises(TypeError, match="chunks"):
-        bigimage.parse_chunks(4096)
+        pxio.parse_chunks(4096)
 
 
 # -- writing -------------------------------------------------------------------
 def test_write_zarr_round_trip_end_to_end(tmp_path, image):
     src = tmp_path / "img.tif"
     tifffile.imwrite(src, image, tile=(32, 32))
-    lazy = bigimage.open_image_lazy(src, chunks=48)
+    lazy = pxio.open_image_lazy(src, chunks=48)
     out = tmp_path / "density.zarr"
-    stored = bigimage.write_zarr(
+    stored = pxio.write_zarr(
         pixgmm.density(lazy, MODEL), out, attrs={"model": MODEL._fingerprint}
     )
     assert stored.shape == image.shape[:2] and stored.chunks == (48, 48)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
-    assert bigimage.is_complete(out)
+    assert pxio.is_complete(out)
     assert zarr.open_array(out, mode="r").attrs["model"] == MODEL._fingerprint
 
 
@@ -150,14 +151,14 @@ def test_write_zarr_many_computes_what_the_maps_share_once(tmp_path, image):
     lazy = da.from_array(image, chunks=(48, 48, 3))
     logp = lazy.map_blocks(shared_step, drop_axis=2, dtype=np.float64)
     paths = [tmp_path / "logp.zarr", tmp_path / "high.zarr"]
-    stored = bigimage.write_zarr_many(
+    stored = pxio.write_zarr_many(
         [(logp, paths[0], {"map": "logp"}), (logp > -20, paths[1])], progress=False
     )
     assert len(calls) == logp.npartitions  # once per block, not once per map
     expected = pixgmm.log_density(image, MODEL)
     np.testing.assert_allclose(stored[0][...], expected, rtol=1e-12)
     np.testing.assert_array_equal(stored[1][...], expected > -20)
-    assert all(bigimage.is_complete(p) for p in paths)
+    assert all(pxio.is_complete(p) for p in paths)
     assert zarr.open_array(paths[0], mode="r").attrs["map"] == "logp"
 
 
@@ -165,7 +166,7 @@ def test_write_zarr_many_checks_every_store_before_writing(tmp_path, image):
     """One unusable store: no store is created or changed, even with overwrite=True."""
     lazy = pixgmm.density(da.from_array(image, chunks=(48, 48, 3)), MODEL)
     done = tmp_path / "done.zarr"
-    bigimage.write_zarr(lazy, done)
+    pxio.write_zarr(lazy, done)
     before = zarr.open_array(done, mode="r")[...]
     photos = tmp_path / "photos"  # a folder of other files: never replaced
     photos.mkdir()
@@ -173,15 +174,15 @@ def test_write_zarr_many_checks_every_store_before_writing(tmp_path, image):
     first = tmp_path / "first.zarr"
     for overwrite in (False, True):
         with pytest.raises(FileExistsError, match=r"photos.*not a Zarr store"):
-            bigimage.write_zarr_many(
+            pxio.write_zarr_many(
                 [(lazy, first), (lazy, photos), (lazy * 2, done)], overwrite=overwrite
             )
         assert not first.exists()
-        assert bigimage.is_complete(done)
+        assert pxio.is_complete(done)
         np.testing.assert_array_equal(zarr.open_array(done, mode="r")[...], before)
     assert (photos / "a.jpg").read_bytes() == b"not a store"
     with pytest.raises(ValueError, match="same store"):
-        bigimage.write_zarr_many([(lazy, first), (lazy, tmp_path / "." / "first.zarr")])
+        pxio.write_zarr_many([(lazy, first), (lazy, tmp_path / "." / "first.zarr")])
     assert not first.exists()
 
 
@@ -195,12 +196,12 @@ def test_write_zarr_many_one_map_failing_marks_none_complete(tmp_path, image):
     )
     paths = [tmp_path / "good.zarr", tmp_path / "bad.zarr"]
     with pytest.raises(MemoryError, match="block 1"):
-        bigimage.write_zarr_many([(good, paths[0]), (bad, paths[1])])
-    assert not any(bigimage.is_complete(p) for p in paths)
-    assert [bigimage.store_status(p) for p in paths] == ["unfinished", "unfinished"]
+        pxio.write_zarr_many([(good, paths[0]), (bad, paths[1])])
+    assert not any(pxio.is_complete(p) for p in paths)
+    assert [pxio.store_status(p) for p in paths] == ["unfinished", "unfinished"]
     # the same call, now succeeding, finishes both
-    bigimage.write_zarr_many([(good, paths[0]), (good, paths[1])])
-    assert all(bigimage.is_complete(p) for p in paths)
+    pxio.write_zarr_many([(good, paths[0]), (good, paths[1])])
+    assert all(pxio.is_complete(p) for p in paths)
 
 
 def test_a_folder_of_other_files_is_never_replaced(tmp_path, image):
@@ -211,34 +212,34 @@ def test_a_folder_of_other_files_is_never_replaced(tmp_path, image):
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     for overwrite in (False, True):
         with pytest.raises(FileExistsError, match=r"results.*not a Zarr store"):
-            bigimage.write_zarr(lazy, folder, overwrite=overwrite)
+            pxio.write_zarr(lazy, folder, overwrite=overwrite)
     assert (folder / "notes.txt").read_text() == "keep me"
-    assert bigimage.store_status(folder) == "foreign"
+    assert pxio.store_status(folder) == "foreign"
     empty = tmp_path / "empty.zarr"  # an empty folder is fine
     empty.mkdir()
-    assert bigimage.store_status(empty) == "missing"
-    bigimage.write_zarr(lazy, empty)
-    assert bigimage.is_complete(empty)
+    assert pxio.store_status(empty) == "missing"
+    pxio.write_zarr(lazy, empty)
+    assert pxio.is_complete(empty)
 
 
 def test_irregular_chunks_are_made_regular(tmp_path, image):
     lazy = da.from_array(image, chunks=((30, 50, 50), (97,), (3,)))
-    stored = bigimage.write_zarr(pixgmm.log_density(lazy, MODEL), tmp_path / "m.zarr")
+    stored = pxio.write_zarr(pixgmm.log_density(lazy, MODEL), tmp_path / "m.zarr")
     assert stored.chunks == (50, 97)
     np.testing.assert_allclose(stored[...], pixgmm.log_density(image, MODEL), rtol=1e-12)
 
 
 def test_numpy_array_can_be_written(tmp_path):
     x = np.arange(12.0).reshape(3, 4)
-    np.testing.assert_array_equal(bigimage.write_zarr(x, tmp_path / "x.zarr")[...], x)
+    np.testing.assert_array_equal(pxio.write_zarr(x, tmp_path / "x.zarr")[...], x)
     with pytest.raises(TypeError, match="array"):
-        bigimage.write_zarr([1, 2], tmp_path / "y.zarr")
+        pxio.write_zarr([1, 2], tmp_path / "y.zarr")
 
 
 def _unfinished(path, **kwargs):
     """A store as pixgmm leaves it when a run is interrupted (marker False)."""
     arr = zarr.create_array(path, overwrite=True, **kwargs)
-    arr.attrs[bigimage.COMPLETE_ATTR] = False
+    arr.attrs[pxio.COMPLETE_ATTR] = False
     return arr
 
 
@@ -247,13 +248,13 @@ def test_unfinished_store_shape_or_dtype_mismatch_is_a_value_error(tmp_path, ima
     _unfinished(path, shape=(10, 10), chunks=(5, 5), dtype="f8")
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     with pytest.raises(ValueError, match=r"old\.zarr.*shape \(10, 10\).*\(130, 97\)"):
-        bigimage.write_zarr(lazy, path)
+        pxio.write_zarr(lazy, path)
     _unfinished(path, shape=(130, 97), chunks=(5, 5), dtype="f4")
     with pytest.raises(ValueError, match=r"old\.zarr.*dtype float32"):
-        bigimage.write_zarr(lazy, path)
-    assert not bigimage.is_complete(path)
-    stored = bigimage.write_zarr(lazy, path, overwrite=True)
-    assert stored.dtype == np.float64 and bigimage.is_complete(path)
+        pxio.write_zarr(lazy, path)
+    assert not pxio.is_complete(path)
+    stored = pxio.write_zarr(lazy, path, overwrite=True)
+    assert stored.dtype == np.float64 and pxio.is_complete(path)
 
 
 def test_store_pixgmm_did_not_write_needs_overwrite(tmp_path, image):
@@ -263,34 +264,34 @@ def test_store_pixgmm_did_not_write_needs_overwrite(tmp_path, image):
     theirs[...] = 7.0
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     with pytest.raises(FileExistsError, match=r"theirs\.zarr.*not written by pixgmm.*overwrite=True"):
-        bigimage.write_zarr(lazy, path)
-    assert bigimage.store_status(path) == "foreign"
+        pxio.write_zarr(lazy, path)
+    assert pxio.store_status(path) == "foreign"
     np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], 7.0)  # untouched
-    assert bigimage.COMPLETE_ATTR not in zarr.open_array(path, mode="r").attrs
-    stored = bigimage.write_zarr(lazy, path, overwrite=True)
+    assert pxio.COMPLETE_ATTR not in zarr.open_array(path, mode="r").attrs
+    stored = pxio.write_zarr(lazy, path, overwrite=True)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
-    assert bigimage.is_complete(path)
+    assert pxio.is_complete(path)
 
 
 def test_unfinished_store_is_written_in_its_own_chunks(tmp_path, image):
     """A store marked unfinished (by an interrupted run, or by hand) is written in its layout."""
     path = tmp_path / "pre.zarr"
     _unfinished(path, shape=(130, 97), chunks=(20, 30), dtype="f8", fill_value=5.0)
-    assert bigimage.store_status(path) == "unfinished"
-    stored = bigimage.write_zarr(pixgmm.density(da.from_array(image, chunks=64), MODEL), path)
+    assert pxio.store_status(path) == "unfinished"
+    stored = pxio.write_zarr(pixgmm.density(da.from_array(image, chunks=64), MODEL), path)
     assert stored.chunks == (20, 30)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
-    assert bigimage.store_status(path) == "complete"
+    assert pxio.store_status(path) == "complete"
 
 
 def test_complete_store_needs_overwrite(tmp_path, image):
     path = tmp_path / "done.zarr"
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
-    bigimage.write_zarr(lazy, path)
+    pxio.write_zarr(lazy, path)
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        bigimage.write_zarr(lazy, path)
-    stored = bigimage.write_zarr(lazy, path, overwrite=True)
-    assert bigimage.is_complete(path)
+        pxio.write_zarr(lazy, path)
+    stored = pxio.write_zarr(lazy, path, overwrite=True)
+    assert pxio.is_complete(path)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
 
 
@@ -299,9 +300,9 @@ def test_not_an_array_needs_overwrite(tmp_path, image):
     zarr.open_group(path, mode="w")
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     with pytest.raises(FileExistsError, match="not a Zarr array"):
-        bigimage.write_zarr(lazy, path)
-    bigimage.write_zarr(lazy, path, overwrite=True)
-    assert bigimage.is_complete(path)
+        pxio.write_zarr(lazy, path)
+    pxio.write_zarr(lazy, path, overwrite=True)
+    assert pxio.is_complete(path)
 
 
 def _boom_on_block_1(block, block_info=None):
@@ -318,65 +319,65 @@ def test_failed_write_is_not_marked_complete(tmp_path, image, scheduler):
     )
     dask = pytest.importorskip("dask")
     with dask.config.set(scheduler=scheduler), pytest.raises(MemoryError, match="block 1"):
-        bigimage.write_zarr(pixgmm.density(failing, MODEL), path)
-    assert zarr.open_array(path, mode="r").attrs[bigimage.COMPLETE_ATTR] is False
-    assert not bigimage.is_complete(path)
+        pxio.write_zarr(pixgmm.density(failing, MODEL), path)
+    assert zarr.open_array(path, mode="r").attrs[pxio.COMPLETE_ATTR] is False
+    assert not pxio.is_complete(path)
     # a second, successful run completes the same store
-    bigimage.write_zarr(pixgmm.density(da.from_array(image, chunks=(50, 97, 3)), MODEL), path)
-    assert bigimage.is_complete(path)
+    pxio.write_zarr(pixgmm.density(da.from_array(image, chunks=(50, 97, 3)), MODEL), path)
+    assert pxio.is_complete(path)
 
 
 def test_is_complete_on_missing_and_foreign_stores(tmp_path):
-    assert not bigimage.is_complete(tmp_path / "nothing.zarr")
+    assert not pxio.is_complete(tmp_path / "nothing.zarr")
     zarr.create_array(tmp_path / "foreign.zarr", shape=(2, 2), dtype="f8")
-    assert not bigimage.is_complete(tmp_path / "foreign.zarr")
+    assert not pxio.is_complete(tmp_path / "foreign.zarr")
 
 
 def test_store_status(tmp_path, image):
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
-    assert bigimage.store_status(tmp_path / "none.zarr") == "missing"
-    bigimage.write_zarr(lazy, tmp_path / "done.zarr")
-    assert bigimage.store_status(tmp_path / "done.zarr") == "complete"
+    assert pxio.store_status(tmp_path / "none.zarr") == "missing"
+    pxio.write_zarr(lazy, tmp_path / "done.zarr")
+    assert pxio.store_status(tmp_path / "done.zarr") == "complete"
     _unfinished(tmp_path / "half.zarr", shape=(2, 2), dtype="f8")
-    assert bigimage.store_status(tmp_path / "half.zarr") == "unfinished"
+    assert pxio.store_status(tmp_path / "half.zarr") == "unfinished"
     zarr.open_group(tmp_path / "group.zarr", mode="w")
     (tmp_path / "file.zarr").write_text("x")
     for name in ("group.zarr", "file.zarr"):
-        assert bigimage.store_status(tmp_path / name) == "foreign"
+        assert pxio.store_status(tmp_path / name) == "foreign"
     with pytest.raises(TypeError, match="path"):
-        bigimage.store_status(3)
+        pxio.store_status(3)
 
 
 def test_chunks_equal_to_the_fill_value_are_written_too(tmp_path, image):
     """Every chunk is in the store (zarr skips fill-value chunks unless told), so a missing
     chunk always means a block that was not written here."""
     mask = da.zeros((130, 97), dtype=bool, chunks=50)
-    stored = bigimage.write_zarr(mask, tmp_path / "mask.zarr")
+    stored = pxio.write_zarr(mask, tmp_path / "mask.zarr")
     assert stored.nchunks_initialized == stored.nchunks == 6
-    assert bigimage.is_complete(tmp_path / "mask.zarr")
+    assert pxio.is_complete(tmp_path / "mask.zarr")
 
 
 def test_a_block_not_found_in_the_store_is_never_marked_complete(tmp_path, image, monkeypatch):
     """If a block's write does not reach the store the marker is not set (OSError)."""
-    real = bigimage._write_block
+    real = zarrstore._write_block
 
     def lost_on_a_worker(block, target, name, run, where):
         if where[0].start == 0 and where[1].start == 0:  # as if written on another machine
             return np.ones((1,) * block.ndim, np.int64)
         return real(block, target, name, run, where)
 
-    monkeypatch.setattr(bigimage, "_write_block", lost_on_a_worker)
+    monkeypatch.setattr(zarrstore, "_write_block", lost_on_a_worker)
     path = tmp_path / "lost.zarr"
     lazy = pixgmm.density(da.from_array(image, chunks=(50, 50, 3)), MODEL)
     with pytest.raises(OSError, match=r"lost\.zarr.*holds 5 of its 6 chunks"):
-        bigimage.write_zarr(lazy, path)
-    assert bigimage.store_status(path) == "unfinished"
+        pxio.write_zarr(lazy, path)
+    assert pxio.store_status(path) == "unfinished"
 
 
 def _take_over(block, path, block_info=None):
     """Compute a block; the first one also lets another run take the store over."""
     if block_info is not None and block_info[0]["chunk-location"][:2] == (0, 0):
-        zarr.open_array(path, mode="r+").attrs[bigimage.RUN_ATTR] = "another run"
+        zarr.open_array(path, mode="r+").attrs[zarrstore.RUN_ATTR] = "another run"
     return block
 
 
@@ -386,49 +387,49 @@ def test_tasks_write_only_into_the_store_their_call_prepared(tmp_path, image):
     img = da.from_array(image, chunks=(50, 97, 3))
     hijacked = img.map_blocks(_take_over, str(path), meta=np.empty((0, 0, 0), np.uint8))
     with pytest.raises(OSError, match=r"shared\.zarr.*not the one this write prepared"):
-        bigimage.write_zarr(pixgmm.density(hijacked, MODEL), path)
-    assert not bigimage.is_complete(path)
+        pxio.write_zarr(pixgmm.density(hijacked, MODEL), path)
+    assert not pxio.is_complete(path)
 
 
 def test_relative_output_path_is_made_absolute(tmp_path, image, monkeypatch):
     monkeypatch.chdir(tmp_path)
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
     graph_paths = []
-    real = bigimage._write_blocks
+    real = zarrstore._write_blocks
 
     def spy(array, target, name, run):
         graph_paths.append((name, str(target.store_path)))
         return real(array, target, name, run)
 
-    monkeypatch.setattr(bigimage, "_write_blocks", spy)
-    bigimage.write_zarr(lazy, "rel.zarr")
+    monkeypatch.setattr(zarrstore, "_write_blocks", spy)
+    pxio.write_zarr(lazy, "rel.zarr")
     absolute = str(tmp_path / "rel.zarr")
     assert graph_paths == [(absolute, f"file://{absolute}")]
-    assert bigimage.is_complete(tmp_path / "rel.zarr")
+    assert pxio.is_complete(tmp_path / "rel.zarr")
 
 
 def test_progress_bar_goes_to_stderr(tmp_path, image, capsys):
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
-    bigimage.write_zarr(lazy, tmp_path / "p.zarr", progress=True)
+    pxio.write_zarr(lazy, tmp_path / "p.zarr", progress=True)
     captured = capsys.readouterr()
     assert "100%" in captured.err and captured.out == ""
 
 
 # -- clients -------------------------------------------------------------------
 def test_dask_client_without_cluster_and_bad_arguments():
-    with bigimage.dask_client(progress=False) as client:
+    with pxio.dask_client(progress=False) as client:
         assert client is None
     with pytest.raises(ValueError, match="not both"):
-        with bigimage.dask_client(workers=2, scheduler="tcp://127.0.0.1:1"):
+        with pxio.dask_client(workers=2, scheduler="tcp://127.0.0.1:1"):
             pass
     with pytest.raises(ValueError, match="workers"):
-        with bigimage.dask_client(workers=0):
+        with pxio.dask_client(workers=0):
             pass
     with pytest.raises(TypeError, match="workers"):
-        with bigimage.dask_client(workers="two"):
+        with pxio.dask_client(workers="two"):
             pass
     with pytest.raises(TypeError, match="scheduler"):
-        with bigimage.dask_client(scheduler=8786):
+        with pxio.dask_client(scheduler=8786):
             pass
 
 
@@ -438,10 +439,10 @@ def test_dask_client_starts_and_stops_a_local_cluster(tmp_path, image):
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     path = tmp_path / "cluster.zarr"
-    with bigimage.dask_client(workers=1, progress=False, timeout=60) as client:
+    with pxio.dask_client(workers=1, progress=False, timeout=60) as client:
         assert len(client.scheduler_info()["workers"]) == 1
         lazy = pixgmm.predict(da.from_array(image, chunks=(64, 64, 3)), MODEL)
-        stored = bigimage.write_zarr(lazy, path)
+        stored = pxio.write_zarr(lazy, path)
         inside = {p.pid for p in me.children(recursive=True)} - before
     np.testing.assert_array_equal(stored[...], pixgmm.predict(image, MODEL))
     assert inside  # a worker process was started ...
@@ -465,7 +466,7 @@ def test_gigapixel_benchmark_phases_run_on_a_small_image(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gigapixel.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gigapixel.py"
     spec = importlib.util.spec_from_file_location("bench_gigapixel", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -482,7 +483,7 @@ def test_gigapixel_benchmark_phases_run_on_a_small_image(tmp_path):
         keep_output=False,
     )
     gen = bench.phase_generate(args)
-    assert gen["generated"] and bigimage.is_complete(gen["image"])
+    assert gen["generated"] and pxio.is_complete(gen["image"])
     assert not bench.phase_generate(args)["generated"]  # reused
     args.image = gen["image"]
     mem = bench.phase_inmemory(args)

@@ -1,15 +1,17 @@
-"""Reading images and video for the command line, with the pixel limit checked first.
+"""Reading images and video into memory, with the pixel limit checked first.
 
 Images are read in **RGB order** (alpha, if any, is kept as a 4th channel and
-dropped by the caller). JPEG, 8-bit PNG, BMP, WebP and GIF go through Pillow
-(via imageio, with the EXIF orientation applied so outputs line up with the
-photo as viewers show it); 16-bit PNG, interlaced or not, through imagecodecs
-(libpng; Pillow would truncate it to 8 bits); TIFF, including multi-page and
-compressed files, through tifffile (which needs imagecodecs for LZW, JPEG and
-Zstandard: a file it cannot decode is refused, naming the package to install);
-video frame by frame through imageio's ffmpeg plugin (the ``imageio-ffmpeg``
-wheel ships the ffmpeg binary). Every header is read, and its pixel count checked
-against the limit, before anything is decoded.
+dropped by the pixel rule, :mod:`.pixels`). JPEG, 8-bit PNG, BMP, WebP and GIF
+go through Pillow (via imageio, with the EXIF orientation applied so outputs line
+up with the photo as viewers show it); 16-bit PNG, interlaced or not, through
+imagecodecs (libpng; Pillow would truncate it to 8 bits); TIFF, including
+multi-page and compressed files, through tifffile (which needs imagecodecs for
+LZW, JPEG and Zstandard: a file it cannot decode is refused, naming the package
+to install); a georeferenced TIFF through rasterio when it is installed
+(:mod:`.geotiff`: any band count and interleaving); video frame by frame through
+imageio's ffmpeg plugin (the ``imageio-ffmpeg`` wheel ships the ffmpeg binary).
+Every header is read, and its pixel count checked against the limit
+(:mod:`.limits`), before anything is decoded.
 
 imageio, tifffile, imagecodecs and Pillow are imported inside the functions that
 need them, so importing this module is cheap.
@@ -21,36 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import IMAGE_SUFFIXES, TIFF_SUFFIXES, InputError, check_supported
-from .inputs import first_line as _first_line
-
-#: The way out named when an image is over the pixel limit (see :func:`check_size`).
-_LAZY_WAY_OUT = (
-    "process it in blocks with --chunks (TIFF and Zarr are read lazily), or raise the limit "
-    "with --max-pixels N or PIXGMM_MAX_PIXELS=N"
-)
-_OTHER_WAY_OUT = (
-    "raise the limit with --max-pixels N or PIXGMM_MAX_PIXELS=N, or convert it to a tiled "
-    "TIFF and process it in blocks with --chunks"
-)
-
-
-def check_size(width, height, pages, max_pixels, suffix, total=None):
-    """Raise :class:`InputError` before decoding an image over the pixel limit.
-
-    The limit (:data:`pixgmm.bigimage.DEFAULT_MAX_PIXELS`, ``PIXGMM_MAX_PIXELS``,
-    ``--max-pixels``) counts every page of a file read into memory together;
-    ``total`` is that count when the pages differ in size (else width x height x pages).
-    """
-    from ..bigimage import _check_pixel_limit
-
-    total = int(width) * int(height) * int(pages) if total is None else int(total)
-    text = f"{width} x {height} pixels" + (f" x {pages} pages" if pages > 1 else "")
-    way_out = _LAZY_WAY_OUT if suffix in TIFF_SUFFIXES else _OTHER_WAY_OUT
-    try:
-        _check_pixel_limit(text, total, max_pixels, way_out)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+from .errors import MissingInput, ReadError
+from .errors import first_line as _first_line
+from .formats import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_supported
+from .limits import check_size
 
 
 def _tiff_layout(series):
@@ -70,7 +46,7 @@ def _tiff_layout(series):
 def _read_tiff(path, max_pixels=None):
     import tifffile
 
-    from .._codecs import check_tiff_codecs
+    from ._codecs import check_tiff_codecs
 
     pages = []
     with tifffile.TiffFile(path) as tif:
@@ -79,7 +55,7 @@ def _read_tiff(path, max_pixels=None):
             _, h, w = layouts[0]
             n_pages = sum(n for n, _, _ in layouts)
             total = sum(n * hh * ww for n, hh, ww in layouts)
-            check_size(w, h, n_pages, max_pixels, ".tif", total=total)
+            check_size(w, h, n_pages, max_pixels, total=total)
         check_tiff_codecs(tif.series)
         for series in tif.series:
             arr = series.asarray()
@@ -93,7 +69,7 @@ def _read_tiff(path, max_pixels=None):
                 arr = arr.reshape(-1, *arr.shape[-2:])
             pages.extend(arr)
     if not pages:
-        raise InputError("TIFF file holds no images")
+        raise ReadError("TIFF file holds no images")
     return pages
 
 
@@ -107,7 +83,7 @@ def _read_pillow(path, max_pixels=None):
     with Image.open(path) as im:
         width, height = im.size
         frames = int(getattr(im, "n_frames", 1) or 1)
-    check_size(width, height, frames, max_pixels, Path(path).suffix.lower())
+    check_size(width, height, frames, max_pixels)
     arr = iio.imread(path, plugin="pillow", rotate=True)
     if arr.ndim == 4:  # animated GIF / WebP: one page per frame
         return list(arr)
@@ -115,36 +91,57 @@ def _read_pillow(path, max_pixels=None):
 
 
 def _read_png(path, max_pixels=None):
-    from .._codecs import png_header, read_png
+    from ._codecs import png_header, read_png
 
     header = png_header(path)
     if header is None or header.bit_depth != 16:  # 8-bit and below: Pillow, EXIF orientation
         return _read_pillow(path, max_pixels)
-    check_size(header.width, header.height, 1, max_pixels, ".png")  # from the header, first
+    check_size(header.width, header.height, 1, max_pixels)  # from the header, first
     return [read_png(path)]
 
 
 def read_pages(path, max_pixels=None):
     """The images in ``path`` as a list of arrays (one per page or frame), RGB(A) order.
 
-    Each page is (H, W) for greyscale or (H, W, C). Raises :class:`InputError`
-    with the reason when the file cannot be read, or when its header declares
-    more pixels than the limit (``max_pixels``; None: ``PIXGMM_MAX_PIXELS`` or
-    the default), before decoding it.
+    Each page is (H, W) for greyscale or (H, W, C), in the dtype stored. A
+    georeferenced TIFF is read with rasterio when it is installed (all bands, any
+    interleaving; :func:`pixgmm.io.probe_geotiff` gives its georeferencing).
+
+    Raises
+    ------
+    MissingInput
+        Nothing is at ``path`` (a ``FileNotFoundError``).
+    PixelLimitError
+        The header declares more pixels than the limit (``max_pixels``; None:
+        ``PIXGMM_MAX_PIXELS`` or :data:`~pixgmm.io.DEFAULT_MAX_PIXELS`); nothing
+        was decoded.
+    ReadError
+        The file cannot be read or decoded; the message says why.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tifffile
+    >>> from pixgmm.io import read_pages
+    >>> path = tempfile.mkdtemp() + "/two.tif"
+    >>> tifffile.imwrite(path, np.zeros((2, 4, 5, 3), np.uint8), photometric="rgb")
+    >>> [page.shape for page in read_pages(path)]
+    [(4, 5, 3), (4, 5, 3)]
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise InputError("not a file" if path.exists() else "no such file")
+        if path.exists():
+            raise ReadError("not a file")
+        raise MissingInput("no such file")
     if suffix not in IMAGE_SUFFIXES:
         check_supported(path)
-        raise InputError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
-    if suffix in TIFF_SUFFIXES:  # a GeoTIFF is read with rasterio (pixgmm[geo]): see .geo
-        from .geo import read_pages as read_georeferenced
+        raise ReadError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
+    if suffix in TIFF_SUFFIXES:  # a GeoTIFF is read with rasterio (pixgmm[geo]): see .geotiff
+        from .geotiff import probe
 
-        pages = read_georeferenced(path, max_pixels, check_size)
-        if pages is not None:
-            return pages
+        geo = probe(path)
+        if geo is not None:
+            return geo.read(max_pixels)
     try:
         if suffix in TIFF_SUFFIXES:
             pages = _read_tiff(path, max_pixels)
@@ -152,17 +149,37 @@ def read_pages(path, max_pixels=None):
             pages = _read_png(path, max_pixels)
         else:
             pages = _read_pillow(path, max_pixels)
-    except InputError:
+    except ReadError:
         raise
     except MemoryError:
-        raise InputError("not enough memory to decode the image") from None
+        raise ReadError("not enough memory to decode the image") from None
     except OSError as exc:
         if exc.errno is not None:  # the file itself cannot be opened or read
-            raise InputError(f"cannot read: {exc.strerror}") from None
-        raise InputError(_decode_reason(exc, suffix)) from None
+            raise ReadError(f"cannot read: {exc.strerror}") from None
+        raise ReadError(_decode_reason(exc, suffix)) from None
     except Exception as exc:  # every decoder has its own exception types
-        raise InputError(_decode_reason(exc, suffix)) from None
+        raise ReadError(_decode_reason(exc, suffix)) from None
     return pages
+
+
+def read_image(path, *, page=0, max_pixels=None):
+    """One page of the image at ``path`` as a NumPy array, RGB(A) order (see :func:`read_pages`).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> from pixgmm.io import read_image
+    >>> path = tempfile.mkdtemp() + "/photo.png"
+    >>> Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(path)
+    >>> image = read_image(path)
+    >>> image.shape, image.dtype.name
+    ((4, 6, 3), 'uint8')
+    """
+    pages = read_pages(path, max_pixels)
+    if not -len(pages) <= page < len(pages):
+        raise ValueError(f"page={page} is not in {path}, which holds {len(pages)} page(s)")
+    return pages[page]
 
 
 def _decode_reason(exc, suffix):
@@ -185,20 +202,20 @@ def video_frames(path, max_pixels=None):
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
     except Exception as exc:
-        raise InputError(f"cannot open video: {_first_line(exc)}") from None
+        raise ReadError(f"cannot open video: {_first_line(exc)}") from None
     size = meta.get("size") or meta.get("source_size")
     if size:
-        check_size(size[0], size[1], 1, max_pixels, Path(path).suffix.lower())
+        check_size(size[0], size[1], 1, max_pixels)
     try:
         frames = iio.imiter(path, plugin="FFMPEG")
     except Exception as exc:
-        raise InputError(f"cannot open video: {_first_line(exc)}") from None
+        raise ReadError(f"cannot open video: {_first_line(exc)}") from None
     fps = float(meta.get("fps") or 25.0)
 
     def gen():
         try:
             yield from frames
         except Exception as exc:
-            raise InputError(f"cannot decode video frame: {_first_line(exc)}") from None
+            raise ReadError(f"cannot decode video frame: {_first_line(exc)}") from None
 
     return fps, gen()

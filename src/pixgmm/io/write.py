@@ -1,125 +1,25 @@
-"""Writing the command line's outputs atomically: a temporary file, renamed into place.
+"""Writing pictures, float maps and videos, each atomically (see :mod:`.atomic`).
 
-Every output is written to a hidden temporary file in the destination folder
-and then renamed over the target (:func:`os.replace`), so an interrupted run
-never leaves a half-written file under an output's name, and a later run
-removes the temporaries of writers that are gone.
+PNG pictures (with optional text chunks), float32 TIFF or ``.npy`` maps, float32
+TIFF stacks, and videos frame by frame through ffmpeg (lossless FFV1 for masks and
+label maps, H.264 for pictures made for the eye). GeoTIFF outputs are written by
+:mod:`.geotiff`, Zarr stores by :mod:`.zarrstore`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .inputs import TEMP_MARKER
-from .inputs import first_line as _first_line
-
-
-class OutputError(Exception):
-    """An output that cannot be written; the message names the output and the OS's reason."""
-
-
-class OutputExists(Exception):
-    """An output file exists and ``--overwrite`` was not given."""
-
-
-def check_target(path, overwrite):
-    """Raise :class:`OutputExists` if ``path`` exists and ``overwrite`` is false."""
-    if not overwrite and os.path.lexists(path):
-        raise OutputExists(f"{path} exists (pass --overwrite to replace it)")
-
-
-def temp_name(path, pid=None, token=None):
-    """The temporary file beside ``path`` that an output is written to before its rename.
-
-    Hidden, and marked with :data:`TEMP_MARKER` and the writer's process id
-    (``.photo.mask.png.pixgmm-tmp-8337-1f2e3d.png``): folder scans and patterns
-    never take it as an input, and a later run removes it if its writer is gone.
-    It keeps the output's suffix, by which writers choose the format.
-    """
-    import secrets
-
-    path = Path(path)
-    pid = os.getpid() if pid is None else pid
-    token = secrets.token_hex(3) if token is None else token
-    return path.with_name(f".{path.name}{TEMP_MARKER}{pid}-{token}{path.suffix}")
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def remove_stale_temporaries(path):
-    """Remove temporary files of ``path`` left by writers that no longer run (a killed run)."""
-    path = Path(path)
-    prefix = f".{path.name}{TEMP_MARKER}"
-    for stale in path.parent.glob(glob.escape(prefix) + "*"):
-        pid_text = stale.name[len(prefix) :].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-
-
-def _os_reason(exc, folder):
-    """The operating system's reason for a failed write, in its own words."""
-    import errno as codes
-
-    number = getattr(exc, "errno", None)
-    if number in (codes.ENOSPC, codes.EDQUOT, codes.EACCES, codes.EPERM, codes.EROFS):
-        return os.strerror(number)
-    # Some writers report a full disk without its errno: numpy's "N requested and M
-    # written", a broken pipe to ffmpeg. Ask the file system.
-    with contextlib.suppress(OSError):
-        st = os.statvfs(folder)
-        if st.f_bavail * st.f_frsize < 65536:
-            return os.strerror(codes.ENOSPC)
-    return os.strerror(number) if number else _first_line(exc)
-
-
-@contextlib.contextmanager
-def atomic_target(path, overwrite):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
-
-    The temporary name (:func:`temp_name`) keeps the suffix (writers choose the
-    format by it), starts with a dot and carries pixgmm's marker. On any error,
-    or interrupt, the temporary file is removed and ``path`` is untouched. An
-    operating-system error while writing (a full disk, no permission) becomes
-    :class:`OutputError`, whose message names ``path`` (not the temporary file)
-    and the system's reason.
-    """
-    path = Path(path)
-    check_target(path, overwrite)
-    remove_stale_temporaries(path)
-    tmp = temp_name(path)
-    try:
-        try:
-            yield tmp
-            if not overwrite and os.path.lexists(path):
-                raise OutputExists(f"{path} appeared while it was being written; not replaced")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {_os_reason(exc, path.parent)}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
+from .atomic import atomic_target
 
 #: zlib level for PNG outputs: 3 writes a 12-megapixel overlay about 3x faster than
 #: Pillow's default 6, for files about 15% larger.
 PNG_COMPRESS_LEVEL = 3
 
 
-def write_png(path, array, overwrite, text=None):
+def write_png(path, array, overwrite=False, text=None):
     """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically.
 
     ``text`` (a dict of str) is written as the PNG's text chunks (tEXt).
@@ -145,12 +45,13 @@ def write_png(path, array, overwrite, text=None):
         )
 
 
-def write_float(path, array, overwrite):
+def write_float(path, array, overwrite=False):
     """Write a float map as float32 TIFF (``.tiff``) or ``.npy``, atomically.
 
     A stack of maps (H, W, K), e.g. one probability per class, is written to
     TIFF as K pages (K, H, W) and to ``.npy`` as it is.
     """
+    path = Path(path)
     array = np.asarray(array, dtype=np.float32)
     if array.ndim == 3 and path.suffix != ".npy":
         array = np.moveaxis(array, -1, 0)
@@ -165,7 +66,7 @@ def write_float(path, array, overwrite):
             tifffile.imwrite(tmp, array, photometric="minisblack")
 
 
-def write_tiff_stack(path, pages, overwrite, metadata=None):
+def write_tiff_stack(path, pages, overwrite=False, metadata=None):
     """Write float32 pages (each (H, W) or (K, H, W)) as one multi-page TIFF, atomically."""
     import tifffile
 
@@ -201,7 +102,7 @@ class StreamWriter:
     one frame. Nothing appears under ``path`` unless the block completes.
     """
 
-    def __init__(self, path, kind, overwrite, fps=25.0):
+    def __init__(self, path, kind, overwrite=False, fps=25.0):
         if kind not in (*VIDEO_KINDS, "tiff"):
             raise ValueError(
                 f"kind must be one of {', '.join([*VIDEO_KINDS, 'tiff'])}, not {kind!r}"
