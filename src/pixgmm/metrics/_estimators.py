@@ -106,8 +106,12 @@ def stratified_measures(counts, weights):
         area = p.sum(axis=0)
         area_var = spread.sum(axis=0)
         producers = np.diag(p) / area
+        off = ~np.eye(n.shape[0], dtype=bool)
+        # 1 - P_j as the off-diagonal share of the column: no cancellation when P_j ~ 1
+        missed = np.where(off, p, 0.0).sum(axis=0) / area
         own = np.diag(spread)  # the j-th stratum's term, W_j^2 U_j (1 - U_j) / (n_j. - 1)
-        producers_var = ((1.0 - producers) ** 2 * own + producers**2 * (area_var - own)) / area**2
+        others = np.where(off, spread, 0.0).sum(axis=0)  # the sum over i != j
+        producers_var = (missed**2 * own + producers**2 * others) / area**2
     return StratifiedMeasures(
         p, overall, overall_var, users, users_var, producers, producers_var, area, area_var
     )
