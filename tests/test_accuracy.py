@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from accuracy_reference import olofsson
@@ -473,6 +473,8 @@ def test_table_csv_and_dict_say_the_same_numbers(paper):
         ({"mapped_counts": {1: 5}}, ValueError, r"map class\(es\) \[2\]"),
         ({"mapped_counts": {1: 5, 2: 5, 0: 9}, "nodata": 0}, ValueError, "nodata value 0"),
         ({"mapped_counts": {1: "many", 2: 3}}, TypeError, "pixel counts"),
+        ({"mapped_counts": {"1": 5, "2": 5}}, TypeError, "keys"),
+        ({"classes": ["1", "2"]}, TypeError, "classes holds text"),
         ({"pixel_area": 900}, ValueError, "mapped_counts too"),
         ({"mapped_counts": {1: 5, 2: 5}, "pixel_area": -1}, ValueError, "positive"),
         ({"confidence": 1.5}, ValueError, "confidence"),
@@ -492,3 +494,46 @@ def test_bad_input_is_a_clear_error(kwargs, error, match):
 def test_proportions_csv_needs_mapped_counts():
     with pytest.raises(ValueError, match="mapped_counts"):
         accuracy_report([1], [1]).matrix_csv(proportions=True)
+
+
+@st.composite
+def fuzzed_inputs(draw):
+    """Mostly valid inputs, each argument now and then bad (a NaN, a negative count, ...)."""
+
+    def sometimes(strategy, default=None):
+        return draw(strategy) if draw(st.integers(0, 3)) == 0 else default
+
+    n = draw(st.integers(1, 12))
+    m = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    r = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    r = sometimes(st.just([*r, draw(st.sampled_from([1, float("nan")]))]), r)
+    good = {v: draw(st.integers(1, 10**6)) for v in set(m) | set(draw(st.lists(st.integers(5, 6))))}
+    bad = st.one_of(
+        st.dictionaries(st.integers(-1, 5), st.one_of(st.integers(-2, 50), st.floats())),
+        st.lists(st.integers(-1, 50), max_size=6),
+    )
+    counts = draw(st.sampled_from([None, good, good, sometimes(bad, good)]))
+    kwargs = {
+        "mapped_counts": counts,
+        "nodata": sometimes(st.one_of(st.integers(0, 4), st.just(float("nan")))),
+        "classes": sometimes(st.lists(st.integers(0, 6), max_size=7)),
+        "pixel_area": sometimes(st.one_of(st.floats(), st.integers(-5, 1000))),
+    }
+    return m, r, kwargs
+
+
+@settings(max_examples=300, deadline=None)
+@given(fuzzed_inputs())
+def test_fuzz_right_answer_or_a_clear_error(inputs):
+    m, r, kwargs = inputs
+    try:
+        report = accuracy_report(m, r, **kwargs)
+    except (TypeError, ValueError) as error:
+        assert str(error)  # a message, not a bare exception
+        event(type(error).__name__)
+        return
+    event("report" if report.stratified is None else "report with areas")
+    assert report.n_samples + report.n_in_nodata == len(m)
+    assert report.confusion_matrix.sum() == report.n_samples
+    json.dumps(report.to_dict(), allow_nan=False)
+    str(report)

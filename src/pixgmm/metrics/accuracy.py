@@ -78,11 +78,22 @@ def _check_no_nan(a, name, fix):
             raise ValueError(f"{name} holds {bad} NaN value(s); {fix}")
 
 
-def _counts_dict(mapped_counts, nodata):
+def _same_kind(values, name, m):
+    """Class values given beside the samples must be of their kind (numbers or text)."""
+    kind = _KINDS.get(values.dtype.kind)
+    if kind != _KINDS[m.dtype.kind]:
+        raise TypeError(
+            f"{name} holds {kind or values.dtype} but the map holds {_KINDS[m.dtype.kind]}; "
+            "give the class values as the map holds them"
+        )
+
+
+def _counts_dict(mapped_counts, nodata, m):
     """``mapped_counts`` given as a mapping: its keys (as an array) and values."""
     keys = list(mapped_counts.keys())
     if not keys:
         raise ValueError("mapped_counts is empty; pass the map's pixel count of every class")
+    _same_kind(np.asarray(keys), "mapped_counts (its keys)", m)
     if nodata is not None and any(k == nodata or (_is_nan(k) and _is_nan(nodata)) for k in keys):
         raise ValueError(
             f"mapped_counts has an entry for the nodata value {nodata!r}; count only the "
@@ -96,15 +107,11 @@ def _class_values(m, r, classes, count_keys, nodata):
     """The report's classes, in order, as a 1-D array."""
     found = [m, r] if count_keys is None else [m, r, count_keys]
     if classes is None:
-        try:
-            return np.unique(np.concatenate(found))
-        except TypeError:
-            raise TypeError(
-                "mapped_counts keys are not values of the map's type; key it by class value"
-            ) from None
+        return np.unique(np.concatenate(found))
     wanted = np.asarray(list(classes) if not isinstance(classes, np.ndarray) else classes)
     if wanted.ndim != 1 or wanted.size == 0 or wanted.dtype.kind not in _KINDS:
         raise ValueError(f"classes must be a non-empty list of class values, got {classes!r}")
+    _same_kind(wanted, "classes", m)
     if np.unique(wanted).size != wanted.size:
         raise ValueError(f"classes lists a value more than once: {wanted.tolist()}")
     if nodata is not None and any(v == nodata for v in wanted.tolist()):
@@ -397,7 +404,7 @@ def accuracy_report(
     _check_no_nan(r, "reference_values", "drop the unlabelled samples first")
     keys = key_counts = None
     if isinstance(mapped_counts, Mapping):
-        keys, key_counts = _counts_dict(mapped_counts, nodata)
+        keys, key_counts = _counts_dict(mapped_counts, nodata, m)
     elif mapped_counts is not None and classes is None:
         raise ValueError(
             "mapped_counts as a list needs classes= to say which class each count is for; "
