@@ -85,6 +85,7 @@ def test_undefined_accuracies_are_nan_where_scikit_learn_has_no_value():
     assert report.f1[2] == 0.0
     report = accuracy_report([1, 4, 2], [1, 1, 2])  # 4 never in the reference
     assert np.isnan(report.producers_accuracy[2]) and report.users_accuracy[2] == 0.0
+    assert report.notes == ("no reference sample is class 4: its producer's accuracy is NaN",)
 
 
 # --- Olofsson et al. (2014), section 5 ------------------------------------------------------
@@ -361,6 +362,10 @@ def test_a_class_only_in_the_reference_is_a_row_of_zeros():
     assert s.area_proportion.value[2] == pytest.approx(0.5)  # half of each stratum is 3
     assert s.producers_accuracy.value[2] == 0 and np.isnan(s.users_accuracy.value[2])
     assert any("class 3 is in the reference but never mapped" in n for n in report.notes)
+    bare = accuracy_report([1, 1, 2, 2], [1, 3, 2, 3], classes=[1, 2, 3, 4])
+    assert "class 3 is in the reference but in no sample's map value" in " ".join(bare.notes)
+    assert "class 4 is in no sample, mapped or reference" in " ".join(bare.notes)
+    assert bare.confusion_matrix.shape == (4, 4)
 
 
 def test_a_mapped_class_without_samples_makes_the_weighted_estimates_nan():

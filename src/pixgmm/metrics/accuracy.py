@@ -210,32 +210,36 @@ def _confidence_z(confidence):
 
 
 def _notes(counts, pixels, classes):
+    """Plain-language warnings about classes missing on one side and thin strata."""
     notes = []
     rows, cols = counts.sum(axis=1), counts.sum(axis=0)
     for i, c in enumerate(classes):
-        if rows[i] == 0:
-            if pixels is None:
-                notes.append(f"no sample falls in map class {c!r}: its user's accuracy is NaN")
-            elif pixels[i] > 0:
-                notes.append(
-                    f"map class {c!r} covers {pixels[i]:,.0f} pixels but no sample falls in it: "
-                    "its stratum cannot be estimated, so the weighted overall accuracy, "
-                    "producer's accuracies and areas are NaN; add samples in that class"
-                )
-            else:
-                notes.append(
-                    f"class {c!r} is in the reference but never mapped: its user's accuracy "
-                    "is NaN and its producer's accuracy 0"
-                )
-        elif rows[i] == 1 and pixels is not None:
+        mapped = None if pixels is None else pixels[i]
+        if rows[i] == 0 and mapped:
             notes.append(
-                f"map class {c!r} has a single sample: no variance can be estimated for it, "
-                "so the standard errors it enters are NaN"
+                f"map class {c!r} covers {mapped:,.0f} pixels but no sample falls in it: "
+                "its stratum cannot be estimated, so the weighted overall accuracy, "
+                "producer's accuracies and areas are NaN; add samples in that class"
             )
-        if cols[i] == 0:
+        elif rows[i] == 0 and cols[i] > 0:
+            where = "never mapped" if mapped == 0 else "in no sample's map value"
+            notes.append(
+                f"class {c!r} is in the reference but {where}: its user's accuracy is NaN "
+                "and its producer's accuracy 0"
+            )
+        elif rows[i] == 0:
+            notes.append(
+                f"class {c!r} is in no sample, mapped or reference: its accuracies are NaN"
+            )
+        elif cols[i] == 0:
             notes.append(
                 f"no reference sample is class {c!r}: its producer's accuracy is NaN"
                 + ("" if pixels is None else " and its estimated area 0")
+            )
+        if rows[i] == 1 and pixels is not None:
+            notes.append(
+                f"map class {c!r} has a single sample: no variance can be estimated for it, "
+                "so the standard errors it enters are NaN"
             )
     return tuple(notes)
 
@@ -355,13 +359,21 @@ def accuracy_report(
     -----
     The stratified estimators assume the samples were drawn at random within each
     map class (stratified random sampling with the map classes as strata, any
-    allocation; simple random sampling is a special case). With ``p[i, j] = W_i
-    n_ij / n_i.``: overall accuracy ``sum_j p[j, j]``, user's accuracy
-    ``p[i, i] / p_i.``, producer's accuracy ``p[j, j] / p_.j``, area proportion
-    ``p_.j``, and the variances of Olofsson et al. (2014), eqs. 5 to 7 and 10
-    (written out in :mod:`pixgmm.metrics._estimators`). Areas are ``p_.j`` times
-    the total of ``mapped_counts``. A stratum with pixels and no sample makes its
-    estimates NaN; a stratum with one sample has no variance (NaN).
+    allocation; a simple random sample is post-stratified the same way). With
+    ``q_ij = n_ij / n_i.`` and ``p_ij = W_i q_ij`` (Olofsson et al. 2014)::
+
+        overall accuracy  O    = sum_j p_jj    V(O)    = sum_i W_i^2 U_i (1 - U_i) / (n_i. - 1)
+        user's accuracy   U_i  = p_ii / p_i.   V(U_i)  = U_i (1 - U_i) / (n_i. - 1)
+        area proportion   p_.j = sum_i p_ij    V(p_.j) = sum_i W_i^2 q_ij (1 - q_ij) / (n_i. - 1)
+        producer's acc.   P_j  = p_jj / p_.j
+        V(P_j) = [W_j^2 (1 - P_j)^2 U_j (1 - U_j) / (n_j. - 1)
+                  + P_j^2 sum_{i != j} W_i^2 q_ij (1 - q_ij) / (n_i. - 1)] / p_.j^2
+
+    (the paper's eqs. 5-7 and 10; it writes ``V(P_j)`` with pixel counts, which
+    cancel). Areas are ``p_.j`` times the total of ``mapped_counts``, their
+    standard errors likewise. Intervals are ``estimate -+ z SE``, not clipped to
+    [0, 1]. A stratum with pixels but no sample makes the estimates it enters NaN;
+    a stratum with one sample has no variance (NaN standard errors).
 
     Examples
     --------
