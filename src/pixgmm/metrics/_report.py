@@ -64,6 +64,17 @@ class Estimate:
     ----------
     value, se, low, high : float or numpy.ndarray
         The estimate, its standard error, and the ends of its confidence interval.
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import accuracy_report
+    >>> report = accuracy_report([1, 1, 1, 2, 2, 2], [1, 1, 2, 2, 2, 2],
+    ...                          mapped_counts={1: 500, 2: 500})
+    >>> oa = report.stratified.overall_accuracy
+    >>> round(oa.value, 4), round(oa.se, 4), round(oa.margin, 4)
+    (0.8333, 0.1667, 0.3267)
+    >>> round(oa.low, 4), round(oa.high, 4)  # a Wald interval: not clipped to 1
+    (0.5067, 1.16)
     """
 
     value: object
@@ -119,6 +130,17 @@ class StratifiedEstimates:
         The mapped area of each class in hectares, when ``pixel_area`` was given.
     pixel_area : float or None
         The area of one pixel in square metres.
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import accuracy_report
+    >>> report = accuracy_report([1, 1, 1, 2, 2, 2], [1, 1, 2, 2, 2, 2],
+    ...                          mapped_counts={1: 300, 2: 700}, pixel_area=900.0)
+    >>> s = report.stratified
+    >>> s.weights.tolist(), s.mapped_hectares.tolist()
+    ([0.3, 0.7], [27.0, 63.0])
+    >>> [round(float(v), 2) for v in s.area_hectares.value]
+    [18.0, 72.0]
     """
 
     confidence: float
@@ -171,6 +193,20 @@ class AccuracyReport:
     notes : tuple of str
         Plain-language warnings: classes missing from one side, strata with too few
         samples, what was left out.
+
+    Examples
+    --------
+    >>> from pixgmm.metrics import accuracy_report
+    >>> report = accuracy_report([0, 1, 1, 2, 2], [1, 1, 2, 2, 3], nodata=0)
+    >>> report  # doctest: +NORMALIZE_WHITESPACE
+    AccuracyReport(classes=(1, 2, 3), n_samples=4, n_in_nodata=1,
+                   overall_accuracy=0.5000, kappa=0.2000, stratified=False)
+    >>> report.confusion_matrix.tolist()
+    [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
+    >>> print("\n".join(report.notes))  # doctest: +NORMALIZE_WHITESPACE
+    1 reference sample(s) fall on map nodata and are not counted
+    class 3 is in the reference but in no sample's map value: its user's accuracy is NaN
+    and its producer's accuracy 0
     """
 
     classes: tuple
