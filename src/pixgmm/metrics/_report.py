@@ -203,7 +203,8 @@ class AccuracyReport:
                    overall_accuracy=0.5000, kappa=0.2000, stratified=False)
     >>> report.confusion_matrix.tolist()
     [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
-    >>> print("\n".join(report.notes))  # doctest: +NORMALIZE_WHITESPACE
+    >>> for note in report.notes:  # doctest: +NORMALIZE_WHITESPACE
+    ...     print(note)
     1 reference sample(s) fall on map nodata and are not counted
     class 3 is in the reference but in no sample's map value: its user's accuracy is NaN
     and its producer's accuracy 0
