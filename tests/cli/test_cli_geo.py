@@ -164,10 +164,17 @@ def test_density_on_a_band_interleaved_uint16_geotiff(scenes, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "ms16.density.npy"), got)
     # the heatmap is a picture for people: a PNG
     assert (tmp_path / "ms16.density.png").read_bytes()[:4] == b"\x89PNG"
-    # the pixel limit is checked on the GeoTIFF's header, as for every image
-    proc = run_cli("density", d / "ms16.tif", "-m", d / "ms16.json", "--max-pixels", "1000",
-                   "-o", tmp_path / "limit", cwd=tmp_path, check_rc=1)  # fmt: skip
-    assert "96 x 64 pixels" in proc.stderr and "--max-pixels" in proc.stderr
+    # GeoTIFF outputs are streamed window by window: the pixel limit does not apply to them
+    run_cli("density", d / "ms16.tif", "-m", d / "ms16.json", "--scale", "none",
+            "--max-pixels", "1000", "-o", tmp_path / "limit", cwd=tmp_path)  # fmt: skip
+    np.testing.assert_array_equal(read_geotiff(tmp_path / "limit" / "ms16.density.tif")[0], got)
+    # outputs held in memory (.npy) or made from the whole map (the heatmap) are held to it
+    for fmt in ("npy", "png"):
+        proc = run_cli("density", d / "ms16.tif", "-m", d / "ms16.json", "--format", fmt,
+                       "--max-pixels", "1000", "-o", tmp_path / fmt, cwd=tmp_path,
+                       check_rc=1)  # fmt: skip
+        assert "96 x 64" in proc.stderr and "--max-pixels" in proc.stderr
+        assert not (tmp_path / fmt).exists() or not list((tmp_path / fmt).iterdir())
 
 
 def test_a_multi_page_geotiff_gives_georeferenced_outputs_per_page(scenes, tmp_path):

@@ -97,7 +97,9 @@ def density(
     name = "logdensity" if log_ else "density"
     outputs = [Output(name, "float", suffix=f".{f}") for f in formats if f != "png"]
     if "png" in formats:
-        outputs.append(Output(name, "picture", suffix=".png", key="heatmap", lossy=True))
+        outputs.append(
+            Output(name, "picture", suffix=".png", key="heatmap", lossy=True, whole=True)
+        )
     channels = model_channels(model, model.n_features)
     rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
     opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels, lazy=True)

@@ -47,7 +47,9 @@ class Output:
     float32 ``.tiff`` stack and pictures to a video: an exact picture (a mask, a
     label map: the default) to a lossless FFV1 ``.mkv`` whose frames decode to
     exactly the values written, a ``lossy`` one (an overlay, a heatmap: made for
-    the eye) to a smaller H.264 ``.mp4``.
+    the eye) to a smaller H.264 ``.mp4``. A ``whole`` output needs the whole map at
+    once (its colour scale comes from the map's percentiles), so an input with
+    one is never streamed window by window (:mod:`.stream`).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Output:
     suffix: str | None = None
     key: str | None = None
     lossy: bool = False
+    whole: bool = False  # made from the whole map (a percentile colour scale): not streamed
 
     @property
     def map_key(self):
@@ -177,11 +180,15 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
 
     from ..io.pixels import page_pixels
     from . import geo as _geo
+    from . import stream as _stream
 
     geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
     single = _image_targets(stem, 1, outputs, opts, geo)[0]
     if not opts.overwrite and all(os.path.lexists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
+        return
+    if geo is not None and _stream.can_stream(outputs):  # window by window, any size
+        _stream.process(path, stem, outputs, compute, rule, opts, result, geo)
         return
     pages = _read.read_pages(path, opts.max_pixels)
     if len(pages) > 1:

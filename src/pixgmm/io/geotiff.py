@@ -73,6 +73,8 @@ class GeoPage:
     count: int
     dtype: str
     alpha: bool = False  # the last band is an alpha band (rasterio's colour interpretation)
+    block: tuple = (256, 256)  # (rows, cols) of the file's first band's blocks (tiles or strips)
+    descriptions: tuple = ()  # the bands' descriptions (names such as "B4"), "" where none
 
 
 @dataclass(frozen=True)
@@ -404,4 +406,6 @@ def _page(rasterio, source):
             count=src.count,
             dtype=dtype.name,
             alpha=src.count > 1 and src.colorinterp[-1] == rasterio.enums.ColorInterp.alpha,
+            block=tuple(int(b) for b in src.block_shapes[0]),
+            descriptions=tuple(d or "" for d in src.descriptions),
         )

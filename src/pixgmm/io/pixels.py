@@ -155,14 +155,55 @@ class PixelRule:
         img = _fit_channels(img, self.n_features, alpha)
         ranged = _dask_range if lazy else _numpy_range
         offset, factor, note = decide(img.dtype, self.scale, lambda: ranged(img))
-        if factor is None:
-            return img, note
-        if img.dtype.kind in "ui":
-            img = (img.astype(np.float32) - offset) * factor
-        else:
-            work = np.result_type(img.dtype, np.float32)
-            img = img.astype(work, copy=False) * work.type(factor)
-        return img, note
+        return _apply(img, offset, factor), note
+
+    def fixed(self, dtype, value_range=None):
+        """This rule with its decision taken once, for an image read window by window.
+
+        ``value_range`` returns ``(min, max)`` of the whole image's non-NaN values
+        (model channels only); it is called only for a float image under
+        ``"auto"``. The result turns each window as read into ``(pixels, note)``
+        exactly as :meth:`__call__` would turn the whole image.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pixgmm.io.pixels import PixelRule
+        >>> rule = PixelRule(3).fixed(np.dtype(np.uint16))
+        >>> pixels, note = rule(np.full((2, 2, 3), 65535, np.uint16))
+        >>> float(pixels.max()), note
+        (255.0, '16-bit pixels scaled from 0..65535 to 0..255')
+        """
+        offset, factor, note = decide(np.dtype(dtype), self.scale, value_range)
+        return FixedRule(self.n_features, offset, factor, note)
+
+    def channels(self, page, alpha=None):
+        """``page`` with its alpha channel dropped and a channel axis, as the model sees it."""
+        return _fit_channels(page, self.n_features, alpha)
+
+
+@dataclass(frozen=True)
+class FixedRule:
+    """A :class:`PixelRule` whose scale decision is taken (:meth:`PixelRule.fixed`)."""
+
+    n_features: int
+    offset: object
+    factor: object
+    note: str | None
+
+    def __call__(self, page, alpha=None):
+        img = _fit_channels(page, self.n_features, alpha)
+        return _apply(img, self.offset, self.factor), self.note
+
+
+def _apply(img, offset, factor):
+    """``(img - offset) * factor`` in float32 (float64 stays float64); None: as read."""
+    if factor is None:
+        return img
+    if img.dtype.kind in "ui":
+        return (img.astype(np.float32) - offset) * factor
+    work = np.result_type(img.dtype, np.float32)
+    return img.astype(work, copy=False) * work.type(factor)
 
 
 def page_pixels(geo, index, page, rule):

@@ -1,0 +1,371 @@
+"""Rasters streamed window by window: read ahead, compute, write behind, in bounded memory.
+
+A georeferenced raster (GeoTIFF, COG, a GDAL virtual mosaic ``.vrt``) of any
+size is processed in windows aligned with the file's blocks: reader threads read
+the next windows while the caller's computation runs on the current one (numba
+kernels use every core), and one writer thread per output writes finished
+windows into a tiled, compressed GeoTIFF (GDAL compresses with ``NUM_THREADS``).
+At most ``read_ahead`` windows wait to be computed and ``write_behind`` wait to
+be written, so memory holds a few windows whatever the raster's size.
+
+Each output is written to a hidden temporary file beside its target and renamed
+into place only when every window is written (:func:`pixgmm.io.atomic.atomic_target`),
+so an interrupted run leaves no partial output under an output's name.
+
+rasterio releases the GIL while GDAL reads, decompresses, compresses and
+writes; every thread has its own dataset handle (a GDAL dataset is not shared
+between threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+#: Bytes of input pixels per window, by default: large enough that GDAL's per-call cost
+#: vanishes, small enough that a few windows in flight stay well under a gigabyte.
+WINDOW_BYTES = 32 * 2**20
+
+#: Tile size of the GeoTIFFs written window by window.
+OUTPUT_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows ``row:row + height`` and columns ``col:col + width`` of a raster."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def slices(self):
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+    def rasterio(self):
+        from rasterio.windows import Window as RioWindow
+
+        return RioWindow(self.col, self.row, self.width, self.height)
+
+
+def plan_windows(height, width, block_shape, bytes_per_pixel, budget=WINDOW_BYTES):
+    """Windows covering a ``height`` x ``width`` raster, in row-major order.
+
+    Each window is a whole number of the file's blocks (``block_shape`` =
+    (rows, cols) of a tile or a strip) along both axes, so no block is read
+    twice, and of the outputs' tiles (:data:`OUTPUT_BLOCK`) where that keeps it
+    within 4x ``budget``, so no output tile is compressed twice; it holds about
+    ``budget`` bytes of pixels: full rows when a band of full-width block rows
+    fits in the budget, else tiles of whole blocks.
+
+    Examples
+    --------
+    >>> from pixgmm.io.windows import plan_windows
+    >>> bands = plan_windows(1000, 800, (256, 256), 20, budget=2**23)  # 10 uint16 bands
+    >>> len(bands), bands[0], bands[-1]
+    (2, Window(row=0, col=0, height=512, width=800), Window(row=512, col=0, height=488, width=800))
+    >>> tiles = plan_windows(1000, 800, (256, 256), 20, budget=2**20)
+    >>> len(tiles), tiles[0].height, tiles[0].width
+    (16, 256, 256)
+    """
+    if height <= 0 or width <= 0:
+        return []
+    bh, bw = (max(1, int(b)) for b in block_shape)
+    bh, bw = min(bh, height), min(bw, width)
+    # whole output tiles too where that costs at most 4x the budget: a tile of a compressed
+    # GeoTIFF written in two parts is compressed twice
+    oh, ow = min(math.lcm(bh, OUTPUT_BLOCK), height), min(math.lcm(bw, OUTPUT_BLOCK), width)
+    if bh * width * bytes_per_pixel <= budget:  # full-width bands of whole block rows
+        unit = oh if oh * width * bytes_per_pixel <= 4 * budget else bh
+        rows, cols = unit * max(1, int(budget // (unit * width * bytes_per_pixel))), width
+    else:  # tiles of whole blocks, as square as the budget allows
+        uh, uw = (oh, ow) if oh * ow * bytes_per_pixel <= 4 * budget else (bh, bw)
+        side = max(1, math.isqrt(int(budget // (uh * uw * bytes_per_pixel))))
+        rows, cols = uh * side, uw * side
+    return [
+        Window(r, c, min(rows, height - r), min(cols, width - c))
+        for r in range(0, height, rows)
+        for c in range(0, width, cols)
+    ]
+
+
+class WindowReader:
+    """Read windows of a raster ahead of their use, each thread with its own dataset handle.
+
+    ``source`` is what rasterio opens (a path, ``GTIFF_DIR:n:path``, a ``.vrt``).
+    :meth:`windows` yields ``(window, array)`` in order, the array (H, W, bands)
+    in the file's dtype, while up to ``read_ahead`` later windows are being read.
+    """
+
+    def __init__(self, source, *, threads=2, read_ahead=2):
+        self.source = source
+        self.threads = max(1, int(threads))
+        self.read_ahead = max(1, int(read_ahead))
+        self._local = threading.local()
+        self._handles = []
+        self._lock = threading.Lock()
+
+    def _dataset(self):
+        ds = getattr(self._local, "ds", None)
+        if ds is None:
+            import rasterio
+
+            ds = rasterio.open(self.source)
+            self._local.ds = ds
+            with self._lock:
+                self._handles.append(ds)
+        return ds
+
+    def read(self, window, bands=None):
+        """The pixels of ``window`` as (H, W, bands)."""
+        import numpy as np
+
+        arr = self._dataset().read(bands, window=window.rasterio())
+        return np.moveaxis(arr, 0, -1)
+
+    def windows(self, plan, bands=None):
+        """Yield ``(window, array)`` for every window of ``plan``, reading ahead."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="pixgmm-read") as pool:
+            pending = []
+            plan = list(plan)
+            nxt = 0
+            try:
+                while nxt < len(plan) and len(pending) < self.read_ahead:
+                    pending.append((plan[nxt], pool.submit(self.read, plan[nxt], bands)))
+                    nxt += 1
+                while pending:
+                    window, future = pending.pop(0)
+                    array = future.result()
+                    if nxt < len(plan):
+                        pending.append((plan[nxt], pool.submit(self.read, plan[nxt], bands)))
+                        nxt += 1
+                    yield window, array
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def close(self):
+        with self._lock:
+            handles, self._handles = self._handles, []
+        for ds in handles:
+            with contextlib.suppress(Exception):
+                ds.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass
+class OutputSpec:
+    """One GeoTIFF output of a stream: its target and how it is written.
+
+    ``dtype`` and ``count`` (bands) default to those of the first window's map;
+    ``nodata`` defaults to NaN for float maps and :data:`~pixgmm.io.geotiff.NODATA_LABEL`
+    for integer maps. ``colormap`` (``{value: (r, g, b[, a])}``) and
+    ``categories`` (band 1's category names, index = value) go to single-band
+    integer outputs; ``descriptions`` name the bands.
+    """
+
+    path: object
+    dtype: str | None = None
+    count: int | None = None
+    nodata: float | int | None = None
+    colormap: dict | None = None
+    categories: list | None = None
+    descriptions: tuple | None = None
+
+    def completed(self, array):
+        """This spec with the dtype, band count and nodata of ``array``'s map filled in."""
+        import dataclasses
+
+        from .geotiff import NODATA_LABEL
+
+        dtype = self.dtype or ("float32" if array.dtype.kind == "f" else array.dtype.name)
+        count = self.count or (1 if array.ndim == 2 else array.shape[-1])
+        nodata = self.nodata
+        if nodata is None:
+            nodata = float("nan") if dtype.startswith("float") else NODATA_LABEL
+        return dataclasses.replace(self, dtype=dtype, count=count, nodata=nodata)
+
+
+def _profile(spec, like):
+    from affine import Affine
+
+    kind = "f" if spec.dtype.startswith("float") else "i"
+    return {
+        "driver": "GTiff",
+        "width": like.width,
+        "height": like.height,
+        "count": spec.count,
+        "dtype": spec.dtype,
+        "crs": like.crs_wkt,
+        "transform": Affine(*like.transform),
+        "nodata": spec.nodata,
+        "tiled": True,
+        "blockxsize": OUTPUT_BLOCK,
+        "blockysize": OUTPUT_BLOCK,
+        "compress": "deflate",
+        "predictor": 3 if kind == "f" else 2,
+        "num_threads": "ALL_CPUS",
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def _os_error(exc):
+    """GDAL's errors (a full disk, in its words) as the OSError the atomic writers report."""
+    if isinstance(exc, OSError) or not type(exc).__module__.startswith("rasterio"):
+        return exc
+    from .errors import first_line
+
+    return OSError(first_line(exc))
+
+
+class WindowWriter:
+    """Write windows into one GeoTIFF from a thread of its own, in the order they come.
+
+    Opened on a temporary path (the caller renames it into place); :meth:`put`
+    queues a window (blocking while ``write_behind`` windows are already waiting),
+    :meth:`close` waits for the queue to drain and raises any error of the
+    writing thread.
+    """
+
+    _STOP = object()
+
+    def __init__(self, tmp_path, spec, like, *, write_behind=2):
+        import rasterio
+
+        self.spec = spec
+        try:
+            self._ds = rasterio.open(tmp_path, "w", **_profile(spec, like))
+        except Exception as exc:
+            raise _os_error(exc) from exc
+        if spec.colormap:
+            self._ds.write_colormap(1, spec.colormap)
+        if spec.descriptions:
+            for band, text in enumerate(spec.descriptions, start=1):
+                self._ds.set_band_description(band, str(text))
+        self._queue = queue.Queue(maxsize=max(1, int(write_behind)))
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="pixgmm-write", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is not None:
+                continue  # drain: the error is raised by put() or close()
+            window, array = item
+            try:
+                import numpy as np
+
+                bands = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+                self._ds.write(bands.astype(self.spec.dtype, copy=False), window=window.rasterio())
+            except BaseException as exc:  # reported in the calling thread
+                self._error = _os_error(exc)
+
+    def put(self, window, array):
+        if self._error is not None:
+            raise self._error
+        self._queue.put((window, array))
+
+    def close(self, finish=True):
+        """Stop the thread; with ``finish``, after every queued window is written."""
+        if not finish:
+            self._error = self._error or RuntimeError("stopped")
+        self._queue.put(self._STOP)
+        self._thread.join()
+        try:
+            if finish and self._error is None and self.spec.categories is not None:
+                self._ds.update_tags(1, **{"categories": ",".join(self.spec.categories)})
+            self._ds.close()
+        except Exception as exc:
+            if self._error is None:
+                self._error = _os_error(exc)
+        if finish and self._error is not None:
+            raise self._error
+
+
+def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None, progress=None,
+           write_behind=2):  # fmt: skip
+    """Compute every window of ``plan`` and write the results into GeoTIFFs, atomically.
+
+    Parameters
+    ----------
+    reader : WindowReader
+        The raster read.
+    plan : list of Window
+        From :func:`plan_windows`.
+    compute : callable
+        ``compute(window, array) -> {name: array}``: the maps of one window
+        ((h, w) or (h, w, count)), computed in the calling thread.
+    outputs : dict
+        ``{name: OutputSpec}``: the maps to write; ``compute`` must give each.
+        A map's dtype and band count are those of its first window, unless the
+        spec sets them.
+    like : GeoPage
+        The grid (size, CRS, transform) of the outputs.
+    progress : callable, optional
+        Called with each window's pixel count once it is computed.
+
+    Every output is written to a temporary file renamed into place only after
+    every window was written; on an error or an interrupt nothing is left
+    under an output's name.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, rasterio
+    >>> from rasterio.transform import from_origin
+    >>> from pixgmm.io import probe_geotiff
+    >>> from pixgmm.io.windows import OutputSpec, WindowReader, plan_windows, stream
+    >>> folder = tempfile.mkdtemp()
+    >>> with rasterio.open(folder + "/in.tif", "w", driver="GTiff", width=300, height=1200,
+    ...                    count=2, dtype="uint16", crs="EPSG:32633", tiled=True,
+    ...                    blockxsize=64, blockysize=64,
+    ...                    transform=from_origin(0, 0, 10, 10)) as dst:
+    ...     dst.write(np.ones((2, 1200, 300), np.uint16))
+    >>> page = probe_geotiff(folder + "/in.tif").pages[0]
+    >>> plan = plan_windows(1200, 300, (64, 64), 4, budget=64 * 300 * 4)
+    >>> with WindowReader(page.source) as reader:
+    ...     stream(reader, plan, lambda w, a: {"sum": a.sum(axis=-1).astype(np.float32)},
+    ...            {"sum": OutputSpec(folder + "/sum.tif")}, page)
+    >>> with rasterio.open(folder + "/sum.tif") as src:
+    ...     print(len(plan), src.dtypes[0], float(src.read(1).mean()))
+    19 float32 2.0
+    """
+    from .atomic import atomic_target
+
+    with contextlib.ExitStack() as files:
+        writers = {}
+        finished = False
+        try:
+            for window, array in reader.windows(plan, bands):
+                maps = compute(window, array)
+                for name, spec in outputs.items():
+                    if name not in writers:  # opened on the first window: its dtype and bands
+                        tmp = files.enter_context(atomic_target(spec.path, overwrite))
+                        writers[name] = WindowWriter(
+                            tmp, spec.completed(maps[name]), like, write_behind=write_behind
+                        )
+                    writers[name].put(window, maps[name])
+                if progress is not None:
+                    progress(window.height * window.width)
+            finished = True
+        finally:
+            errors = []
+            for writer in writers.values():
+                try:
+                    writer.close(finish=finished)
+                except BaseException as exc:
+                    errors.append(exc)
+            if finished and errors:
+                raise errors[0]
