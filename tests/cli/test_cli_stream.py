@@ -194,3 +194,54 @@ def test_float_scale_auto_looks_at_every_window(tmp_path, small_windows):
                     "-o", tmp_path / "out", cwd=tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "not in [0, 1]" in result.output and "1.5" in result.output
+
+
+def _vrt(path, tiles, width, height, count, dtype="UInt16", nodata=0):
+    """A GDAL virtual mosaic of ``tiles`` ([(file, col offset)]), written by hand."""
+    bands = []
+    for b in range(1, count + 1):
+        sources = "".join(
+            f"<SimpleSource><SourceFilename relativeToVRT=\"1\">{name}</SourceFilename>"
+            f"<SourceBand>{b}</SourceBand><SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" "
+            f"ySize=\"{height}\"/><DstRect xOff=\"{off}\" yOff=\"0\" xSize=\"{w}\" "
+            f"ySize=\"{height}\"/></SimpleSource>"
+            for name, off, w in tiles
+        )
+        bands.append(f"<VRTRasterBand dataType=\"{dtype}\" band=\"{b}\"><NoDataValue>{nodata}"
+                     f"</NoDataValue>{sources}</VRTRasterBand>")  # fmt: skip
+    a, b_, c, d, e, f = tuple(TRANSFORM)[:6]
+    from rasterio.crs import CRS as RioCRS
+
+    path.write_text(
+        f"<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{height}\">"
+        f"<SRS>{RioCRS.from_string(CRS).to_wkt()}</SRS>"
+        f"<GeoTransform>{c}, {a}, {b_}, {f}, {d}, {e}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
+
+
+def test_a_vrt_mosaic_is_read_like_the_geotiff_it_stands_for(scene, small_windows, tmp_path):
+    d, pixels = scene["dir"], scene["pixels"]
+    h, w = pixels.shape[:2]
+    cut = 300
+    for name, sl in (("left.tif", np.s_[:, :cut]), ("right.tif", np.s_[:, cut:])):
+        part = pixels[sl]
+        off = 0 if name == "left.tif" else cut
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=part.shape[1], height=h,
+                           count=4, dtype="uint16", crs=CRS, nodata=0,
+                           transform=TRANSFORM * rasterio.Affine.translation(off, 0)) as dst:  # fmt: skip
+            dst.write(np.moveaxis(part, -1, 0))
+    _vrt(tmp_path / "mosaic.vrt", [("left.tif", 0, cut), ("right.tif", cut, w - cut)], w, h, 4)
+    args = [*scene["specs"], "--scale", "none", "--save", "labels"]
+    result = invoke("classify", d / "scene.tif", *args, "-o", tmp_path / "a", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    result = invoke("classify", tmp_path / "mosaic.vrt", *args, "-o", tmp_path / "b", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    whole, profile, crs, transform = read(tmp_path / "a" / "scene.labels.tif")
+    mosaic, _, crs_v, transform_v = read(tmp_path / "b" / "mosaic.labels.tif")
+    np.testing.assert_array_equal(mosaic, whole)
+    assert crs_v == crs and transform_v == transform
+    # a folder scan takes the mosaic as an input, beside its tiles
+    from pixgmm.cli.inputs import expand_inputs
+
+    found = sorted(path.name for _, path, _ in expand_inputs([str(tmp_path)]))
+    assert found == ["left.tif", "mosaic.vrt", "right.tif"]

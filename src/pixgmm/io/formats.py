@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+#: Rasters only GDAL reads (through rasterio): virtual mosaics.
+GDAL_SUFFIXES = frozenset({".vrt"})
+IMAGE_SUFFIXES = (
+    frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}) | GDAL_SUFFIXES
+)
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
 )

@@ -124,8 +124,14 @@ class Georef:
         """
         import tifffile
 
+        from .formats import GDAL_SUFFIXES
         from .lazy import open_image_lazy
 
+        if Path(self.path).suffix.lower() in GDAL_SUFFIXES:
+            raise _input_error(
+                "a GDAL virtual raster is not read lazily into Dask; it is streamed window by "
+                "window when read without chunks"
+            )
         with tifffile.TiffFile(self.path) as tif:
             layouts = [s.axes for s in tif.series]
         if len(layouts) != len(self.pages) or not set(layouts) <= {"YX", "YXS", "SYX"}:
@@ -337,10 +343,10 @@ def probe(path, on_dropped=None):
     >>> geo.pages[0].count, geo.pages[0].nodata, geo.pages[0].transform[:3]
     (2, 0, (10.0, 0.0, 500000.0))
     """
-    from .formats import TIFF_SUFFIXES
+    from .formats import GDAL_SUFFIXES, TIFF_SUFFIXES
 
     path = Path(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
+    if path.suffix.lower() not in TIFF_SUFFIXES | GDAL_SUFFIXES:
         return None
     try:
         st = path.stat()
@@ -360,18 +366,26 @@ def probe(path, on_dropped=None):
 
 @functools.lru_cache(maxsize=16)
 def _probe(path, size, mtime_ns):
-    try:
-        import tifffile
+    from .formats import GDAL_SUFFIXES
 
-        with tifffile.TiffFile(path) as tif:
-            tagged = not _GEOTIFF_TAGS.isdisjoint(tif.pages.first.tags.keys())
-    except Exception:  # not a TIFF tifffile reads: the plain reader reports why
-        return None
-    if not tagged:
-        return None
+    gdal_only = Path(path).suffix.lower() in GDAL_SUFFIXES  # a .vrt: only GDAL reads it
+    if not gdal_only:
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                tagged = not _GEOTIFF_TAGS.isdisjoint(tif.pages.first.tags.keys())
+        except Exception:  # not a TIFF tifffile reads: the plain reader reports why
+            return None
+        if not tagged:
+            return None
     try:
         import rasterio
     except ImportError:
+        if gdal_only:
+            raise _input_error(
+                'a GDAL virtual raster (.vrt) is read with rasterio: pip install "pixgmm[geo]"'
+            ) from None
         return _NEEDS_RASTERIO
     import warnings
 
@@ -382,8 +396,11 @@ def _probe(path, size, mtime_ns):
                 sources = list(src.subdatasets) or [path]
             pages = tuple(_page(rasterio, source) for source in sources)
     except rasterio.errors.RasterioError as exc:
-        raise _input_error(f"cannot read GeoTIFF: {_first_line(exc)}") from None
-    if all(p.crs_wkt is None and p.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for p in pages):
+        what = "virtual raster" if gdal_only else "GeoTIFF"
+        raise _input_error(f"cannot read {what}: {_first_line(exc)}") from None
+    if not gdal_only and all(
+        p.crs_wkt is None and p.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) for p in pages
+    ):
         return None  # GeoTIFF tags, but neither a CRS nor a transform
     return Georef(path, pages)
 

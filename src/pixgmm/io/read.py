@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import MissingInput, ReadError
 from .errors import first_line as _first_line
-from .formats import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_supported
+from .formats import GDAL_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, check_supported
 from .limits import check_size
 
 
@@ -136,7 +136,7 @@ def read_pages(path, max_pixels=None):
     if suffix not in IMAGE_SUFFIXES:
         check_supported(path)
         raise ReadError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
-    if suffix in TIFF_SUFFIXES:  # a GeoTIFF is read with rasterio (pixgmm[geo]): see .geotiff
+    if suffix in TIFF_SUFFIXES | GDAL_SUFFIXES:  # GeoTIFF, .vrt: rasterio (see .geotiff)
         from .geotiff import probe
 
         geo = probe(path)
