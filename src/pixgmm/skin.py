@@ -8,6 +8,8 @@ import numpy as np
 
 from . import _xarray, evaluate
 from ._engine import table as _table
+from ._skinmaps import posterior_copy as _posterior_copy
+from ._skinmaps import posterior_inplace as _posterior_inplace
 from ._validation import normalize_channels, pixels_view
 from .histogram import HistogramModel
 from .metrics import tpr_at_fpr
@@ -66,29 +68,6 @@ def _logit(p):
     if p == 1.0:
         return math.inf
     return math.log(p) - math.log1p(-p)
-
-
-def _sigmoid_inplace(z):
-    """``1 / (1 + exp(-z))`` in place, without overflow or 0/0: exact at +-inf, NaN stays NaN."""
-    e = np.abs(z)
-    np.negative(e, out=e)
-    with np.errstate(under="ignore"):  # exp(-|z|) rounding to 0 is the exact answer's float
-        np.exp(e, out=e)  # exp(-|z|) in [0, 1]
-    positive = z >= 0
-    np.add(e, 1.0, out=z)  # z now holds the denominator 1 + exp(-|z|)
-    num = np.where(positive, 1.0, e)
-    np.divide(num, z, out=z, casting="unsafe")
-    return z
-
-
-def _posterior_inplace(z, log_prior_odds):
-    """``sigmoid(z + log_prior_odds)``, overwriting the float array ``z``."""
-    z += z.dtype.type(log_prior_odds)
-    return _sigmoid_inplace(z)
-
-
-def _posterior_copy(z, log_prior_odds):
-    return _posterior_inplace(np.array(z, copy=True), log_prior_odds)
 
 
 class SkinDetector:
@@ -358,6 +337,73 @@ class SkinDetector:
     >>> detector.mask(rgb, probability=0.7).tolist()
     [True, False, False]
     """
+
+    def maps(
+        self,
+        image,
+        maps=("probability", "mask"),
+        *,
+        ratio=None,
+        probability=None,
+        log_ratio=None,
+        probability_dtype="float32",
+        channel_axis=-1,
+        channels=None,
+    ):
+        """Several maps of one image in one pass: log ratio, probability and mask.
+
+        Each block of pixels is read once and every requested map is computed
+        from it: for 8-bit colour images by one lookup per pixel in colour
+        tables of the maps' final values (the probability already in
+        ``probability_dtype``, the mask already thresholded), with no float64
+        intermediate. On a Dask image one task per block computes all of them,
+        so the maps share the reading of the image. The fast way to write
+        several maps of a large image.
+
+        Parameters
+        ----------
+        image : numpy.ndarray or dask.array.Array
+            Pixels with channels along ``channel_axis``.
+        maps : sequence of {"logratio", "probability", "mask"}
+            The maps to compute.
+        ratio, probability, log_ratio : float, optional
+            The mask's threshold, as for :meth:`mask` (default: posterior >= 0.5).
+        probability_dtype : {"float32", "uint16", "uint8"}
+            How the probability is stored: float32, or packed as in
+            :mod:`pixgmm.quantize` (``round(p * 254)`` in uint8 with 255 for no
+            value; decode with :func:`pixgmm.quantize.decode` or the CF attributes
+            of :func:`pixgmm.quantize.cf_attributes`).
+        channel_axis, channels
+            As for :meth:`log_ratio`.
+
+        Returns
+        -------
+        dict
+            ``{name: array}`` in the order of ``("logratio", "probability",
+            "mask")``: the log ratio as float32, the probability in
+            ``probability_dtype``, the mask as bool (False at NaN pixels); each
+            of the image's shape without the channel axis, lazy for a Dask image.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pixgmm
+        >>> rgb = np.array([[200, 140, 110], [40, 90, 160]], np.uint8)
+        >>> out = pixgmm.SkinDetector().maps(rgb, ("probability", "mask"), probability_dtype="uint8")
+        >>> out["probability"].tolist(), out["mask"].tolist()
+        ([250, 0], [True, False])
+        """
+        from . import _skinmaps, quantize
+
+        names = _skinmaps.check_maps(maps)
+        pdtype = quantize.check_dtype(probability_dtype)
+        log_threshold = float(self._log_threshold(ratio, probability, log_ratio))
+        if _xarray.is_dataarray(image):
+            raise TypeError(
+                "maps() takes NumPy and Dask arrays; for a DataArray call probability() and "
+                "mask(), which keep its coordinates"
+            )
+        return _skinmaps.maps(self, image, names, log_threshold, pdtype, channel_axis, channels)
 
     def _table_mask(self, image, log_threshold, channel_axis, channels, dtype, method):
         """The mask through a cached boolean colour table, or None where it does not apply.

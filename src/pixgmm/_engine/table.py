@@ -76,6 +76,15 @@ def gather(X, table, out):
     _gather(X, shifts, table, out, direct.n_tasks(X.shape[0]))
 
 
+def gather_pair(X, table_a, table_b, out_a, out_b):
+    """:func:`gather` of two tables in one pass over the pixels (two maps of one image)."""
+    c = X.shape[1]
+    if table_a.shape != (256**c,) or table_b.shape != (256**c,):
+        raise ValueError(f"colour tables of {256**c} entries are needed for {c}-channel pixels")
+    shifts = np.array([8 * (c - 1 - i) for i in range(c)], dtype=np.int64)
+    _gather2(X, shifts, table_a, table_b, out_a, out_b, direct.n_tasks(X.shape[0]))
+
+
 def all_colours(n_channels):
     """Every 8-bit colour as an (256**C, C) uint8 array, in colour-table order."""
     idx = np.arange(256**n_channels, dtype=np.uint32)
@@ -178,6 +187,22 @@ def _gather(X, shifts, table, out, ntasks):
                 for c in range(C):
                     idx |= np.int64(X[i, c]) << shifts[c]
                 out[i] = table[idx]
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def _gather2(X, shifts, table_a, table_b, out_a, out_b, ntasks):
+    """out_a[i], out_b[i] = table_a[idx], table_b[idx] with idx the colour index of X[i]."""
+    N, C = X.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        lo = t * nblocks // ntasks * BLOCK
+        hi = min(N, (t + 1) * nblocks // ntasks * BLOCK)
+        for i in range(lo, hi):
+            idx = np.int64(0)
+            for c in range(C):
+                idx |= np.int64(X[i, c]) << shifts[c]
+            out_a[i] = table_a[idx]
+            out_b[i] = table_b[idx]
 
 
 def _direct_log(colours, params):

@@ -106,23 +106,29 @@ def _open_client(workers, scheduler, progress):
     return stack
 
 
-def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=None, rule=None):
+def run_lazy(
+    inputs, names, compute, opts, chunks, workers, scheduler, extra=None, rule=None, packed=None
+):
     """Evaluate every input lazily and write ``{name: dask array}`` from ``compute`` as Zarr.
 
     ``rule`` (a :class:`~pixgmm.io.pixels.PixelRule`) turns each lazy page into
     the pixels ``compute`` takes. A multi-page TIFF gives one set of stores per
     page (``photo.page2.mask.zarr``), as in memory. A complete store is kept and
     reported as skipped unless ``--overwrite``; an unfinished one (an interrupted
-    run) is written into. Returns the exit status (0 or 1), with the same
+    run) is written into. ``packed`` (``{name: dtype}``) names the maps stored as
+    packed probabilities (:mod:`pixgmm.quantize`): their stores carry the CF
+    attributes ``scale_factor``, ``add_offset`` and ``_FillValue``. Returns the exit status (0 or 1), with the same
     per-input reporting and JSON summary as the in-memory loop.
     """
+    from .. import quantize
     from ..io.errors import OutputExists, ReadError
     from ..io.formats import check_supported, is_video, is_zarr
     from ..io.lazy import open_pages_lazy, parse_chunks
     from ..io.pixels import PixelRule, page_pixels
     from ..io.zarrstore import store_status, write_zarr_many
     from . import geo as _geo
-    from .run import _page_label, _Progress, process_inputs, summarize
+    from .outputs import page_label
+    from .run import _Progress, process_inputs, summarize
 
     rule = rule or PixelRule()
     try:
@@ -162,7 +168,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
             result.pages = len(pages)
         items = []
         for i, page in enumerate(pages):
-            label = _page_label(i, len(pages))
+            label = page_label(i, len(pages))
             targets = {n: opts.out / f"{stem}{label}.{n}.zarr" for n in names}
             todo = {}
             for n, t in targets.items():
@@ -182,15 +188,20 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
             result.note(note)
             maps = compute(pixels)
             if geo is not None:
-                maps = geo.mark(maps, invalid)  # nodata pixels marked, masks 0/1
+                maps = geo.mark(maps, invalid, packed)  # nodata pixels marked, masks 0/1
             items += [
                 (
                     maps[n],
                     t,
                     {
                         "pixgmm_source": str(path),
+                        **quantize.cf_attributes((packed or {}).get(n, "float32")),
                         "pixgmm_map": n,
-                        **(geo.zarr_attrs(i, n, maps[n]) if geo is not None else {}),
+                        **(
+                            geo.zarr_attrs(i, n, maps[n], (packed or {}).get(n))
+                            if geo is not None
+                            else {}
+                        ),
                     },
                 )
                 for n, t in todo.items()
@@ -204,54 +215,7 @@ def run_lazy(inputs, names, compute, opts, chunks, workers, scheduler, extra=Non
     return summarize(results, opts, extra)
 
 
-# -- the two commands' lazy computations -----------------------------------------
-
-
-def skin_maps(detector, save, log_t, lut=None):
-    """``compute(lazy image) -> {output: lazy map}`` for ``pixgmm skin``."""
-    import dask.array as da
-    import numpy as np
-
-    from ..skin import _posterior_copy
-    from . import render as _render
-
-    odds = float(detector.log_prior_odds)  # only this float travels with each task
-
-    def posterior(lr):
-        return _posterior_copy(lr.astype(np.float64), odds).astype(np.float32)
-
-    def heat(p):
-        return _render.heatmap(p, 0.0, 1.0, lut)
-
-    def tint(image, mask):
-        return _render.overlay(_render.to_display(image), mask[..., 0])
-
-    def compute(rgb):
-        lr = detector.log_ratio(rgb, channels="RGB")
-        maps = {}
-        if "logratio" in save:
-            maps["logratio"] = lr.astype(np.float32)
-        if "probability" in save or "heatmap" in save:
-            p = lr.map_blocks(posterior, dtype=np.float32)
-            maps["probability"] = p
-            if "heatmap" in save:
-                maps["heatmap"] = p.map_blocks(
-                    heat, dtype=np.uint8, new_axis=2, chunks=(*p.chunks, (3,))
-                )
-        if "mask" in save or "overlay" in save:
-            mask = lr >= log_t
-            maps["mask"] = da.where(mask, np.uint8(255), np.uint8(0))
-            if "overlay" in save:
-                maps["overlay"] = da.map_blocks(
-                    tint,
-                    rgb,
-                    mask[..., None],
-                    dtype=np.uint8,
-                    chunks=(*mask.chunks, (3,)),
-                )
-        return {k: v for k, v in maps.items() if k in save}
-
-    return compute
+# -- density's lazy computation -----------------------------------------
 
 
 def density_maps(model, name, log_, channels):

@@ -283,7 +283,8 @@ def classify(
     from ..classify import Classifier
     from ..io.pixels import PixelRule
     from . import render as _render
-    from .run import Output, run
+    from .outputs import Output
+    from .run import run
 
     if not inputs and not separability:
         raise click.UsageError("no INPUTS given (or pass --separability to check the classes only)")

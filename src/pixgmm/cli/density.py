@@ -88,7 +88,8 @@ def density(
     from ..evaluate import log_density
     from ..io.pixels import PixelRule
     from . import render as _render
-    from .run import PNG_TEXT, Output, run
+    from .outputs import PNG_TEXT, Output
+    from .run import run
 
     formats = split_list(formats, DENSITY_FORMATS, "--format")
     check_heatmap_options(cmap, colorbar, "png" in formats, "add png to --format")

@@ -27,41 +27,14 @@ from ..io import formats as _formats
 from ..io import read as _read
 from ..io import write as _writers
 from . import inputs as _inputs
-
-#: Suffix of the videos of exact pictures (masks, label maps): lossless FFV1 in Matroska.
-EXACT_VIDEO_SUFFIX = ".mkv"
-#: Suffix of the videos of pictures for the eye (overlays, heatmaps): lossy H.264 in MP4.
-LOSSY_VIDEO_SUFFIX = ".mp4"
-#: The entry of ``compute``'s dict that may give PNG text chunks per picture:
-#: ``{key: {keyword: text}}`` (e.g. a heatmap's value range).
-PNG_TEXT = "png-text"
-
-
-@dataclass(frozen=True)
-class Output:
-    """One output: ``name`` in the file name (``"mask"``), ``form`` ``"float"`` or ``"picture"``.
-
-    ``suffix`` fixes the file suffix of images (default: ``.png`` for pictures,
-    ``--float-format`` for float maps); ``key`` is the entry of ``compute``'s
-    dict to write (default: ``name``). For a video input, float maps go to a
-    float32 ``.tiff`` stack and pictures to a video: an exact picture (a mask, a
-    label map: the default) to a lossless FFV1 ``.mkv`` whose frames decode to
-    exactly the values written, a ``lossy`` one (an overlay, a heatmap: made for
-    the eye) to a smaller H.264 ``.mp4``. A ``whole`` output needs the whole map at
-    once (its colour scale comes from the map's percentiles), so an input with
-    one is never streamed window by window (:mod:`.stream`).
-    """
-
-    name: str
-    form: str
-    suffix: str | None = None
-    key: str | None = None
-    lossy: bool = False
-    whole: bool = False  # made from the whole map (a percentile colour scale): not streamed
-
-    @property
-    def map_key(self):
-        return self.key or self.name
+from .outputs import (
+    PNG_TEXT,
+    image_targets,
+    packed,
+    stream_kind,
+    suffix,
+    to_write,
+)
 
 
 @dataclass
@@ -111,27 +84,6 @@ class Options:
     lazy: bool = False  # the command has --chunks (its pixel-limit refusals advise it)
 
 
-def _suffix(output, opts, video):
-    if output.suffix is not None and not video:
-        return output.suffix
-    if output.form == "picture":
-        if not video:
-            return ".png"
-        return LOSSY_VIDEO_SUFFIX if output.lossy else EXACT_VIDEO_SUFFIX
-    return ".tiff" if video else f".{opts.float_format}"
-
-
-def _stream_kind(output):
-    """The :class:`~pixgmm.io.write.StreamWriter` kind of an output of a video."""
-    if output.form != "picture":
-        return "tiff"
-    return "video" if output.lossy else "lossless"
-
-
-def _page_label(i, n):
-    return f".page{i + 1}" if n > 1 else ""
-
-
 class _Progress:
     """tqdm bars on stderr when it is a terminal and not ``--quiet``; no-ops otherwise."""
 
@@ -146,35 +98,6 @@ class _Progress:
         return tqdm(total=total, desc=desc, unit=unit, leave=leave, position=position)
 
 
-def _todo(targets, opts, result):
-    """The targets to write: all with ``--overwrite``, else those that do not exist yet.
-
-    The others are recorded as skipped (kept as they are).
-    """
-    import os
-
-    todo = []
-    for t in targets:
-        if opts.overwrite or not os.path.lexists(t):
-            todo.append(t)
-        else:
-            result.skipped.append(str(t))
-    return todo
-
-
-def _image_targets(stem, n_pages, outputs, opts, geo=None):
-    from . import geo as _geo
-
-    def suffix(o):  # a georeferenced input's data maps are GeoTIFFs (see .geo)
-        default = _suffix(o, opts, False)
-        return default if geo is None else _geo.suffix(o, default)
-
-    return [
-        [opts.out / f"{stem}{_page_label(i, n_pages)}.{o.name}{suffix(o)}" for o in outputs]
-        for i in range(n_pages)
-    ]
-
-
 def _process_image(path, stem, outputs, compute, rule, opts, result):
     import os
 
@@ -183,7 +106,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
     from . import stream as _stream
 
     geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
-    single = _image_targets(stem, 1, outputs, opts, geo)[0]
+    single = image_targets(stem, 1, outputs, opts, geo)[0]
     if not opts.overwrite and all(os.path.lexists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
@@ -194,36 +117,40 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
     if len(pages) > 1:
         result.pages = len(pages)
     for index, (page, targets) in enumerate(
-        zip(pages, _image_targets(stem, len(pages), outputs, opts, geo))
+        zip(pages, image_targets(stem, len(pages), outputs, opts, geo))
     ):
-        todo = set(_todo(targets, opts, result))
+        todo = set(to_write(targets, opts, result))
         if not todo:
             continue
         pixels, note, invalid = page_pixels(geo, index, page, rule)
         result.note(note)
         maps = compute(pixels)
         if geo is not None:
-            maps = geo.mark(maps, invalid)  # nodata pixels marked, masks 0/1
+            maps = geo.mark(maps, invalid, packed(outputs))  # nodata marked, masks 0/1
         for o, target in zip(outputs, targets):
             if target not in todo:
                 continue
             if geo is not None and _geo.writes(target):
-                geo.write(index, target, maps[o.map_key], opts.overwrite)
+                geo.write(index, target, maps[o.map_key], opts.overwrite, packing=o.packing)
             elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)
                 _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)
             else:
-                _writers.write_float(target, maps[o.map_key], opts.overwrite)
+                _writers.write_float(target, maps[o.map_key], opts.overwrite, packing=o.packing)
             result.outputs.append(str(target))
 
 
 def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     import contextlib
 
+    if packed(outputs):
+        raise _errors.ReadError(
+            "a video's float maps are float32 TIFF stacks; leave out --probability-dtype"
+        )
     # one stream per file name: a float map asked for as .tiff and .npy is one TIFF for a video
-    outputs = list({(o.name, _suffix(o, opts, True)): o for o in outputs}.values())
-    targets = {o.map_key: opts.out / f"{stem}.{o.name}{_suffix(o, opts, True)}" for o in outputs}
-    todo = set(_todo(list(targets.values()), opts, result))
+    outputs = list({(o.name, suffix(o, opts, True)): o for o in outputs}.values())
+    targets = {o.map_key: opts.out / f"{stem}.{o.name}{suffix(o, opts, True)}" for o in outputs}
+    todo = set(to_write(list(targets.values()), opts, result))
     outputs = [o for o in outputs if targets[o.map_key] in todo]
     if not outputs:
         return
@@ -233,7 +160,7 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     with contextlib.ExitStack() as stack:
         writers = {
             o.map_key: stack.enter_context(
-                _writers.StreamWriter(targets[o.map_key], _stream_kind(o), opts.overwrite, fps=fps)
+                _writers.StreamWriter(targets[o.map_key], stream_kind(o), opts.overwrite, fps=fps)
             )
             for o in outputs
         }

@@ -28,34 +28,84 @@ SKIN_OUTPUTS = ("mask", "probability", "logratio", "heatmap", "overlay")
 HEATMAP_QUANTITY = "P(skin | colour)"
 
 
-def _skin_compute(detector, save, ratio, threshold, cmap=None, colorbar=False):
+def _needed(save):
+    """The detector maps (:meth:`~pixgmm.SkinDetector.maps`) the outputs in ``save`` derive from."""
+    names = []
+    if "logratio" in save:
+        names.append("logratio")
+    if "probability" in save or "heatmap" in save:
+        names.append("probability")
+    if "mask" in save or "overlay" in save:
+        names.append("mask")
+    return names
+
+
+def _float_probability(p):
+    """A probability map as float32 for a picture, decoded when it is stored packed."""
     import numpy as np
 
-    from ..skin import _posterior_copy
+    from ..quantize import decode
+
+    return p if p.dtype == np.float32 else decode(p).astype(np.float32)
+
+
+def _skin_compute(detector, save, ratio, threshold, cmap=None, colorbar=False, pdtype="float32"):
+    """``compute(pixels) -> maps`` for images in memory: every map from one pass."""
     from . import render as _render
-    from .run import PNG_TEXT
+    from .outputs import PNG_TEXT
 
     log_t = detector._log_threshold(ratio, threshold)
     cmap = cmap or _render.DEFAULT_CMAP
+    names = _needed(save)
 
     def compute(rgb):
-        lr = detector.log_ratio(rgb, channels="RGB")
-        maps = {}
-        if "logratio" in save:
-            maps["logratio"] = lr.astype(np.float32)
-        if "probability" in save or "heatmap" in save:
-            p = _posterior_copy(lr, detector.log_prior_odds)  # P(skin | x), never 0/0
-            maps["probability"] = p.astype(np.float32)
-            if "heatmap" in save:
-                maps["heatmap"], text = _render.heatmap_picture(
-                    p, 0.0, 1.0, cmap=cmap, colorbar=colorbar, quantity=HEATMAP_QUANTITY
-                )
-                maps[PNG_TEXT] = {"heatmap": text}
-        if "mask" in save or "overlay" in save:
-            mask = lr >= log_t
-            maps["mask"] = _render.mask_picture(mask)
-            if "overlay" in save:
-                maps["overlay"] = _render.overlay(_render.to_display(rgb), mask)
+        m = detector.maps(rgb, names, log_ratio=log_t, probability_dtype=pdtype, channels="RGB")
+        maps = {k: m[k] for k in ("logratio", "probability") if k in save}
+        if "heatmap" in save:
+            maps["heatmap"], text = _render.heatmap_picture(
+                _float_probability(m["probability"]), 0.0, 1.0, cmap=cmap, colorbar=colorbar,
+                quantity=HEATMAP_QUANTITY,
+            )  # fmt: skip
+            maps[PNG_TEXT] = {"heatmap": text}
+        if "mask" in save:
+            maps["mask"] = _render.mask_picture(m["mask"])
+        if "overlay" in save:
+            maps["overlay"] = _render.overlay(_render.to_display(rgb), m["mask"])
+        return maps
+
+    return compute
+
+
+def _lazy_compute(detector, save, log_t, lut, pdtype):
+    """``compute(lazy pixels) -> {output: lazy map}``: one task per block computes every map."""
+    import dask.array as da
+    import numpy as np
+
+    from . import render as _render
+
+    names = _needed(save)
+
+    def heat(p):
+        return _render.heatmap(_float_probability(p), 0.0, 1.0, lut)
+
+    def tint(image, mask):
+        return _render.overlay(_render.to_display(image), mask[..., 0])
+
+    def compute(rgb):
+        m = detector.maps(rgb, names, log_ratio=log_t, probability_dtype=pdtype, channels="RGB")
+        maps = {k: m[k] for k in ("logratio", "probability") if k in save}
+        if "heatmap" in save:
+            p = m["probability"]
+            maps["heatmap"] = p.map_blocks(
+                heat, dtype=np.uint8, new_axis=2, chunks=(*p.chunks, (3,))
+            )
+        if "mask" in save:
+            maps["mask"] = m["mask"].map_blocks(_render.mask_picture, dtype=np.uint8)
+        if "overlay" in save:
+            mask = m["mask"]
+            maps["overlay"] = da.map_blocks(
+                tint, rgb, mask[..., None], dtype=np.uint8, chunks=(*mask.chunks, (3,))
+            )
         return maps
 
     return compute
@@ -74,10 +124,12 @@ def run_skin(
     scale="auto",
     cmap=None,
     colorbar=False,
+    probability_dtype="float32",
 ):
     from ..io.pixels import PixelRule
     from ..skin import SkinDetector
-    from .run import Output, run
+    from .outputs import Output
+    from .run import run
 
     skin = load_model(skin_model, "--skin-model") if skin_model else None
     nonskin = load_model(nonskin_model, "--nonskin-model") if nonskin_model else None
@@ -96,19 +148,24 @@ def run_skin(
         from .render import colour_lut
 
         lut = colour_lut(cmap) if cmap else None
-        compute = _big.skin_maps(detector, save, detector._log_threshold(ratio, threshold), lut=lut)
+        log_t = detector._log_threshold(ratio, threshold)
+        compute = _lazy_compute(detector, save, log_t, lut, probability_dtype)
         names = [k for k in SKIN_OUTPUTS if k in save]
-        return _big.run_lazy(inputs, names, compute, opts, *lazy, rule=PixelRule(3, scale))
+        packed = {"probability": probability_dtype} if probability_dtype != "float32" else {}
+        return _big.run_lazy(
+            inputs, names, compute, opts, *lazy, rule=PixelRule(3, scale), packed=packed
+        )
     outputs = [
         Output(
             k,
             "float" if k in ("probability", "logratio") else "picture",
             lossy=k in ("heatmap", "overlay"),  # pictures for the eye; the mask stays exact
+            packing=probability_dtype if k == "probability" else None,
         )
         for k in SKIN_OUTPUTS
         if k in save
     ]
-    compute = _skin_compute(detector, save, ratio, threshold, cmap, colorbar)
+    compute = _skin_compute(detector, save, ratio, threshold, cmap, colorbar, probability_dtype)
     return run(inputs, outputs, compute, opts, PixelRule(3, scale))
 
 
@@ -157,6 +214,17 @@ def sample_path():
 )
 @click.option("--nonskin-model", metavar="MODEL.json", help="Non-skin colour model JSON.")
 @click.option("--sample", is_flag=True, help="Also process the photo bundled with pixgmm.")
+@click.option(
+    "--probability-dtype",
+    type=click.Choice(("float32", "uint16", "uint8")),
+    default="float32",
+    show_default=True,
+    help="How the probability map is stored: float32, or packed as round(P x 65534) in "
+    "uint16 or round(P x 254) in uint8 (half the size or a quarter; within 8e-6 or 0.002), "
+    "the top code (65535, 255) meaning no value. TIFF, GeoTIFF and Zarr outputs carry the "
+    "scale and nodata (GDAL's scale/offset, CF's scale_factor/_FillValue), so GDAL, "
+    "rasterio and xarray read probabilities back.",
+)
 @heatmap_options
 @float_format_option
 @pixel_options
@@ -171,6 +239,7 @@ def skin(
     skin_model,
     nonskin_model,
     sample,
+    probability_dtype,
     cmap,
     colorbar,
     float_format,
@@ -211,6 +280,12 @@ def skin(
         inputs.insert(0, str(sample_path()))
     if not inputs:
         raise click.UsageError("no INPUTS given (or pass --sample for the bundled photo)")
+    if probability_dtype != "float32" and "probability" in save and float_format == "npy":
+        raise click.BadParameter(
+            f"a probability packed as {probability_dtype} needs a file that says how to unpack "
+            "it (TIFF, GeoTIFF, Zarr); use --float-format tiff, or --probability-dtype float32",
+            param_hint="--probability-dtype",
+        )
     scale = resolve_scale(scale, to_8bit)
     opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True)
     lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
@@ -227,5 +302,6 @@ def skin(
         scale,
         cmap=cmap,
         colorbar=colorbar,
+        probability_dtype=probability_dtype,
     )
     sys.exit(status)

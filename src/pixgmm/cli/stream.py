@@ -27,20 +27,21 @@ def can_stream(outputs):
 def process(path, stem, outputs, compute, rule, opts, result, geo, bar=None):
     """Stream every page of the georeferenced input ``path``; record outputs in ``result``."""
     from . import geo as _geo
-    from .run import PNG_TEXT, _image_targets, _todo
+    from .outputs import PNG_TEXT, image_targets, packed, to_write
 
     if len(geo.pages) > 1:
         result.pages = len(geo.pages)
-    all_targets = _image_targets(stem, len(geo.pages), outputs, opts, geo)
+    all_targets = image_targets(stem, len(geo.pages), outputs, opts, geo)
     for index, targets in enumerate(all_targets):
-        todo = set(_todo(targets, opts, result))
+        todo = set(to_write(targets, opts, result))
         if not todo:
             continue
         chosen = [(o, t) for o, t in zip(outputs, targets) if t in todo]
-        streamed = {o.map_key: t for o, t in chosen if _geo.writes(t)}
+        streamed = {o.map_key: (t, o.packing) for o, t in chosen if _geo.writes(t)}
         held = [(o, t) for o, t in chosen if not _geo.writes(t)]
         texts = {}
-        held_maps = _page(geo, index, compute, rule, opts, result, streamed, held, texts, bar)
+        held_maps = _page(geo, index, compute, rule, opts, result, streamed, held, texts,
+                          packed(outputs), bar)  # fmt: skip
         for o, target in held:
             if o.form == "picture":
                 from ..io.write import write_png
@@ -50,7 +51,7 @@ def process(path, stem, outputs, compute, rule, opts, result, geo, bar=None):
             else:
                 from ..io.write import write_float
 
-                write_float(target, held_maps[o.map_key], opts.overwrite)
+                write_float(target, held_maps[o.map_key], opts.overwrite, packing=o.packing)
         result.outputs.extend(str(t) for _, t in chosen)
 
 
@@ -72,13 +73,13 @@ def _check_held(page, held, max_pixels):
         )
 
 
-def _page(geo, index, compute, rule, opts, result, streamed, held, texts, bar):
+def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packing, bar):
     """Stream page ``index``: GeoTIFF outputs written window by window, the rest held."""
     import numpy as np
 
     from ..io import windows as _windows
     from ..io.windows import OutputSpec, WindowReader, plan_windows, stream
-    from .run import PNG_TEXT
+    from .outputs import PNG_TEXT
 
     page = geo.pages[index]
     _check_held(page, held, opts.max_pixels)
@@ -98,7 +99,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, bar):
             prepared, invalid = geo.prepare(index, array)
             pixels, _ = fixed(prepared, page.alpha)
             maps = compute(pixels)
-            maps = geo.mark(maps, invalid)
+            maps = geo.mark(maps, invalid, packing)
             if PNG_TEXT in maps:
                 texts[PNG_TEXT] = maps[PNG_TEXT]
             for o, _ in held:
@@ -110,7 +111,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, bar):
                 buffers[o.map_key][window.slices] = arr
             return maps
 
-        outputs = {key: OutputSpec(target) for key, target in streamed.items()}
+        outputs = {key: OutputSpec(target, packing=p) for key, (target, p) in streamed.items()}
         progress = None if bar is None else bar.update
         stream(reader, plan, compute_window, outputs, page, overwrite=opts.overwrite,
                progress=progress)  # fmt: skip

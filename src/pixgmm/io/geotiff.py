@@ -183,14 +183,19 @@ class Georef:
         return page, invalid
 
     @staticmethod
-    def mark(maps, invalid):
+    def mark(maps, invalid, packed=None):
         """The maps as a georeferenced input's outputs hold them: nodata marked, masks 0/1.
 
         A mask (0/255 picture) becomes 0/1; masks and label maps get
         :data:`NODATA_LABEL` at ``invalid`` pixels, float maps NaN (every band of
-        a multi-band map); pictures are returned unchanged.
+        a multi-band map), maps packed as integers (``packed``: ``{key: dtype}``,
+        :mod:`pixgmm.quantize`) their no-value code; pictures are returned unchanged.
         """
         import numpy as np
+
+        from .. import quantize
+
+        fills = {k: quantize.cf_attributes(d).get("_FillValue") for k, d in (packed or {}).items()}
 
         out = {}
         for key, arr in maps.items():
@@ -201,7 +206,10 @@ class Georef:
             if key == "mask":
                 arr = (arr > 0).astype(np.uint8)
             if invalid is not None:
-                if key in LABEL_MAPS:
+                if fills.get(key) is not None:
+                    where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
+                    arr = xp.where(where, arr.dtype.type(fills[key]), arr)
+                elif key in LABEL_MAPS:
                     arr = xp.where(invalid, np.uint8(NODATA_LABEL), arr).astype(arr.dtype)
                 elif arr.dtype.kind == "f":
                     where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
@@ -211,12 +219,18 @@ class Georef:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, index, target, array, overwrite=False):
+    def write(self, index, target, array, overwrite=False, packing=None):
         """Write a float map, mask or label map on the grid of page ``index`` (:func:`write_geotiff`)."""
-        write_geotiff(target, array, self.pages[index], overwrite=overwrite)
+        write_geotiff(target, array, self.pages[index], overwrite=overwrite, packing=packing)
 
-    def zarr_attrs(self, index, name, array):
-        """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``."""
+    def zarr_attrs(self, index, name, array, packing=None):
+        """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``.
+
+        ``packing``: the map holds probabilities packed in that dtype; its nodata
+        is their no-value code (:mod:`pixgmm.quantize`).
+        """
+        from .. import quantize
+
         page = self.pages[index]
         a, b, c, d, e, f = page.transform
         attrs = {
@@ -225,19 +239,25 @@ class Georef:
         }
         if page.crs_wkt is not None:
             attrs["crs"] = page.crs_wkt
-        if array.dtype.kind == "f":
+        fill = quantize.cf_attributes(packing).get("_FillValue") if packing else None
+        if fill is not None:
+            attrs["nodata"] = fill
+        elif array.dtype.kind == "f":
             attrs["nodata"] = "NaN"
         elif name in LABEL_MAPS:
             attrs["nodata"] = NODATA_LABEL
         return attrs
 
 
-def write_geotiff(path, array, like, *, overwrite=False):
+def write_geotiff(path, array, like, *, overwrite=False, packing=None):
     """Write a map as a GeoTIFF on the grid of ``like`` (a :class:`GeoPage`), atomically.
 
     Float maps are float32 with nodata NaN, one band per trailing plane
     ((H, W, K) -> K bands); integer maps are written in their dtype with nodata
-    :data:`NODATA_LABEL`. Deflate-compressed, tiled 256 x 256, BigTIFF when
+    :data:`NODATA_LABEL`; probabilities packed as integers (``packing``, a dtype of
+    :mod:`pixgmm.quantize`) with their no-value code as nodata and GDAL's band
+    scale and offset, so GDAL, rasterio (``masked=True``, ``scales``) and QGIS
+    read probabilities. Deflate-compressed, tiled 256 x 256, BigTIFF when
     needed; written to a hidden temporary file and renamed into place
     (:func:`pixgmm.io.atomic.atomic_target`), so ``path`` never holds a partial file.
 
@@ -260,15 +280,19 @@ def write_geotiff(path, array, like, *, overwrite=False):
     import rasterio
     from affine import Affine
 
+    from .. import quantize
     from .atomic import atomic_target
 
-    arr = np.asarray(array)
+    cf = quantize.cf_attributes(packing) if packing is not None else {}
+    arr = np.asarray(array, dtype=packing) if cf else np.asarray(array)
     if arr.shape[:2] != (like.height, like.width):
         raise ValueError(
             f"the map is {arr.shape[1]} x {arr.shape[0]} pixels but the grid it is written on "
             f"is {like.width} x {like.height}"
         )
-    if arr.dtype.kind == "f":
+    if cf:
+        nodata = cf["_FillValue"]
+    elif arr.dtype.kind == "f":
         arr, nodata = arr.astype(np.float32, copy=False), float("nan")
     else:
         nodata = NODATA_LABEL
@@ -292,6 +316,9 @@ def write_geotiff(path, array, like, *, overwrite=False):
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(bands)
+                if cf:
+                    dst.scales = (cf["scale_factor"],) * bands.shape[0]
+                    dst.offsets = (cf["add_offset"],) * bands.shape[0]
         except rasterio.errors.RasterioError as exc:  # e.g. a full disk, in GDAL's words
             raise OSError(_first_line(exc)) from exc
 

@@ -181,16 +181,21 @@ class OutputSpec:
     colormap: dict | None = None
     categories: list | None = None
     descriptions: tuple | None = None
+    packing: str | None = None  # probabilities packed in this dtype (pixgmm.quantize)
 
     def completed(self, array):
         """This spec with the dtype, band count and nodata of ``array``'s map filled in."""
         import dataclasses
 
+        from .. import quantize
         from .geotiff import NODATA_LABEL
 
         dtype = self.dtype or ("float32" if array.dtype.kind == "f" else array.dtype.name)
         count = self.count or (1 if array.ndim == 2 else array.shape[-1])
         nodata = self.nodata
+        if self.packing is not None:
+            dtype = self.packing
+            nodata = quantize.cf_attributes(self.packing).get("_FillValue", nodata)
         if nodata is None:
             nodata = float("nan") if dtype.startswith("float") else NODATA_LABEL
         return dataclasses.replace(self, dtype=dtype, count=count, nodata=nodata)
@@ -249,6 +254,12 @@ class WindowWriter:
             raise _os_error(exc) from exc
         if spec.colormap:
             self._ds.write_colormap(1, spec.colormap)
+        if spec.packing is not None and spec.packing != "float32":
+            from .. import quantize
+
+            cf = quantize.cf_attributes(spec.packing)
+            self._ds.scales = (cf["scale_factor"],) * spec.count
+            self._ds.offsets = (cf["add_offset"],) * spec.count
         if spec.descriptions:
             for band, text in enumerate(spec.descriptions, start=1):
                 self._ds.set_band_description(band, str(text))

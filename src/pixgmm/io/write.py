@@ -45,14 +45,39 @@ def write_png(path, array, overwrite=False, text=None):
         )
 
 
-def write_float(path, array, overwrite=False):
+def write_float(path, array, overwrite=False, packing=None):
     """Write a float map as float32 TIFF (``.tiff``) or ``.npy``, atomically.
 
     A stack of maps (H, W, K), e.g. one probability per class, is written to
-    TIFF as K pages (K, H, W) and to ``.npy`` as it is.
+    TIFF as K pages (K, H, W) and to ``.npy`` as it is. ``packing`` (a dtype of
+    :mod:`pixgmm.quantize`): ``array`` holds probabilities packed in that
+    integer dtype, written as they are to a TIFF whose GDAL metadata tags carry
+    the scale, offset and nodata value (GDAL and rasterio read them); ``.npy``
+    cannot say how to unpack them and refuses.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tifffile
+    >>> from pixgmm.io import write_float
+    >>> path = tempfile.mkdtemp() + "/p.tiff"
+    >>> write_float(path, np.array([[0, 127], [254, 255]], np.uint8), packing="uint8")
+    >>> with tifffile.TiffFile(path) as tif:
+    ...     print(tif.pages[0].dtype, tif.pages[0].tags["GDAL_NODATA"].value)
+    uint8 255
     """
+    from .. import quantize
+
     path = Path(path)
-    array = np.asarray(array, dtype=np.float32)
+    cf = quantize.cf_attributes(packing) if packing is not None else {}
+    if cf:
+        if path.suffix == ".npy":
+            raise ValueError(
+                f"a probability packed as {packing} is written to TIFF, GeoTIFF or Zarr, whose "
+                "metadata say how to unpack it; .npy cannot (store float32 for .npy)"
+            )
+        array = np.asarray(array, dtype=packing)
+    else:
+        array = np.asarray(array, dtype=np.float32)
     if array.ndim == 3 and path.suffix != ".npy":
         array = np.moveaxis(array, -1, 0)
     array = np.ascontiguousarray(array)
@@ -63,7 +88,22 @@ def write_float(path, array, overwrite=False):
         else:
             import tifffile
 
-            tifffile.imwrite(tmp, array, photometric="minisblack")
+            tifffile.imwrite(tmp, array, photometric="minisblack", extratags=_gdal_tags(cf))
+
+
+def _gdal_tags(cf):
+    """TIFF tags GDAL reads for a packed map: GDAL_METADATA (scale, offset), GDAL_NODATA."""
+    if not cf:
+        return ()
+    items = "".join(
+        f'<Item name="{name}" sample="0" role="{name.lower()}">{value!r}</Item>'
+        for name, value in (("SCALE", cf["scale_factor"]), ("OFFSET", cf["add_offset"]))
+    )
+    metadata = f"<GDALMetadata>{items}</GDALMetadata>"
+    return (
+        (42112, "s", 0, metadata, True),  # GDAL_METADATA
+        (42113, "s", 0, str(cf["_FillValue"]), True),  # GDAL_NODATA
+    )
 
 
 def write_tiff_stack(path, pages, overwrite=False, metadata=None):

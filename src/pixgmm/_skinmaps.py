@@ -1,0 +1,192 @@
+"""A skin detector's maps computed together, once per block: log ratio, probability, mask.
+
+:meth:`pixgmm.SkinDetector.maps` asks for several maps of one image; this
+module computes all of them in one pass over each block of pixels. For 8-bit
+colour (uint8, at most 3 channels) every map comes from a colour table of the
+final values (the probability already in its stored dtype, the mask already
+thresholded), so each block costs one lookup per pixel and map, with no float64
+intermediate; other images compute the log ratio once and derive the rest from
+it. On a Dask image one task per block computes every map, and each map is a
+cheap selection from that task's result, so reading the image and the lookups
+happen once whatever the number of maps.
+
+Also the posterior's arithmetic (:func:`posterior_inplace`), shared with
+:class:`pixgmm.SkinDetector`.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import quantize
+from ._engine import table as _table
+from ._validation import normalize_channels, pixels_view
+
+#: The maps :func:`maps` computes.
+MAPS = ("logratio", "probability", "mask")
+
+
+def sigmoid_inplace(z):
+    """``1 / (1 + exp(-z))`` in place, without overflow or 0/0: exact at +-inf, NaN stays NaN."""
+    e = np.abs(z)
+    np.negative(e, out=e)
+    with np.errstate(under="ignore"):  # exp(-|z|) rounding to 0 is the exact answer's float
+        np.exp(e, out=e)  # exp(-|z|) in [0, 1]
+    positive = z >= 0
+    np.add(e, 1.0, out=z)  # z now holds the denominator 1 + exp(-|z|)
+    num = np.where(positive, 1.0, e)
+    np.divide(num, z, out=z, casting="unsafe")
+    return z
+
+
+def posterior_inplace(z, log_prior_odds):
+    """``sigmoid(z + log_prior_odds)``, overwriting the float array ``z``."""
+    z += z.dtype.type(log_prior_odds)
+    return sigmoid_inplace(z)
+
+
+def posterior_copy(z, log_prior_odds):
+    """:func:`posterior_inplace` on a copy of ``z``."""
+    return posterior_inplace(np.array(z, copy=True), log_prior_odds)
+
+
+def check_maps(names):
+    """The requested map names as a tuple in :data:`MAPS` order; a clear error otherwise."""
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise TypeError(f"maps must be a sequence of names from {MAPS}, got {names!r}") from None
+    unknown = [n for n in names if n not in MAPS]
+    if unknown or not names:
+        raise ValueError(
+            f"maps={names!r}: choose one or more of {', '.join(MAPS)}"
+            + (f" ({', '.join(map(repr, unknown))} is not one)" if unknown else "")
+        )
+    return tuple(n for n in MAPS if n in names)
+
+
+def maps(detector, image, names, log_threshold, probability_dtype, channel_axis, channels):
+    """``{name: map}`` of ``detector`` on ``image`` (NumPy or Dask), every map in one pass.
+
+    Validated by the caller (:meth:`pixgmm.SkinDetector.maps`): ``names`` from
+    :func:`check_maps`, ``log_threshold`` a float, ``probability_dtype`` one of
+    :data:`pixgmm.quantize.DTYPES`.
+    """
+    if hasattr(image, "dask") and not isinstance(image, np.ndarray):
+        return _dask_maps(detector, image, names, log_threshold, probability_dtype,
+                          channel_axis, channels)  # fmt: skip
+    return _block(image, detector, names, log_threshold, probability_dtype, channel_axis, channels)
+
+
+def _dask_maps(detector, image, names, log_threshold, probability_dtype, channel_axis, channels):
+    import dask
+    import dask.array as da
+
+    axis = channel_axis % image.ndim if channel_axis is not None else None
+    if axis is not None and len(image.chunks[axis]) > 1:
+        image = image.rechunk({axis: -1})
+    token = dask.base.tokenize(
+        image.name, detector.skin._fingerprint, detector.nonskin._fingerprint,
+        float(detector.log_prior_odds), names, float(log_threshold), probability_dtype, axis,
+        normalize_channels(channels),
+    )  # fmt: skip
+    ddet = dask.delayed(detector, pure=True, name=f"pixgmm-skin-detector-{token}")
+    drop = () if axis is None else (axis,)
+    spatial_chunks = tuple(c for i, c in enumerate(image.chunks) if i not in drop)
+    packed = da.map_blocks(
+        _block,
+        image,
+        ddet,
+        names,
+        log_threshold,
+        probability_dtype,
+        axis,
+        channels,
+        drop_axis=drop,
+        chunks=spatial_chunks,
+        dtype=object,
+        meta=np.empty((0,) * len(spatial_chunks), object),
+        name=f"pixgmm-skin-maps-{token}",
+    )
+    dtypes = _dtypes(probability_dtype)
+    return {
+        n: packed.map_blocks(
+            operator.itemgetter(n),
+            dtype=dtypes[n],
+            meta=np.empty((0,) * len(spatial_chunks), dtypes[n]),
+            name=f"pixgmm-skin-{n}-{token}",
+        )
+        for n in names
+    }
+
+
+def _dtypes(probability_dtype):
+    return {"logratio": np.dtype(np.float32), "probability": np.dtype(probability_dtype),
+            "mask": np.dtype(bool)}  # fmt: skip
+
+
+def _block(block, detector, names, log_threshold, probability_dtype, channel_axis, channels):
+    """Every requested map of one NumPy block, as a dict."""
+    d = detector.skin.n_features
+    X, spatial = pixels_view(block, d, channel_axis)
+    if X.dtype == np.uint8 and d <= 3:
+        return _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, channels)
+    lr = detector.log_ratio(block, channel_axis=channel_axis, channels=channels)
+    out = {}
+    if "logratio" in names:
+        out["logratio"] = lr.astype(np.float32)
+    if "mask" in names:
+        out["mask"] = lr >= log_threshold
+    if "probability" in names:
+        p = posterior_inplace(np.array(lr, dtype=np.float64), detector.log_prior_odds)
+        out["probability"] = quantize.encode(p, probability_dtype)
+    return out
+
+
+def _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, channels):
+    """The maps of 8-bit pixels through colour tables of their final values."""
+    tables = [_colour_table(detector, n, X.shape[1], log_threshold, probability_dtype, channels)
+              for n in names]  # fmt: skip
+    outs = [np.empty(X.shape[0], t.dtype) for t in tables]
+    if X.shape[0]:
+        for i in range(0, len(tables), 2):  # two maps per pass over the pixels
+            if i + 1 < len(tables):
+                _table.gather_pair(X, tables[i], tables[i + 1], outs[i], outs[i + 1])
+            else:
+                _table.gather(X, tables[i], outs[i])
+    return {n: o.reshape(spatial) for n, o in zip(names, outs)}
+
+
+def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, channels):
+    """The table of one map's final values for every 8-bit colour (built once, cached)."""
+    from . import evaluate
+    from ._engine.blocks import _TABLE_LOCK
+
+    key = (
+        f"skin-{name}",
+        detector.skin._fingerprint,
+        detector.nonskin._fingerprint,
+        normalize_channels(channels),
+        n_channels,
+        float(log_threshold) if name == "mask" else None,
+        (float(detector.log_prior_odds), probability_dtype) if name == "probability" else None,
+    )
+
+    def log_ratio():
+        return evaluate.log_ratio(_table.all_colours(n_channels), detector.skin,
+                                  detector.nonskin, channels=channels, method="table")  # fmt: skip
+
+    def build():
+        lr = log_ratio()
+        if name == "logratio":
+            return lr.astype(np.float32)
+        if name == "mask":
+            return lr >= log_threshold
+        return quantize.encode(posterior_inplace(lr, detector.log_prior_odds), probability_dtype)
+
+    with _TABLE_LOCK:  # one build per process, whatever the number of threads
+        return _table.cached(key, build)

@@ -1,0 +1,74 @@
+"""Probabilities stored compactly: uint8 or uint16 with a CF scale factor, or float32.
+
+A probability map in float32 costs 4 bytes a pixel; most uses (thresholds,
+pictures, area sums) need far less precision. ``encode(p, "uint8")`` stores
+``round(p * 254)`` and reserves 255 for NaN (no value), so ``p`` is recovered
+as ``packed * scale_factor`` within ``0.5 / 254`` (0.002); ``"uint16"`` stores
+``round(p * 65534)`` with 65535 reserved (within 7.6e-6). The attributes of
+:func:`cf_attributes` (``scale_factor``, ``add_offset``, ``_FillValue``) are the
+CF conventions' packing attributes, which xarray decodes when it opens a Zarr
+store or a netCDF file; GeoTIFF outputs carry the same as GDAL's band scale,
+offset and nodata.
+
+Examples
+--------
+>>> import numpy as np
+>>> from pixgmm.quantize import decode, encode
+>>> packed = encode(np.array([0.0, 0.5, 1.0, np.nan]), "uint8")
+>>> packed.tolist(), decode(packed).round(3).tolist()
+([0, 127, 254, 255], [0.0, 0.5, 1.0, nan])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The dtypes a probability may be stored in, and for the integer ones the largest
+#: code (1.0) and the code that means "no value".
+DTYPES = ("float32", "uint16", "uint8")
+_CODES = {"uint8": (254, 255), "uint16": (65534, 65535)}
+
+__all__ = ["DTYPES", "cf_attributes", "check_dtype", "decode", "encode"]
+
+
+def check_dtype(dtype, name="probability_dtype"):
+    """The dtype's name when it is one of :data:`DTYPES`; else a ValueError naming ``name``."""
+    try:
+        text = np.dtype(dtype).name
+    except TypeError:
+        text = None
+    if text not in DTYPES:
+        raise ValueError(f"{name}={dtype!r} is not one of {', '.join(DTYPES)}")
+    return text
+
+
+def encode(p, dtype):
+    """Probabilities ``p`` (NaN: no value) in ``dtype``: float32 as they are, integers packed."""
+    dtype = check_dtype(dtype)
+    p = np.asarray(p)
+    if dtype == "float32":
+        return p.astype(np.float32)
+    top, fill = _CODES[dtype]
+    out = np.rint(p * top)
+    out[np.isnan(p)] = fill
+    return out.astype(dtype)
+
+
+def decode(packed):
+    """Probabilities (float64, NaN where no value) from :func:`encode`'s output."""
+    packed = np.asarray(packed)
+    if packed.dtype.kind == "f":
+        return packed.astype(np.float64)
+    top, fill = _CODES[check_dtype(packed.dtype)]
+    out = packed / top
+    out[packed == fill] = np.nan
+    return out
+
+
+def cf_attributes(dtype):
+    """``{"scale_factor", "add_offset", "_FillValue"}`` of a packed dtype; empty for float32."""
+    dtype = check_dtype(dtype)
+    if dtype == "float32":
+        return {}
+    top, fill = _CODES[dtype]
+    return {"scale_factor": 1.0 / top, "add_offset": 0.0, "_FillValue": fill}
