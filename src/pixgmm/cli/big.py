@@ -29,7 +29,7 @@ BIG_HELP = (
 
 
 def big_options(func):
-    """--chunks, --workers, --scheduler."""
+    """--chunks, --workers, --scheduler, --zarr-format."""
     options = [
         click.option(
             "--chunks",
@@ -47,15 +47,30 @@ def big_options(func):
             metavar="ADDRESS",
             help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.",
         ),
+        click.option(
+            "--zarr-format",
+            type=click.Choice(("3", "2")),
+            default=None,
+            help="Format of the Zarr stores written with --chunks: 3 (default) or 2, which "
+            'GDAL before 3.11 (rasterio\'s ZARR:"path") reads too.',
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def requested(chunks, workers, scheduler):
-    """True when any of the three options is given; a usage error without the dask extra."""
+def requested(chunks, workers, scheduler, zarr_format=None):
+    """True when any of the three options is given; a usage error without the dask extra.
+
+    ``--zarr-format`` alone is a usage error: it describes the stores --chunks writes.
+    """
     if chunks is None and workers is None and scheduler is None:
+        if zarr_format is not None:
+            raise click.UsageError(
+                "--zarr-format applies to the Zarr stores written with --chunks, --workers or "
+                "--scheduler; give one of them, or leave out --zarr-format"
+            )
         return False
     from importlib.util import find_spec
 
@@ -207,7 +222,7 @@ def run_lazy(
                 for n, t in todo.items()
             ]
         # one pass: the maps share the image read and, for skin, the log ratio
-        write_zarr_many(items, overwrite=opts.overwrite)
+        write_zarr_many(items, overwrite=opts.overwrite, zarr_format=opts.zarr_format)
         result.outputs.extend(str(t) for _, t, _ in items)
 
     with _open_client(workers, scheduler, show):

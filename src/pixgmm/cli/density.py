@@ -62,6 +62,7 @@ def density(
     chunks,
     workers,
     scheduler,
+    zarr_format,
     out,
     overwrite,
     quiet,
@@ -103,8 +104,10 @@ def density(
         )
     channels = model_channels(model, model.n_features)
     rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
-    opts = make_options(out, overwrite, quiet, as_json, max_pixels=max_pixels, lazy=True)
-    if requested(chunks, workers, scheduler):
+    opts = make_options(
+        out, overwrite, quiet, as_json, max_pixels=max_pixels, lazy=True, zarr_format=zarr_format
+    )
+    if requested(chunks, workers, scheduler, zarr_format):
         from . import big as _big
 
         if "png" in formats:

@@ -185,7 +185,15 @@ def load_model(spec, option="--model"):
 
 
 def make_options(
-    out, overwrite, quiet, as_json, float_format="tiff", max_pixels=None, *, lazy=False
+    out,
+    overwrite,
+    quiet,
+    as_json,
+    float_format="tiff",
+    max_pixels=None,
+    *,
+    lazy=False,
+    zarr_format=None,
 ):
     """The per-input loop's :class:`~pixgmm.cli.run.Options`; ``lazy``: the command has --chunks."""
     from .run import Options
@@ -198,6 +206,7 @@ def make_options(
         float_format=float_format,
         max_pixels=max_pixels,
         lazy=lazy,
+        zarr_format=int(zarr_format or 3),
     )
 
 

@@ -82,6 +82,7 @@ class Options:
     float_format: str = "tiff"
     max_pixels: int | None = None
     lazy: bool = False  # the command has --chunks (its pixel-limit refusals advise it)
+    zarr_format: int = 3  # of the stores written with --chunks
 
 
 class _Progress:

@@ -249,6 +249,7 @@ def skin(
     chunks,
     workers,
     scheduler,
+    zarr_format,
     out,
     overwrite,
     quiet,
@@ -287,8 +288,12 @@ def skin(
             param_hint="--probability-dtype",
         )
     scale = resolve_scale(scale, to_8bit)
-    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True)
-    lazy = (chunks, workers, scheduler) if requested(chunks, workers, scheduler) else None
+    opts = make_options(
+        out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True, zarr_format=zarr_format
+    )
+    lazy = (
+        (chunks, workers, scheduler) if requested(chunks, workers, scheduler, zarr_format) else None
+    )
     status = run_skin(
         inputs,
         save,

@@ -239,6 +239,7 @@ class Georef:
         }
         if page.crs_wkt is not None:
             attrs["crs"] = page.crs_wkt
+            attrs["_CRS"] = {"wkt": page.crs_wkt}  # GDAL's Zarr driver reads the CRS here
         fill = quantize.cf_attributes(packing).get("_FillValue") if packing else None
         if fill is not None:
             attrs["nodata"] = fill

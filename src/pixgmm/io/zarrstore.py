@@ -83,7 +83,16 @@ def store_status(path):
     return "unfinished" if marker is False else "foreign"
 
 
-def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", progress=None):
+def write_zarr(
+    array,
+    path,
+    *,
+    overwrite=False,
+    attrs=None,
+    compressors="auto",
+    progress=None,
+    zarr_format=3,
+):
     """Compute ``array`` chunk by chunk into a Zarr store; mark it complete at the end.
 
     Only a few chunks are in memory at a time. The store's chunks are the
@@ -119,6 +128,11 @@ def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", 
     progress : bool, optional
         Show a progress bar on stderr. Default: as set by :func:`dask_client`
         (off outside one).
+    zarr_format : {3, 2}
+        The Zarr format of a new store. GDAL before 3.11 reads version 2 only
+        (rasterio's ``ZARR:"path"``); xarray and zarr read both. The array's
+        dimensions are named ``y, x`` (and ``band`` for a third axis) in the
+        metadata xarray and GDAL read (``dimension_names``, ``_ARRAY_DIMENSIONS``).
 
     Returns
     -------
@@ -150,11 +164,15 @@ def write_zarr(array, path, *, overwrite=False, attrs=None, compressors="auto", 
     ((100, 80), (32, 32), True)
     """
     return write_zarr_many(
-        [(array, path, attrs)], overwrite=overwrite, compressors=compressors, progress=progress
+        [(array, path, attrs)],
+        overwrite=overwrite,
+        compressors=compressors,
+        progress=progress,
+        zarr_format=zarr_format,
     )[0]
 
 
-def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None):
+def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None, zarr_format=3):
     """Compute several maps into their Zarr stores in one pass over their shared graph.
 
     Like :func:`write_zarr` for each item, but everything the maps share (reading
@@ -167,7 +185,7 @@ def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None
     ----------
     items : sequence of (array, path) or (array, path, attrs)
         The maps, their stores and optional extra attributes, as for :func:`write_zarr`.
-    overwrite, compressors, progress
+    overwrite, compressors, progress, zarr_format
         As for :func:`write_zarr`, applied to every store.
 
     Returns
@@ -190,13 +208,18 @@ def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None
 
     import zarr
 
+    if zarr_format not in (2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     plans = [_check_store(*_unpack(item), overwrite=overwrite) for item in items]
     names = [plan[1] for plan in plans]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"several maps would be written to the same store: {duplicates}")
     run = uuid.uuid4().hex  # this call's mark on its stores; every task checks it
-    prepared = [_open_store(*plan, run=run, compressors=compressors) for plan in plans]
+    prepared = [
+        _open_store(*plan, run=run, compressors=compressors, zarr_format=zarr_format)
+        for plan in plans
+    ]
     if prepared:
         writes = [_write_blocks(array, target, name, run) for array, target, name in prepared]
         counts = compute(*[w.sum() for w in writes], progress=progress)
@@ -277,7 +300,11 @@ def _check_store(array, path, attrs=None, *, overwrite):
     return array, name, attrs, existing, False
 
 
-def _open_store(array, name, attrs, existing, replace, *, run, compressors):
+#: Names of a map's axes in the stores' metadata: (y, x) and a trailing band axis.
+DIMENSIONS = ("y", "x", "band")
+
+
+def _open_store(array, name, attrs, existing, replace, *, run, compressors, zarr_format=3):
     """Create (or reuse) the store and mark it unfinished; ``(array, target, name)``.
 
     The target writes every chunk, even one equal to the fill value, so that
@@ -290,6 +317,7 @@ def _open_store(array, name, attrs, existing, replace, *, run, compressors):
         target = existing
     else:
         array = _regular(array)
+        dims = list(DIMENSIONS[: array.ndim]) if array.ndim <= len(DIMENSIONS) else None
         target = zarr.create_array(
             name,
             shape=tuple(array.shape),
@@ -297,7 +325,11 @@ def _open_store(array, name, attrs, existing, replace, *, run, compressors):
             dtype=array.dtype,
             compressors=compressors,
             overwrite=replace,
+            zarr_format=zarr_format,
+            **({"dimension_names": dims} if zarr_format == 3 and dims else {}),
         )
+        if zarr_format == 2 and dims:
+            attrs = {**(attrs or {}), "_ARRAY_DIMENSIONS": dims}
     target.attrs.update({**(attrs or {}), COMPLETE_ATTR: False, RUN_ATTR: run})
     return array, target.with_config({"write_empty_chunks": True}), name
 

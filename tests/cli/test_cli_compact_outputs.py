@@ -1,4 +1,4 @@
-"""--probability-dtype: probability maps packed as uint8/uint16 that GDAL, rasterio and xarray unpack."""
+"""Compact and GDAL-readable outputs: packed probabilities (--probability-dtype), Zarr version 2."""
 
 from __future__ import annotations
 
@@ -107,3 +107,27 @@ def test_packed_probabilities_need_a_file_that_says_how_to_unpack_them(photo, tm
                    "--probability-dtype", "uint8", "-o", tmp_path, cwd=tmp_path,
                    check_rc=1)  # fmt: skip
     assert "leave out --probability-dtype" in json.loads(proc.stdout)["results"][0]["error"]
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_zarr_format_2_stores_open_in_gdal_with_their_crs(tmp_path):
+    pytest.importorskip("dask")
+    from rasterio.transform import from_origin
+
+    rgb = np.full((3, 64, 48), 120, np.uint8)
+    rgb[:, 8:40, 8:30] = np.array([205, 145, 115], np.uint8)[:, None, None]
+    with rasterio.open(tmp_path / "scene.tif", "w", driver="GTiff", width=48, height=64, count=3,
+                       dtype="uint8", crs="EPSG:32633", tiled=True, blockxsize=16,
+                       blockysize=16, transform=from_origin(0, 0, 10, 10)) as dst:  # fmt: skip
+        dst.write(rgb)
+    run_cli("skin", tmp_path / "scene.tif", "--chunks", "32", "--zarr-format", "2", "--save",
+            "probability,mask", "-o", tmp_path / "out", cwd=tmp_path)  # fmt: skip
+    want = pixgmm.SkinDetector().probability(np.moveaxis(rgb, 0, -1)).astype(np.float32)
+    with rasterio.open(f'ZARR:"{tmp_path / "out" / "scene.probability.zarr"}"') as src:
+        np.testing.assert_array_equal(src.read(1), want)
+        assert src.crs.to_epsg() == 32633
+    with rasterio.open(f'ZARR:"{tmp_path / "out" / "scene.mask.zarr"}"') as src:
+        assert src.dtypes[0] == "uint8" and src.read(1).max() == 1
+    proc = run_cli("skin", tmp_path / "scene.tif", "--zarr-format", "2", "-o", tmp_path / "x",
+                   cwd=tmp_path, check_rc=2)  # fmt: skip
+    assert "--zarr-format applies to the Zarr stores written with --chunks" in proc.stderr
