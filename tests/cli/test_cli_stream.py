@@ -245,3 +245,21 @@ def test_a_vrt_mosaic_is_read_like_the_geotiff_it_stands_for(scene, small_window
 
     found = sorted(path.name for _, path, _ in expand_inputs([str(tmp_path)]))
     assert found == ["left.tif", "mosaic.vrt", "right.tif"]
+
+
+def test_cog_outputs_are_cloud_optimized_with_the_same_pixels(scene, small_windows, tmp_path):
+    d = scene["dir"]
+    args = [d / "scene.tif", *scene["specs"], "--scale", "none", "--save", "labels,confidence"]
+    assert invoke("classify", *args, "-o", tmp_path / "plain", cwd=tmp_path).exit_code == 0
+    result = invoke("classify", *args, "--cog", "-o", tmp_path / "cog", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    for name in ("scene.labels.tif", "scene.confidence.tif"):
+        with rasterio.open(tmp_path / "cog" / name) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert src.overviews(1) == [2]  # down to one 512 x 512 tile
+            assert src.block_shapes[0] == (512, 512) and src.crs.to_string() == CRS
+            cog = src.read()
+        plain = read(tmp_path / "plain" / name)[0]
+        np.testing.assert_array_equal(cog, plain)
+    assert sorted(p.name for p in (tmp_path / "cog").iterdir()) == [
+        "scene.confidence.tif", "scene.labels.tif"]  # fmt: skip  (no temporary file left)

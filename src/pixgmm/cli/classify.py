@@ -9,6 +9,7 @@ import click
 from .geo import GEO_HELP
 from .options import (
     IMAGE_HELP,
+    cog_option,
     common_options,
     float_format_option,
     load_model,
@@ -243,6 +244,7 @@ def _separability(classifier, as_json):
 )
 @pixel_options
 @float_format_option
+@cog_option
 @common_options
 def classify(
     inputs,
@@ -257,6 +259,7 @@ def classify(
     max_pixels,
     to_8bit,
     float_format,
+    cog,
     out,
     overwrite,
     quiet,
@@ -336,7 +339,7 @@ def classify(
         if k in save
     ]
     rule = PixelRule(first.n_features, resolve_scale(scale, to_8bit))
-    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels)
+    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, cog=cog)
     extra = {"classes": legend, "unclassified": UNCLASSIFIED}
     if reject:
         extra["rejected"] = reject["reject"]

@@ -11,6 +11,7 @@ from .geo import GEO_BIG_HELP, GEO_HELP_NO_NPY
 from .options import (
     LAZY_IMAGE_HELP,
     check_heatmap_options,
+    cog_option,
     common_options,
     heatmap_options,
     load_model,
@@ -48,6 +49,7 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
 @heatmap_options
 @pixel_options
 @big_options
+@cog_option
 @common_options
 def density(
     inputs,
@@ -63,6 +65,7 @@ def density(
     workers,
     scheduler,
     zarr_format,
+    cog,
     out,
     overwrite,
     quiet,
@@ -105,7 +108,14 @@ def density(
     channels = model_channels(model, model.n_features)
     rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
     opts = make_options(
-        out, overwrite, quiet, as_json, max_pixels=max_pixels, lazy=True, zarr_format=zarr_format
+        out,
+        overwrite,
+        quiet,
+        as_json,
+        max_pixels=max_pixels,
+        lazy=True,
+        zarr_format=zarr_format,
+        cog=cog,
     )
     if requested(chunks, workers, scheduler, zarr_format):
         from . import big as _big

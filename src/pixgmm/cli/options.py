@@ -82,6 +82,17 @@ def float_format_option(func):
     )(func)
 
 
+def cog_option(func):
+    """--cog for the commands whose georeferenced inputs get GeoTIFF outputs."""
+    return click.option(
+        "--cog",
+        is_flag=True,
+        help="Write the GeoTIFF outputs of georeferenced inputs as Cloud Optimized GeoTIFFs "
+        "(GDAL's COG driver: 512 x 512 tiles, overviews, Deflate), which GIS clients read "
+        "window by window over HTTP.",
+    )(func)
+
+
 def _cmap(ctx, param, value):
     """Check a ``--cmap`` name against the colour-map catalogue (imports cmap only if given)."""
     if value is None:
@@ -194,6 +205,7 @@ def make_options(
     *,
     lazy=False,
     zarr_format=None,
+    cog=False,
 ):
     """The per-input loop's :class:`~pixgmm.cli.run.Options`; ``lazy``: the command has --chunks."""
     from .run import Options
@@ -207,6 +219,7 @@ def make_options(
         max_pixels=max_pixels,
         lazy=lazy,
         zarr_format=int(zarr_format or 3),
+        cog=cog,
     )
 
 

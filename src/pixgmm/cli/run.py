@@ -83,6 +83,7 @@ class Options:
     max_pixels: int | None = None
     lazy: bool = False  # the command has --chunks (its pixel-limit refusals advise it)
     zarr_format: int = 3  # of the stores written with --chunks
+    cog: bool = False  # GeoTIFF outputs as Cloud Optimized GeoTIFFs
 
 
 class _Progress:
@@ -132,7 +133,9 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             if target not in todo:
                 continue
             if geo is not None and _geo.writes(target):
-                geo.write(index, target, maps[o.map_key], opts.overwrite, packing=o.packing)
+                geo.write(
+                    index, target, maps[o.map_key], opts.overwrite, packing=o.packing, cog=opts.cog
+                )
             elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)
                 _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)

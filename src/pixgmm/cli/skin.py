@@ -11,6 +11,7 @@ from .geo import GEO_BIG_HELP, GEO_HELP
 from .options import (
     LAZY_IMAGE_HELP,
     check_heatmap_options,
+    cog_option,
     common_options,
     float_format_option,
     heatmap_options,
@@ -229,6 +230,7 @@ def sample_path():
 @float_format_option
 @pixel_options
 @big_options
+@cog_option
 @common_options
 def skin(
     inputs,
@@ -250,6 +252,7 @@ def skin(
     workers,
     scheduler,
     zarr_format,
+    cog,
     out,
     overwrite,
     quiet,
@@ -289,7 +292,15 @@ def skin(
         )
     scale = resolve_scale(scale, to_8bit)
     opts = make_options(
-        out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True, zarr_format=zarr_format
+        out,
+        overwrite,
+        quiet,
+        as_json,
+        float_format,
+        max_pixels,
+        lazy=True,
+        zarr_format=zarr_format,
+        cog=cog,
     )
     lazy = (
         (chunks, workers, scheduler) if requested(chunks, workers, scheduler, zarr_format) else None

@@ -111,7 +111,10 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
                 buffers[o.map_key][window.slices] = arr
             return maps
 
-        outputs = {key: OutputSpec(target, packing=p) for key, (target, p) in streamed.items()}
+        outputs = {
+            key: OutputSpec(target, packing=p, cog=opts.cog)
+            for key, (target, p) in streamed.items()
+        }
         progress = None if bar is None else bar.update
         stream(reader, plan, compute_window, outputs, page, overwrite=opts.overwrite,
                progress=progress)  # fmt: skip

@@ -219,9 +219,11 @@ class Georef:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, index, target, array, overwrite=False, packing=None):
+    def write(self, index, target, array, overwrite=False, packing=None, cog=False):
         """Write a float map, mask or label map on the grid of page ``index`` (:func:`write_geotiff`)."""
-        write_geotiff(target, array, self.pages[index], overwrite=overwrite, packing=packing)
+        write_geotiff(
+            target, array, self.pages[index], overwrite=overwrite, packing=packing, cog=cog
+        )
 
     def zarr_attrs(self, index, name, array, packing=None):
         """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``.
@@ -250,7 +252,34 @@ class Georef:
         return attrs
 
 
-def write_geotiff(path, array, like, *, overwrite=False, packing=None):
+def cloud_optimize(source, target, *, integer):
+    """Copy the tiled GeoTIFF ``source`` to ``target`` as a Cloud Optimized GeoTIFF.
+
+    GDAL's COG driver: 512 x 512 tiles, Deflate with a predictor, overviews
+    down to one tile (nearest neighbour for ``integer`` maps such as labels and
+    masks, averages for float maps), and everything a reader needs at the
+    start of the file, so clients read a window or an overview with a few HTTP
+    range requests. GDAL streams the copy: memory stays bounded.
+    """
+    import rasterio.shutil
+
+    try:
+        rasterio.shutil.copy(
+            source,
+            target,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR="YES",
+            BLOCKSIZE=512,
+            OVERVIEW_RESAMPLING="NEAREST" if integer else "AVERAGE",
+            NUM_THREADS="ALL_CPUS",
+            BIGTIFF="IF_SAFER",
+        )
+    except rasterio.errors.RasterioError as exc:
+        raise OSError(_first_line(exc)) from exc
+
+
+def write_geotiff(path, array, like, *, overwrite=False, packing=None, cog=False):
     """Write a map as a GeoTIFF on the grid of ``like`` (a :class:`GeoPage`), atomically.
 
     Float maps are float32 with nodata NaN, one band per trailing plane
@@ -258,7 +287,7 @@ def write_geotiff(path, array, like, *, overwrite=False, packing=None):
     :data:`NODATA_LABEL`; probabilities packed as integers (``packing``, a dtype of
     :mod:`pixgmm.quantize`) with their no-value code as nodata and GDAL's band
     scale and offset, so GDAL, rasterio (``masked=True``, ``scales``) and QGIS
-    read probabilities. Deflate-compressed, tiled 256 x 256, BigTIFF when
+    read probabilities. ``cog``: a Cloud Optimized GeoTIFF (:func:`cloud_optimize`). Deflate-compressed, tiled 256 x 256, BigTIFF when
     needed; written to a hidden temporary file and renamed into place
     (:func:`pixgmm.io.atomic.atomic_target`), so ``path`` never holds a partial file.
 
@@ -314,14 +343,20 @@ def write_geotiff(path, array, like, *, overwrite=False, packing=None):
         "BIGTIFF": "IF_SAFER",
     }
     with atomic_target(path, overwrite) as tmp:
+        part = tmp.with_name(tmp.name + ".part.tif") if cog else tmp
         try:
-            with rasterio.open(tmp, "w", **profile) as dst:
+            with rasterio.open(part, "w", **profile) as dst:
                 dst.write(bands)
                 if cf:
                     dst.scales = (cf["scale_factor"],) * bands.shape[0]
                     dst.offsets = (cf["add_offset"],) * bands.shape[0]
+            if cog:
+                cloud_optimize(part, tmp, integer=arr.dtype.kind != "f")
         except rasterio.errors.RasterioError as exc:  # e.g. a full disk, in GDAL's words
             raise OSError(_first_line(exc)) from exc
+        finally:
+            if cog:
+                part.unlink(missing_ok=True)
 
 
 def _array_module(arr):

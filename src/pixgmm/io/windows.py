@@ -25,6 +25,7 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Bytes of input pixels per window, by default: large enough that GDAL's per-call cost
 #: vanishes, small enough that a few windows in flight stay well under a gigabyte.
@@ -182,6 +183,7 @@ class OutputSpec:
     categories: list | None = None
     descriptions: tuple | None = None
     packing: str | None = None  # probabilities packed in this dtype (pixgmm.quantize)
+    cog: bool = False  # a Cloud Optimized GeoTIFF (pixgmm.io.geotiff.cloud_optimize)
 
     def completed(self, array):
         """This spec with the dtype, band count and nodata of ``array``'s map filled in."""
@@ -248,8 +250,13 @@ class WindowWriter:
         import rasterio
 
         self.spec = spec
+        self._target = tmp_path
+        # a COG is made from the complete tiled GeoTIFF at the end (its driver only copies)
+        self._part = (
+            Path(tmp_path).with_name(Path(tmp_path).name + ".part.tif") if spec.cog else None
+        )
         try:
-            self._ds = rasterio.open(tmp_path, "w", **_profile(spec, like))
+            self._ds = rasterio.open(self._part or tmp_path, "w", **_profile(spec, like))
         except Exception as exc:
             raise _os_error(exc) from exc
         if spec.colormap:
@@ -299,9 +306,16 @@ class WindowWriter:
             if finish and self._error is None and self.spec.categories is not None:
                 self._ds.update_tags(1, **{"categories": ",".join(self.spec.categories)})
             self._ds.close()
+            if finish and self._error is None and self._part is not None:
+                from .geotiff import cloud_optimize
+
+                cloud_optimize(self._part, self._target, integer=self.spec.dtype[0] in "ui")
         except Exception as exc:
             if self._error is None:
                 self._error = _os_error(exc)
+        finally:
+            if self._part is not None:
+                self._part.unlink(missing_ok=True)
         if finish and self._error is not None:
             raise self._error
 
