@@ -179,7 +179,10 @@ def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None
     the image, a log ratio that both a probability map and a mask derive from)
     is computed once. Every store is checked before any is created or
     changed; each is marked complete only after all of them are written, so
-    when one fails none claims to be complete.
+    when one fails none claims to be complete. While it writes, the call holds
+    each local store's writer lock (:mod:`pixgmm.io.lock`): a second call on the
+    same store meanwhile raises :class:`~pixgmm.io.lock.StoreBusy` (a
+    ``FileExistsError``) naming the run that writes it, and changes nothing.
 
     Parameters
     ----------
@@ -208,25 +211,32 @@ def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None
 
     import zarr
 
+    from .lock import store_locks
+
     if zarr_format not in (2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
-    plans = [_check_store(*_unpack(item), overwrite=overwrite) for item in items]
-    names = [plan[1] for plan in plans]
+    items = [_unpack(item) for item in items]
+    for _, path, _ in items:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    names = [_absolute(path) for _, path, _ in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"several maps would be written to the same store: {duplicates}")
-    run = uuid.uuid4().hex  # this call's mark on its stores; every task checks it
-    prepared = [
-        _open_store(*plan, run=run, compressors=compressors, zarr_format=zarr_format)
-        for plan in plans
-    ]
-    if prepared:
-        writes = [_write_blocks(array, target, name, run) for array, target, name in prepared]
-        counts = compute(*[w.sum() for w in writes], progress=progress)
-        for (_, target, name), write, count in zip(prepared, writes, counts):
-            _check_written(target, name, int(count), write.npartitions)
-    for _, target, _ in prepared:
-        target.attrs[COMPLETE_ATTR] = True
+    with store_locks(names):  # one run writes a store at a time; then what is there decides
+        plans = [_check_store(*item, overwrite=overwrite) for item in items]
+        run = uuid.uuid4().hex  # this call's mark on its stores; every task checks it
+        prepared = [
+            _open_store(*plan, run=run, compressors=compressors, zarr_format=zarr_format)
+            for plan in plans
+        ]
+        if prepared:
+            writes = [_write_blocks(array, target, name, run) for array, target, name in prepared]
+            counts = compute(*[w.sum() for w in writes], progress=progress)
+            for (_, target, name), write, count in zip(prepared, writes, counts):
+                _check_written(target, name, int(count), write.npartitions)
+        for _, target, _ in prepared:
+            target.attrs[COMPLETE_ATTR] = True
     return [zarr.open_array(name, mode="r") for _, _, name in prepared]
 
 
