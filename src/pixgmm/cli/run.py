@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..io import errors as _errors
 from ..io import formats as _formats
+from ..io import paths as _paths
 from ..io import read as _read
 from ..io import write as _writers
 from . import inputs as _inputs
@@ -148,11 +149,9 @@ def _todo(targets, opts, result):
 
     The others are recorded as skipped (kept as they are).
     """
-    import os
-
     todo = []
     for t in targets:
-        if opts.overwrite or not os.path.lexists(t):
+        if opts.overwrite or not _paths.exists(t):
             todo.append(t)
         else:
             result.skipped.append(str(t))
@@ -173,14 +172,12 @@ def _image_targets(stem, n_pages, outputs, opts, geo=None):
 
 
 def _process_image(path, stem, outputs, compute, rule, opts, result):
-    import os
-
     from ..io.pixels import page_pixels
     from . import geo as _geo
 
     geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
     single = _image_targets(stem, 1, outputs, opts, geo)[0]
-    if not opts.overwrite and all(os.path.lexists(t) for t in single):
+    if not opts.overwrite and all(_paths.exists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
     pages = _read.read_pages(path, opts.max_pixels)
@@ -257,13 +254,19 @@ def reason(exc, path=None, lazy=False):
         return str(exc.with_way_out(_inputs.way_out(path, lazy)))
     if isinstance(exc, (_errors.ReadError, _errors.OutputExists, _errors.OutputError)):
         return str(exc)
+    if path is not None and _paths.is_url(path):  # e.g. refused in a Dask task
+        from ..io.remote import describe
+
+        why = describe(exc, path)
+        if why is not None:
+            return why
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
         where = exc.filename
         if where is not None and _inputs.is_temporary(where):
             where = None  # never name a hidden temporary file
         return f"{what}" + (f" ({where})" if where else "")
-    if isinstance(exc, (ValueError, TypeError)):
+    if isinstance(exc, (ValueError, TypeError, ImportError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -279,11 +282,7 @@ def process_inputs(found, opts, check, handle, bar=None):
     """
     results = []
     seen = {}
-    try:
-        opts.out.mkdir(parents=True, exist_ok=True)
-        out_error = None
-    except OSError as exc:
-        out_error = f"cannot create output folder {opts.out}: {exc.strerror or exc}"
+    out_error = _output_folder(opts.out)
     for arg, path, problem in found:
         result = Result(input=str(path) if path is not None else arg)
         start = time.perf_counter()
@@ -312,6 +311,24 @@ def process_inputs(found, opts, check, handle, bar=None):
         if bar is not None:
             bar.update(1)
     return results
+
+
+def _output_folder(out):
+    """Make the output folder; the reason it cannot be used, or None.
+
+    A local folder that cannot be made fails each input (exit status 1). An
+    output URL whose bucket is missing or refuses these credentials, or without
+    the package for it, is a usage error (exit status 2) before any input is read.
+    """
+    try:
+        _paths.make_folder(out)
+    except (_errors.OutputError, ImportError) as exc:
+        if _paths.is_url(out):
+            import click
+
+            raise click.BadParameter(str(exc), param_hint="--out") from None
+        return str(exc)
+    return None
 
 
 def run(inputs, outputs, compute, opts, rule, extra=None):

@@ -116,8 +116,9 @@ def filesystem(url):
     try:
         return url_to_fs(name)
     except ImportError as exc:
+        what = package if scheme in PACKAGES else f"a package fsspec names ({exc})"
         raise ImportError(
-            f"{scheme}:// URLs need {package}, which is not installed ({exc}); {CLOUD_EXTRA}"
+            f"{scheme}:// URLs need {what}, which is not installed; {CLOUD_EXTRA}"
         ) from None
     except ValueError as exc:  # an unknown protocol
         raise ValueError(f"cannot read or write {name}: {exc}") from None
@@ -343,10 +344,11 @@ _CONNECTION_ERRORS = (
 
 
 def _chain(exc):
+    """``exc`` and the exceptions it was raised from (as a traceback shows them)."""
     seen = []
     while exc is not None and exc not in seen:
         seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return seen
 
 
@@ -423,6 +425,7 @@ def translated(url, action):
     """
     from .errors import MissingInput, OutputError, OutputExists, ReadError
 
+    filesystem(url)  # the package for the URL is installed, or an ImportError naming the extra
     try:
         yield
     except (ReadError, OutputError, OutputExists, ImportError):
