@@ -222,11 +222,11 @@ def upload_target(url, overwrite):
     and lives in its own temporary folder, removed on the way out; nothing
     appears at ``url`` unless the block completes and the upload succeeds.
     """
+    import posixpath
     import shutil
     import tempfile
 
     from .errors import OutputError, OutputExists
-    from .formats import suffix
 
     with translated(url, "write"):
         if not overwrite and exists(url):
@@ -235,7 +235,7 @@ def upload_target(url, overwrite):
             )
     folder = tempfile.mkdtemp(prefix="pixgmm-upload-")
     try:
-        tmp = os.path.join(folder, f"output{suffix(url)}")
+        tmp = os.path.join(folder, f"output{posixpath.splitext(str(url))[1]}")
         try:
             yield tmp
         except OSError as exc:
