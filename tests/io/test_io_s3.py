@@ -206,6 +206,25 @@ def test_single_file_outputs_are_uploaded_whole(s3, image, tmp_path, monkeypatch
     assert list(tmp_path.glob("pixgmm-upload-*")) == []
 
 
+def test_a_video_streams_to_a_bucket_and_back(s3, image, tmp_path, monkeypatch):
+    pytest.importorskip("imageio_ffmpeg")
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the local copies go
+    url = f"{s3.url}/clips/masks.mkv"
+    frames = [np.ascontiguousarray(image[i : i + 64, :64, 0]) for i in range(0, 40, 10)]
+    with pxio.StreamWriter(url, "lossless", fps=5) as video:  # FFV1: decodes exactly
+        for frame in frames:
+            video.append(frame)
+    assert s3.fs.exists(f"{s3.name}/clips/masks.mkv")
+    fps, got = pxio.video_frames(url)
+    got = [np.asarray(f)[..., 0] if np.ndim(f) == 3 else f for f in got]
+    assert fps == 5 and len(got) == len(frames)
+    for a, b in zip(got, frames):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pixgmm-")) == []
+
+
 # -- errors ----------------------------------------------------------------------------
 
 
