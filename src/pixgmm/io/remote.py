@@ -130,7 +130,16 @@ def _url(fs, path):
 
 
 def kind(url):
-    """``"file"``, ``"folder"`` (a prefix holding objects) or None (nothing there)."""
+    """``"file"``, ``"folder"`` (a prefix holding objects) or None (nothing there).
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from pixgmm.io.remote import kind
+    >>> fsspec.filesystem("memory").pipe("/kind/photos/a.png", b"...")
+    >>> kind("memory://kind/photos/a.png"), kind("memory://kind/photos"), kind("memory://kind/b")
+    ('file', 'folder', None)
+    """
     fs, path = filesystem(url)
     try:
         info = fs.info(path.rstrip("/"))
@@ -155,7 +164,18 @@ def stat_token(url):
 
 
 def open_binary(url):
-    """The object at ``url`` as a seekable binary file, read ahead in blocks of :data:`BLOCK_SIZE`."""
+    """The object at ``url`` as a seekable binary file, read ahead in blocks of :data:`BLOCK_SIZE`.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from pixgmm.io.remote import open_binary
+    >>> fsspec.filesystem("memory").pipe("/open/a.bin", b"0123456789")
+    >>> with open_binary("memory://open/a.bin") as fh:
+    ...     _ = fh.seek(4)
+    ...     print(fh.read(3))
+    b'456'
+    """
     fs, path = filesystem(url)
     return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="readahead")
 
@@ -172,14 +192,36 @@ def is_zarr(url):
 
 
 def files_in(url):
-    """The URLs of the objects directly under the prefix ``url`` (not recursive), sorted."""
+    """The URLs of the objects directly under the prefix ``url`` (not recursive), sorted.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from pixgmm.io.remote import files_in
+    >>> fs = fsspec.filesystem("memory")
+    >>> for key in ("b.jpg", "a.png", "more/c.png"):
+    ...     fs.pipe(f"/list/{key}", b"...")
+    >>> files_in("memory://list")
+    ['memory:///list/a.png', 'memory:///list/b.jpg']
+    """
     fs, path = filesystem(url)
     entries = fs.ls(path.rstrip("/"), detail=True)
     return sorted(_url(fs, e["name"]) for e in entries if e.get("type") == "file")
 
 
 def glob(url):
-    """The URLs of the objects matching the pattern ``url`` (``*``, ``?``, ``[``, ``**``), sorted."""
+    """The URLs of the objects matching the pattern ``url`` (``*``, ``?``, ``[``, ``**``), sorted.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from pixgmm.io.remote import glob
+    >>> fs = fsspec.filesystem("memory")
+    >>> for key in ("b.jpg", "a.png", "more/c.png"):
+    ...     fs.pipe(f"/glob/{key}", b"...")
+    >>> glob("memory://glob/*.png"), glob("memory://glob/**/*.png")
+    (['memory:///glob/a.png'], ['memory:///glob/a.png', 'memory:///glob/more/c.png'])
+    """
     fs, path = filesystem(url)
     found = fs.glob(path, detail=True)
     return sorted(_url(fs, name) for name, e in found.items() if e.get("type") == "file")
@@ -221,6 +263,16 @@ def upload_target(url, overwrite):
     The temporary file keeps ``url``'s suffix (writers choose the format by it)
     and lives in its own temporary folder, removed on the way out; nothing
     appears at ``url`` unless the block completes and the upload succeeds.
+
+    Examples
+    --------
+    >>> import fsspec
+    >>> from pixgmm.io.remote import upload_target
+    >>> with upload_target("memory://up/maps/a.txt", overwrite=False) as tmp:
+    ...     with open(tmp, "w") as fh:
+    ...         _ = fh.write("written locally, uploaded whole")
+    >>> fsspec.filesystem("memory").cat("/up/maps/a.txt")
+    b'written locally, uploaded whole'
     """
     import posixpath
     import shutil
