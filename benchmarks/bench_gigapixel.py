@@ -615,14 +615,14 @@ def main(argv=None):
             f"S3 (moto on 127.0.0.1), {side} x {side} crop, {s3['chunks']} chunks, table warm, "
             f"input uploaded at {s3['input_bytes'] / s3['upload_seconds'] / 1e6:.0f} MB/s:"
         )
-        for label, name in (("local", "Zarr->Zarr on disk"), ("s3", "Zarr->Zarr on S3  ")):
+        for label, name in (("local", "on disk"), ("s3", "on S3  ")):
             seconds, read = s3[f"{label}_seconds"], s3[f"{label}_read_seconds"]
             say(
-                f"  out-of-core, {name}        : {s3['pixels'] / seconds / 1e6:7.1f} Mpixel/s "
+                f"  out-of-core, Zarr->Zarr {name}      : {s3['pixels'] / seconds / 1e6:7.1f} Mpixel/s "
                 f"({seconds:.2f} s; read only {s3['pixels'] / read / 1e6:.1f} Mpixel/s)"
             )
         say(
-            f"  S3 / local time                      : "
+            f"  time on S3 / time on disk             : "
             f"{s3['s3_seconds'] / s3['local_seconds']:.2f} (read only "
             f"{s3['s3_read_seconds'] / s3['local_read_seconds']:.2f}); stores complete: "
             f"{s3['local_complete'] and s3['s3_complete']}, S3 map equals local: {s3['equal']}"

@@ -244,20 +244,22 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     result.outputs.extend(str(targets[o.map_key]) for o in outputs)
 
 
-def reason(exc, path=None, lazy=False):
+def reason(exc, path=None, lazy=False, out=None):
     """The message for a failed input: the OS's reason and the file it concerns, no traceback.
 
     An image over the pixel limit is refused with the way out this command offers
-    (``lazy``: it has ``--chunks``).
+    (``lazy``: it has ``--chunks``). When the input or the output folder ``out`` is
+    a URL, an object store's error (e.g. raised in a Dask task) is given in one line.
     """
     if isinstance(exc, _errors.PixelLimitError) and path is not None:
         return str(exc.with_way_out(_inputs.way_out(path, lazy)))
     if isinstance(exc, (_errors.ReadError, _errors.OutputExists, _errors.OutputError)):
         return str(exc)
-    if path is not None and _paths.is_url(path):  # e.g. refused in a Dask task
+    url = next((p for p in (path, out) if p is not None and _paths.is_url(p)), None)
+    if url is not None:  # an object store's refusal from a Dask task, in one line
         from ..io.remote import describe
 
-        why = describe(exc, path)
+        why = describe(exc, url)
         if why is not None:
             return why
     if isinstance(exc, OSError):
@@ -304,7 +306,7 @@ def process_inputs(found, opts, check, handle, bar=None):
             raise
         except Exception as exc:
             result.status = "failed"
-            result.error = reason(exc, path, opts.lazy)
+            result.error = reason(exc, path, opts.lazy, opts.out)
         result.seconds = time.perf_counter() - start
         results.append(result)
         report(result, opts, bar)
