@@ -126,11 +126,7 @@ def test_spread_of_several_runs(quick_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
-    rows = [
-        line
-        for line in text.splitlines()
-        if line.startswith(("| W1 ", "| W2 ", "| W3 ", "| cold "))
-    ]
+    rows = [line for line in text.splitlines() if line.startswith(("| W1 ", "| W2 ", "| W3 ", "| cold "))]
     assert len(rows) == len(data["rows"])
     # two copies of one run: min, median and max coincide, and the spread is 1.00
     assert all(line.endswith("| 1.00 |") for line in rows)
