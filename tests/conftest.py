@@ -196,14 +196,14 @@ def s3(s3_server, monkeypatch, tmp_path_factory):
 
     Only this test (and the processes it starts: command lines, Dask workers)
     sees the variables: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-    ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL``; any other AWS or GDAL
-    setting of the machine is hidden from it.
+    ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL``; any other ``AWS_*`` setting of
+    the machine (GDAL's ``AWS_S3_ENDPOINT`` included) is hidden from it.
     """
     import uuid
 
     import fsspec
 
-    for var in [v for v in os.environ if v.startswith(("AWS_", "GDAL_")) or v == "CPL_DEBUG"]:
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
         monkeypatch.delenv(var)
     home = tmp_path_factory.mktemp("aws")  # no ~/.aws configuration of the machine
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "config"))
