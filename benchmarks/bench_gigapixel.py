@@ -15,6 +15,16 @@
    pass reads and evaluates every chunk but writes nothing, a third only
    reads, to separate the costs of writing the map and of reading the image.
 
+4. With ``--s3``: the same out-of-core pass reading its image from and writing its
+   map to an S3 server on this machine (moto's, in its own process on 127.0.0.1,
+   reached through ``AWS_ENDPOINT_URL`` as any S3-compatible store), beside the same
+   pass on local stores of the same image, in one process with the colour table
+   warm: time, rate and the ratio S3 / local, and each side's read-only pass. moto
+   keeps objects in memory, so this pass runs on a crop of ``--s3-size`` (default
+   4096) x the same, written as a store of its own and uploaded once (the upload
+   rate is reported too). It measures the cost of the object-store protocol
+   (one request per chunk, signing, no page cache), not a network.
+
 Each phase runs in its own process, so each peak RSS (``ru_maxrss``) is its own.
 Also reported: the task graph (number of tasks and pickled bytes) against the
 number of chunks, for pixgmm's graph and for a naive ``map_blocks`` that
@@ -27,6 +37,7 @@ Usage::
 
     python benchmarks/bench_gigapixel.py                 # 32768 x 32768 (about 15 GB of disk)
     python benchmarks/bench_gigapixel.py --size 8192     # quick run
+    python benchmarks/bench_gigapixel.py --size 8192 --s3   # and the S3 pass (moto[server], s3fs)
 """
 
 from __future__ import annotations
@@ -224,6 +235,94 @@ def phase_outofcore(args):
     return info
 
 
+def phase_s3(args):
+    """The out-of-core pass on local stores and on S3 (``AWS_ENDPOINT_URL``), side by side."""
+    import dask
+    import dask.array as da
+    import fsspec
+    import zarr
+
+    from pixgmm import io as pxio
+
+    n = min(args.size, args.s3_size)
+    local_in = Path(args.dir) / f"s3-input-{n}-{args.chunk}.zarr"
+    if not pxio.is_complete(local_in):  # the crop, as a store of its own (same chunks, codec)
+        codec = None if args.input_codec == "none" else "auto"
+        crop = pxio.open_image_lazy(args.image, chunks=args.chunk)[:n, :n]
+        with dask.config.set(scheduler="threads", num_workers=args.threads):
+            pxio.write_zarr(crop, local_in, overwrite=True, compressors=codec)
+    fs = fsspec.filesystem("s3")
+    bucket = args.bucket
+    t = time.perf_counter()
+    fs.put(f"{local_in}/", f"{bucket}/input.zarr/", recursive=True)
+    upload = time.perf_counter() - t
+    size = sum(f.stat().st_size for f in local_in.rglob("*") if f.is_file())
+    remote_in, remote_out = f"s3://{bucket}/input.zarr", f"s3://{bucket}/density.zarr"
+    local_out = Path(args.dir) / f"s3-local-density-{n}.zarr"
+    model = skin_model()
+    pixgmm.density(np.zeros((64, 64, 3), np.uint8), model, dtype=args.dtype)  # table warm
+    out = {"pixels": n * n, "upload_seconds": upload, "input_bytes": size}
+    with dask.config.set(scheduler="threads", num_workers=args.threads):
+        for label, source, target in (
+            ("local", str(local_in), str(local_out)),
+            ("s3", remote_in, remote_out),
+        ):
+            t = time.perf_counter()
+            image = pxio.open_image_lazy(source, chunks=args.chunk)
+            lazy = pixgmm.density(image, model, dtype=args.dtype)
+            pxio.write_zarr(lazy, target, overwrite=True, compressors=args.compressors)
+            out[f"{label}_seconds"] = time.perf_counter() - t
+            t = time.perf_counter()
+            image = pxio.open_image_lazy(source, chunks=args.chunk)
+            da.store(image, _Discard(image.shape, image.dtype), lock=False)
+            out[f"{label}_read_seconds"] = time.perf_counter() - t
+            out[f"{label}_complete"] = pxio.is_complete(target)
+            out["chunks"] = lazy.npartitions
+    c = args.chunk
+    here = zarr.open_array(local_out, mode="r")[:c, :c]
+    there = zarr.open_array(remote_out, mode="r")[:c, :c]
+    out["equal"] = bool(np.array_equal(here, there))
+    shutil.rmtree(local_out)
+    return out
+
+
+def _start_s3_server():
+    """moto's S3 server in its own process on 127.0.0.1; the environment points at it."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(
+                    "the S3 server (python -m moto.server) did not start: pip install 'moto[server]'"
+                )
+            time.sleep(0.2)
+    import fsspec
+
+    fsspec.filesystem("s3").mkdir("pixgmm-bench")
+    return server, "pixgmm-bench"
+
+
 def big_model(k=64):
     """A K=64 full-covariance RGB mixture: a model that is expensive to ship."""
     rng = np.random.default_rng(7)
@@ -355,6 +454,7 @@ def run_phase(phase, args, **extra):
     ]
     if args.keep_output:
         cmd.append("--keep-output")
+    cmd += ["--s3-size", str(args.s3_size)]
     for k, v in extra.items():
         cmd += [f"--{k}", str(v)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -391,13 +491,20 @@ def main(argv=None):
     )
     p.add_argument("--keep-output", action="store_true", help="keep the density store")
     p.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster count")
+    p.add_argument(
+        "--s3",
+        action="store_true",
+        help="also run the out-of-core pass from and to an S3 server on 127.0.0.1 (moto)",
+    )
+    p.add_argument("--s3-size", type=int, default=4096, help="side of the crop the S3 pass runs on")
     p.add_argument("--output", help="also write the report to this Markdown file")
     p.add_argument(
         "--phase",
-        choices=["generate", "inmemory", "outofcore", "cluster"],
+        choices=["generate", "inmemory", "outofcore", "cluster", "s3"],
         help=argparse.SUPPRESS,
     )
     p.add_argument("--image", help=argparse.SUPPRESS)
+    p.add_argument("--bucket", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.codec = args.compressors
     if args.compressors == "none":
@@ -409,6 +516,7 @@ def main(argv=None):
             "inmemory": phase_inmemory,
             "outofcore": phase_outofcore,
             "cluster": phase_cluster,
+            "s3": phase_s3,
         }
         print(json.dumps(fn[args.phase](args)))
         return
@@ -449,6 +557,14 @@ def main(argv=None):
     ooc = run_phase("outofcore", args, image=gen["image"])
     graph = graph_report(args)
     cluster = None if args.no_cluster else run_phase("cluster", args)
+    s3 = None
+    if args.s3:
+        server, bucket = _start_s3_server()
+        try:
+            s3 = run_phase("s3", args, image=gen["image"], bucket=bucket)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
     ratio = ooc["rate_mpix_s"] / mem["rate_mpix_s"]
     say(
@@ -493,6 +609,24 @@ def main(argv=None):
         f"{ooc['nowrite_cpu_s_per_gpix']:.1f}, out-of-core Zarr->Zarr {ooc['cpu_s_per_gpix']:.1f}"
     )
     say(f"store complete: {ooc['complete']}, spot check equals NumPy: {ooc['spot_check_equal']}")
+    if s3 is not None:
+        side = int(s3["pixels"] ** 0.5)
+        say(
+            f"S3 (moto on 127.0.0.1), {side} x {side} crop, {s3['chunks']} chunks, table warm, "
+            f"input uploaded at {s3['input_bytes'] / s3['upload_seconds'] / 1e6:.0f} MB/s:"
+        )
+        for label, name in (("local", "on disk"), ("s3", "on S3  ")):
+            seconds, read = s3[f"{label}_seconds"], s3[f"{label}_read_seconds"]
+            say(
+                f"  out-of-core, Zarr->Zarr {name}      : {s3['pixels'] / seconds / 1e6:7.1f} Mpixel/s "
+                f"({seconds:.2f} s; read only {s3['pixels'] / read / 1e6:.1f} Mpixel/s)"
+            )
+        say(
+            f"  time on S3 / time on disk             : "
+            f"{s3['s3_seconds'] / s3['local_seconds']:.2f} (read only "
+            f"{s3['s3_read_seconds'] / s3['local_read_seconds']:.2f}); stores complete: "
+            f"{s3['local_complete'] and s3['s3_complete']}, S3 map equals local: {s3['equal']}"
+        )
     say(f"load average at end: {_load()}")
     say()
     say(f"tasks that density() adds to a {args.size} x {args.size} image's graph:")

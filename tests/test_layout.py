@@ -111,8 +111,11 @@ def test_evaluate_holds_no_kernel():
     assert "njit" not in source
 
 
-#: Libraries that read or write files; only the I/O layer imports them.
-FILE_LIBRARIES = {"tifffile", "rasterio", "imageio", "zarr", "imagecodecs", "pyogrio", "fsspec"}
+#: Libraries that read or write files (object stores included); only the I/O layer imports them.
+FILE_LIBRARIES = {
+    *("tifffile", "rasterio", "imageio", "zarr", "imagecodecs", "pyogrio"),
+    *("fsspec", "s3fs", "gcsfs", "adlfs", "boto3", "botocore"),
+}
 
 
 def _third_party_imports(path):

@@ -14,7 +14,6 @@ bar for the Dask computation is shown when stderr is a terminal.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import click
 
@@ -86,16 +85,9 @@ def requested(chunks, workers, scheduler, zarr_format=None):
 
 
 def _expand(args):
-    from ..io.formats import is_zarr
     from . import inputs as _inputs
 
-    found = []
-    for arg in args:
-        if is_zarr(arg):
-            found.append((arg, Path(arg), None))
-        else:
-            found.extend(_inputs.expand_inputs([arg]))
-    return found
+    return _inputs.expand_inputs(args, zarr_stores=True)  # a Zarr store is one input
 
 
 def _open_client(workers, scheduler, progress):

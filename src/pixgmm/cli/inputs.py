@@ -4,7 +4,9 @@ A folder contributes its image and video files; a pattern with ``*``, ``?`` or
 ``[`` is expanded (``**`` recurses without following loops). Hidden files,
 pixgmm's temporary files and names that look like pixgmm outputs
 (``photo.mask.png``) are skipped, so a second run over a folder does not take the
-first run's pictures as new photos.
+first run's pictures as new photos. A URL (``s3://bucket/photos/``,
+``s3://bucket/photos/*.jpg``, ``gs://...``) is expanded the same way, through
+:mod:`pixgmm.io.remote`: an object is taken as given, a prefix is a folder.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import os
 from pathlib import Path
 
 from ..io.atomic import is_temporary
-from ..io.errors import ReadError as InputError  # noqa: F401  (the commands' name for it)
-from ..io.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..io.errors import ReadError as InputError
+from ..io.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_zarr
+from ..io.paths import URLPath, is_url
 
 #: Output kinds, which a folder scan skips so that a second run over the same folder
 #: does not take the first run's pictures as new photos.
@@ -145,7 +148,7 @@ def _walk_pattern(pattern):
     return found
 
 
-def expand_inputs(args):
+def expand_inputs(args, *, zarr_stores=False):
     """Turn command-line arguments into ``[(argument, path or None, reason or None)]``.
 
     A file is taken as given (whatever its suffix: an unsupported one is reported
@@ -156,20 +159,37 @@ def expand_inputs(args):
     (``**`` recurses, entering each folder once, so symbolic-link loops are
     skipped) with the same filter, each file once. An argument that matches
     nothing gives ``(argument, None, reason)``.
+
+    ``zarr_stores``: a Zarr store (a folder named ``*.zarr`` or holding Zarr
+    metadata) is one input (for ``--chunks``); without it, it is refused with
+    the advice to read it lazily.
+
+    A URL is expanded the same way (an object as given, a prefix as a folder, a
+    pattern with fsspec's glob), its path a :class:`~pixgmm.io.paths.URLPath`;
+    an object store's refusal (no such bucket, access denied, no connection, the
+    ``cloud`` extra missing) is that argument's reason.
     """
     found = []
     for arg in args:
         try:
-            found.extend(_expand_one(arg))
+            if is_url(arg):
+                found.extend(_expand_url(arg, zarr_stores))
+            else:
+                found.extend(_expand_one(arg, zarr_stores))
         except OSError as exc:  # e.g. a path inside a folder that cannot be entered
             found.append((arg, None, f"cannot read: {exc.strerror or exc}"))
     return found
 
 
-def _expand_one(arg):
+_ZARR_REFUSED = "a Zarr store: read it lazily with --chunks auto"
+
+
+def _expand_one(arg, zarr_stores=False):
+    if zarr_stores and is_zarr(arg):
+        return [(arg, Path(arg), None)]
     path = Path(arg)
     if path.is_dir() and path.suffix.lower() == ".zarr":
-        return [(arg, None, "a Zarr store: read it lazily with --chunks auto")]
+        return [(arg, None, _ZARR_REFUSED)]
     if path.is_dir():
         try:
             files = sorted(p for p in path.iterdir() if _is_candidate(p) and p.is_file())
@@ -186,6 +206,35 @@ def _expand_one(arg):
             return [(arg, None, "pattern matches no image or video files")]
         return [(arg, m, None) for m in matches]
     return [(arg, None, "no such file or folder")]
+
+
+def _expand_url(arg, zarr_stores):
+    """:func:`expand_inputs` for one URL, through :mod:`pixgmm.io.remote`."""
+    from ..io import paths as _paths
+    from ..io import remote as _remote
+
+    try:
+        with _paths.translated(arg, "read"):
+            if zarr_stores and is_zarr(arg):
+                return [(arg, URLPath(arg), None)]
+            kind = _remote.kind(arg)
+            if kind == "file":
+                return [(arg, URLPath(arg), None)]
+            if kind == "folder":
+                if URLPath(arg).suffix.lower() == ".zarr":
+                    return [(arg, None, _ZARR_REFUSED)]
+                files = [p for p in map(URLPath, _remote.files_in(arg)) if _is_candidate(p)]
+                if not files:
+                    return [(arg, None, "folder holds no image or video files")]
+                return [(arg, p, None) for p in files]
+            if _has_glob(arg):
+                matches = [p for p in map(URLPath, _remote.glob(arg)) if _is_candidate(p)]
+                if not matches:
+                    return [(arg, None, "pattern matches no image or video files")]
+                return [(arg, m, None) for m in matches]
+            return [(arg, None, f"no such file or folder{_paths.missing_note(arg)}")]
+    except (InputError, ImportError) as exc:
+        return [(arg, None, str(exc))]
 
 
 def way_out(path, lazy):

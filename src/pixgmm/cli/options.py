@@ -48,10 +48,10 @@ def common_options(func):
     @click.option(
         "--out",
         "-o",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
+        type=click.Path(file_okay=False),  # a str: a URL keeps its "//" (see make_options)
+        default=".",
         show_default="current folder",
-        help="Folder for the outputs (created if missing).",
+        help="Folder for the outputs (created if missing), or a URL such as s3://bucket/maps/.",
     )
     @click.option(
         "--overwrite",
@@ -208,10 +208,11 @@ def make_options(
     cog=False,
 ):
     """The per-input loop's :class:`~pixgmm.cli.run.Options`; ``lazy``: the command has --chunks."""
+    from ..io.paths import as_path
     from .run import Options
 
     return Options(
-        out=out,
+        out=as_path(out),  # a Path, or a URLPath for s3://..., gs://..., az://...
         overwrite=overwrite,
         quiet=quiet,
         json=as_json,

@@ -73,11 +73,11 @@ def to_write(targets, opts, result):
 
     The others are recorded as skipped (kept as they are).
     """
-    import os
+    from ..io import paths
 
     todo = []
     for t in targets:
-        if opts.overwrite or not os.path.lexists(t):
+        if opts.overwrite or not paths.exists(t):
             todo.append(t)
         else:
             result.skipped.append(str(t))

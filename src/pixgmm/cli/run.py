@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..io import errors as _errors
 from ..io import formats as _formats
+from ..io import paths as _paths
 from ..io import read as _read
 from ..io import write as _writers
 from . import inputs as _inputs
@@ -101,15 +102,13 @@ class _Progress:
 
 
 def _process_image(path, stem, outputs, compute, rule, opts, result):
-    import os
-
     from ..io.pixels import page_pixels
     from . import geo as _geo
     from . import stream as _stream
 
     geo = _geo.probe(path, opts.quiet)  # a georeferenced TIFF (rasterio installed), else None
     single = image_targets(stem, 1, outputs, opts, geo)[0]
-    if not opts.overwrite and all(os.path.lexists(t) for t in single):
+    if not opts.overwrite and all(_paths.exists(t) for t in single):
         result.skipped.extend(map(str, single))  # done by an earlier run: not even read
         return
     if geo is not None and _stream.can_stream(outputs):  # window by window, any size
@@ -185,23 +184,31 @@ def _process_video(path, stem, outputs, compute, rule, opts, result, progress):
     result.outputs.extend(str(targets[o.map_key]) for o in outputs)
 
 
-def reason(exc, path=None, lazy=False):
+def reason(exc, path=None, lazy=False, out=None):
     """The message for a failed input: the OS's reason and the file it concerns, no traceback.
 
     An image over the pixel limit is refused with the way out this command offers
-    (``lazy``: it has ``--chunks``).
+    (``lazy``: it has ``--chunks``). When the input or the output folder ``out`` is
+    a URL, an object store's error (e.g. raised in a Dask task) is given in one line.
     """
     if isinstance(exc, _errors.PixelLimitError) and path is not None:
         return str(exc.with_way_out(_inputs.way_out(path, lazy)))
     if isinstance(exc, (_errors.ReadError, _errors.OutputExists, _errors.OutputError)):
         return str(exc)
+    url = next((p for p in (path, out) if p is not None and _paths.is_url(p)), None)
+    if url is not None:  # an object store's refusal from a Dask task, in one line
+        from ..io.remote import describe
+
+        why = describe(exc, url)
+        if why is not None:
+            return why
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)
         where = exc.filename
         if where is not None and _inputs.is_temporary(where):
             where = None  # never name a hidden temporary file
         return f"{what}" + (f" ({where})" if where else "")
-    if isinstance(exc, (ValueError, TypeError)):
+    if isinstance(exc, (ValueError, TypeError, ImportError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -217,11 +224,7 @@ def process_inputs(found, opts, check, handle, bar=None):
     """
     results = []
     seen = {}
-    try:
-        opts.out.mkdir(parents=True, exist_ok=True)
-        out_error = None
-    except OSError as exc:
-        out_error = f"cannot create output folder {opts.out}: {exc.strerror or exc}"
+    out_error = _output_folder(opts.out)
     for arg, path, problem in found:
         result = Result(input=str(path) if path is not None else arg)
         start = time.perf_counter()
@@ -243,13 +246,31 @@ def process_inputs(found, opts, check, handle, bar=None):
             raise
         except Exception as exc:
             result.status = "failed"
-            result.error = reason(exc, path, opts.lazy)
+            result.error = reason(exc, path, opts.lazy, opts.out)
         result.seconds = time.perf_counter() - start
         results.append(result)
         report(result, opts, bar)
         if bar is not None:
             bar.update(1)
     return results
+
+
+def _output_folder(out):
+    """Make the output folder; the reason it cannot be used, or None.
+
+    A local folder that cannot be made fails each input (exit status 1). An
+    output URL whose bucket is missing or refuses these credentials, or without
+    the package for it, is a usage error (exit status 2) before any input is read.
+    """
+    try:
+        _paths.make_folder(out)
+    except (_errors.OutputError, ImportError) as exc:
+        if _paths.is_url(out):
+            import click
+
+            raise click.BadParameter(str(exc), param_hint="--out") from None
+        return str(exc)
+    return None
 
 
 def run(inputs, outputs, compute, opts, rule, extra=None):

@@ -78,6 +78,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
     import numpy as np
 
     from ..io import windows as _windows
+    from ..io.paths import is_url as _is_url
     from ..io.windows import OutputSpec, WindowReader, plan_windows, stream
     from .outputs import PNG_TEXT
 
@@ -89,7 +90,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
     )
     buffers = {}
 
-    with WindowReader(page.source) as reader:
+    with WindowReader(page.source, url=geo.path if _is_url(geo.path) else None) as reader:
         fixed = rule.fixed(
             np.dtype(page.dtype), lambda: _value_range(reader, plan, geo, index, rule)
         )

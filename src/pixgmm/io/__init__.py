@@ -5,6 +5,12 @@ completion marker), the pixel limit, and where Dask work runs. The command line
 calls these and nothing else to touch a file. Names are loaded on first use, so
 ``import pixgmm.io`` imports no image library.
 
+Every path may be a URL: ``s3://bucket/scene.tif``, ``gs://``, ``az://``,
+``https://`` (read only), with credentials and endpoints from the standard
+environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...) and the packages of
+the ``cloud`` extra; :mod:`pixgmm.io.remote` says how each library is given a
+URL, and :mod:`pixgmm.io.paths` answers for paths and URLs alike.
+
 ================================  ===========================================================
 reading                           :func:`read_pages`, :func:`read_image`, :func:`video_frames`
 reading lazily (Dask)             :func:`open_image_lazy`, :func:`open_pages_lazy`,

@@ -34,13 +34,23 @@ class PNGHeader(NamedTuple):
     interlace: int
 
 
+def _binary(source):
+    """``source`` opened for reading bytes: a path is opened (and closed after), a binary
+    file object (a remote file) is read from its start and left open."""
+    if hasattr(source, "read"):
+        source.seek(0)
+        return contextlib.nullcontext(source)
+    return open(source, "rb")  # closed by the caller
+
+
 def png_header(path):
     """The :class:`PNGHeader` of the PNG file at ``path``; None if it is not a PNG file.
 
-    Reads the first 29 bytes only (signature and IHDR chunk), so the size of a
-    file is known before anything is decoded.
+    ``path`` may be a binary file object. Reads the first 29 bytes only
+    (signature and IHDR chunk), so the size of a file is known before anything
+    is decoded.
     """
-    with open(path, "rb") as fh:
+    with _binary(path) as fh:
         head = fh.read(29)
     if len(head) < 29 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
@@ -87,7 +97,7 @@ def read_png(path):
         import imagecodecs
     except ImportError:
         raise ImportError(f"reading a 16-bit PNG needs imagecodecs; {INSTALL}") from None
-    with open(path, "rb") as fh:
+    with _binary(path) as fh:
         data = fh.read()
     with _quiet_interlace_warning():
         image = imagecodecs.png_decode(data)
@@ -103,6 +113,8 @@ def exif_orientation(path):
     """The EXIF orientation tag (1..8) of the image at ``path`` as Pillow reads it; 1 if none."""
     from PIL import Image
 
+    if hasattr(path, "seek"):
+        path.seek(0)
     with contextlib.suppress(Exception), Image.open(path) as im:
         value = im.getexif().get(0x0112, 1)
         return value if value in _ORIENT else 1

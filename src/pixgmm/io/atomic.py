@@ -5,6 +5,12 @@ the destination folder and is then renamed over the target
 (:func:`os.replace`), so an interrupted run never leaves a half-written file
 under an output's name, and a later run removes the temporaries of writers that
 are gone. (Zarr stores use a completion marker instead: :mod:`.zarrstore`.)
+
+An output at a URL (``s3://bucket/maps/photo.mask.png``) is written to a local
+temporary file and uploaded whole when the writer is done
+(:func:`pixgmm.io.remote.upload_target`): object stores make an object visible
+only once its upload is complete, so a partial object never appears under the
+output's name either.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 
 from .errors import OutputError, OutputExists
 from .errors import first_line as _first_line
+from .paths import exists as _exists
+from .paths import is_url as _is_url
 
 #: Marker in the name of every temporary file pixgmm writes (``.photo.mask.png.pixgmm-tmp-...``).
 TEMP_MARKER = ".pixgmm-tmp-"
@@ -28,7 +36,7 @@ def is_temporary(name):
 
 def check_target(path, overwrite):
     """Raise :class:`OutputExists` if ``path`` exists and ``overwrite`` is false."""
-    if not overwrite and os.path.lexists(path):
+    if not overwrite and _exists(path):
         raise OutputExists(
             f"{path} exists; pass overwrite=True (--overwrite on the command line) to replace it"
         )
@@ -96,8 +104,15 @@ def atomic_target(path, overwrite):
     or interrupt, the temporary file is removed and ``path`` is untouched. An
     operating-system error while writing (a full disk, no permission) becomes
     :class:`OutputError`, whose message names ``path`` (not the temporary file)
-    and the system's reason.
+    and the system's reason. For a URL the temporary file is local and is
+    uploaded to ``path`` at the end (:func:`pixgmm.io.remote.upload_target`).
     """
+    if _is_url(path):
+        from .remote import upload_target
+
+        with upload_target(str(path), overwrite) as tmp:
+            yield Path(tmp)
+        return
     path = Path(path)
     check_target(path, overwrite)
     remove_stale_temporaries(path)

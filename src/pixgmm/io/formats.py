@@ -53,8 +53,12 @@ def check_supported(path):
 
 
 def is_zarr(path):
-    """True when the local ``path`` is a Zarr store: a folder named ``*.zarr`` or holding
-    Zarr metadata (``zarr.json``, ``.zarray``, ``.zgroup``)."""
+    """True when ``path`` is a Zarr store: a folder (or, for a URL, a prefix) named ``*.zarr``
+    or holding Zarr metadata (``zarr.json``, ``.zarray``, ``.zgroup``)."""
+    if "://" in os.fspath(path):
+        from .remote import is_zarr as remote_is_zarr
+
+        return remote_is_zarr(path)
     p = Path(path)
     return p.is_dir() and (
         p.suffix.lower() == ".zarr"

@@ -32,6 +32,15 @@ Without rasterio a georeferenced TIFF is read as a plain TIFF (:func:`probe`
 gives None and calls its ``on_dropped`` callback, with which the command line
 prints one note saying that the georeferencing is dropped and how to keep it).
 
+A GeoTIFF or Cloud Optimized GeoTIFF at a URL (``s3://bucket/scene.tif``) is
+read by rasterio through GDAL's virtual file systems (``/vsis3/bucket/scene.tif``,
+with the endpoint and credentials of the environment:
+:func:`pixgmm.io.remote.gdal_env`), in memory or lazily window by window
+(:meth:`Georef.lazy_pages`: each task opens the URL and reads its window, so
+only strings travel to a cluster; GDAL merges the requests for neighbouring
+tiles, which read a COG from an object store faster than tifffile over fsspec
+does); GeoTIFF outputs at a URL are written locally and uploaded whole.
+
 This module imports only the standard library at module level; NumPy, tifffile,
 rasterio and Dask are imported inside the functions that need them.
 """
@@ -40,9 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 #: Nodata value of uint8 masks and label maps written for a georeferenced input.
 NODATA_LABEL = 255
@@ -61,7 +68,8 @@ class GeoPage:
 
     ``transform`` holds the six affine coefficients ``(a, b, c, d, e, f)``
     (x = a col + b row + c, y = d col + e row + f); ``source`` is what
-    rasterio opens for this page (the path, or ``GTIFF_DIR:n:path``).
+    rasterio opens for this page (the path, or ``GTIFF_DIR:n:path``; for a URL,
+    GDAL's name of it, ``/vsis3/bucket/key``).
     """
 
     source: str
@@ -82,6 +90,7 @@ class Georef:
     """A georeferenced TIFF input: its pages' georeferencing and how its outputs are written.
 
     Obtained from :func:`probe`; the per-page methods take the page's index.
+    ``path`` is the file's absolute path or URL.
     """
 
     path: str
@@ -106,7 +115,7 @@ class Georef:
         out = []
         try:
             for page in self.pages:
-                with rasterio.open(page.source) as src:
+                with _gdal_env(self.path), rasterio.open(page.source) as src:
                     bands = src.read()
                 out.append(bands[0] if bands.shape[0] == 1 else np.moveaxis(bands, 0, -1))
         except MemoryError:
@@ -120,14 +129,19 @@ class Georef:
 
         Each task opens the file itself (:func:`pixgmm.io.open_image_lazy`),
         so the arrays can go to a ``distributed`` cluster. A band-interleaved file
-        keeps all its bands in one chunk, whatever their number.
+        keeps all its bands in one chunk, whatever their number. At a URL each
+        task reads its window with rasterio (:func:`_window_pages`).
         """
         import tifffile
 
         from .formats import GDAL_SUFFIXES
+        from .formats import suffix as suffix_of
         from .lazy import open_image_lazy
+        from .paths import is_url
 
-        if Path(self.path).suffix.lower() in GDAL_SUFFIXES:
+        if is_url(self.path):
+            return _window_pages(self, chunk_spec)
+        if suffix_of(self.path) in GDAL_SUFFIXES:
             raise _input_error(
                 "a GDAL virtual raster is not read lazily into Dask; it is streamed window by "
                 "window when read without chunks"
@@ -359,6 +373,75 @@ def write_geotiff(path, array, like, *, overwrite=False, packing=None, cog=False
                 part.unlink(missing_ok=True)
 
 
+def _spatial_chunks(chunk_spec):
+    spatial = list(chunk_spec) if isinstance(chunk_spec, tuple) else [chunk_spec] * 2
+    if len(spatial) != 2:
+        raise ValueError(f"chunks takes one size or (rows, cols) for a TIFF, got {chunk_spec}")
+    return spatial
+
+
+def _window_pages(geo, chunk_spec):
+    """Every page of ``geo`` as a lazy (H, W[, bands]) Dask array read window by window.
+
+    Each block is one task that opens the page by its GDAL name (in the GDAL
+    settings of :func:`pixgmm.io.remote.gdal_env`, built in the worker from its
+    own environment) and reads its window: only strings are in the graph.
+    Blocks are whole multiples of the file's tiles when ``chunk_spec`` is
+    ``"auto"``; all bands of a page are in one chunk.
+    """
+    import dask.array as da
+    import numpy as np
+    import rasterio
+    from dask.base import tokenize
+
+    from .paths import stat_token
+
+    spatial = _spatial_chunks(chunk_spec)
+    version = stat_token(geo.path)
+    pages = []
+    for page in geo.pages:
+        with _gdal_env(geo.path), rasterio.open(page.source) as src:
+            tile = tuple(src.block_shapes[0])
+        bands = (page.count,) if page.count > 1 else ()
+        dtype = np.dtype(page.dtype)
+        blocks = da.core.normalize_chunks(
+            (*spatial, *([-1] * len(bands))),
+            (page.height, page.width, *bands),
+            dtype=dtype,
+            previous_chunks=(*tile, *bands),
+        )
+        token = tokenize(geo.path, page.source, version, blocks)
+        pages.append(
+            da.map_blocks(
+                _read_window,
+                geo.path,
+                page.source,
+                name=f"geotiff-window-{token}",
+                chunks=blocks,
+                dtype=dtype,
+                meta=np.empty((0,) * len(blocks), dtype),
+            )
+        )
+    return pages
+
+
+def _read_window(path, source, block_info=None):
+    """Run in a task: read the window dask asks for from the page ``source`` of ``path``."""
+    import numpy as np
+    import rasterio
+
+    (r0, r1), (c0, c1) = block_info[None]["array-location"][:2]
+    with _gdal_env(path), rasterio.open(source) as src:
+        bands = src.read(window=((r0, r1), (c0, c1)))
+    return bands[0] if bands.shape[0] == 1 else np.ascontiguousarray(np.moveaxis(bands, 0, -1))
+
+
+def _gdal_env(path):
+    from .remote import gdal_env
+
+    return gdal_env(path)
+
+
 def _array_module(arr):
     if hasattr(arr, "dask"):
         import dask.array as da
@@ -390,7 +473,8 @@ def probe(path, on_dropped=None):
     given) with a sentence saying that its georeferencing is dropped and how to
     keep it. A GeoTIFF that rasterio cannot open raises
     :class:`~pixgmm.io.ReadError`. Results are cached by path, size and
-    modification time.
+    modification time. ``path`` may be a URL (``s3://bucket/scene.tif``), read
+    through GDAL's ``/vsis3/``-style paths (:mod:`pixgmm.io.remote`).
 
     Examples
     --------
@@ -406,16 +490,17 @@ def probe(path, on_dropped=None):
     >>> geo.pages[0].count, geo.pages[0].nodata, geo.pages[0].transform[:3]
     (2, 0, (10.0, 0.0, 500000.0))
     """
-    from .formats import GDAL_SUFFIXES, TIFF_SUFFIXES
+    from .formats import GDAL_SUFFIXES, TIFF_SUFFIXES, suffix
+    from .paths import absolute, stat_token
 
-    path = Path(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES | GDAL_SUFFIXES:
+    if suffix(path) not in TIFF_SUFFIXES | GDAL_SUFFIXES:
         return None
+    name = absolute(path)
     try:
-        st = path.stat()
-    except OSError:
-        return None  # the reader reports a missing or unreadable file
-    found = _probe(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+        version = stat_token(name)
+    except Exception:  # e.g. no such file or object, no access: the reader reports why
+        return None
+    found = _probe(name, version)
     if found == _NEEDS_RASTERIO:
         if on_dropped is not None:
             on_dropped(
@@ -428,15 +513,17 @@ def probe(path, on_dropped=None):
 
 
 @functools.lru_cache(maxsize=16)
-def _probe(path, size, mtime_ns):
-    from .formats import GDAL_SUFFIXES
+def _probe(path, version):
+    from .formats import GDAL_SUFFIXES, suffix
+    from .paths import open_binary
+    from .remote import gdal_path
 
-    gdal_only = Path(path).suffix.lower() in GDAL_SUFFIXES  # a .vrt: only GDAL reads it
+    gdal_only = suffix(path) in GDAL_SUFFIXES  # a .vrt: only GDAL reads it
     if not gdal_only:
         try:
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with open_binary(path) as fh, tifffile.TiffFile(fh) as tif:
                 tagged = not _GEOTIFF_TAGS.isdisjoint(tif.pages.first.tags.keys())
         except Exception:  # not a TIFF tifffile reads: the plain reader reports why
             return None
@@ -453,10 +540,10 @@ def _probe(path, size, mtime_ns):
     import warnings
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _gdal_env(path):
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                sources = list(src.subdatasets) or [path]
+            with rasterio.open(gdal_path(path)) as src:
+                sources = list(src.subdatasets) or [gdal_path(path)]
             pages = tuple(_page(rasterio, source) for source in sources)
     except rasterio.errors.RasterioError as exc:
         what = "virtual raster" if gdal_only else "GeoTIFF"

@@ -2,21 +2,43 @@
 
 Needs the ``dask`` extra (``pip install pixgmm[dask]``: dask, distributed, zarr)
 and, for TIFF, ``tifffile`` and ``imagecodecs`` (the ``io`` extra; imagecodecs
-decodes LZW, JPEG and Zstandard tiles). Every task opens the file by its path,
-so a lazy image can be sent to a ``distributed`` cluster (the file must be at the
-same path on every worker).
+decodes LZW, JPEG and Zstandard tiles). Every task opens the file by its path
+or URL, so a lazy image can be sent to a ``distributed`` cluster (a local file
+must be at the same path on every worker; a URL is read by each worker with
+the credentials of its own environment).
+
+At a URL (``s3://bucket/scene.tif``): a TIFF is read by tifffile over an
+fsspec file, each task fetching its tiles in blocks of
+:data:`pixgmm.io.remote.BLOCK_SIZE` (every TIFF layout reads as it does from a
+local file); a Zarr store by zarr's fsspec store; any other image whole,
+through fsspec. A GeoTIFF or COG at a URL reads faster window by window through
+GDAL: ``pixgmm.io.probe_geotiff(url).lazy_pages(chunks)``, which the command
+line uses (about 1.5x the rate of tifffile over fsspec on a 4096 x 4096 COG
+served by a local S3 server).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
+from .errors import MissingInput
 from .formats import LAZY_TIFF_SUFFIXES
+from .formats import suffix as _suffix
 from .limits import check_pixel_limit, pillow_limit_off
-from .paths import absolute
+from .paths import (
+    absolute,
+    is_dir,
+    is_file,
+    missing_note,
+    open_binary,
+    open_source,
+    require_file,
+    rewind,
+    stat_token,
+    translated,
+)
 
 
 def parse_chunks(text):
@@ -69,7 +91,8 @@ def _normalize_chunks(chunks, ndim, channel_axis):
 def open_image_lazy(
     path, chunks="auto", *, channel_axis=-1, component=None, series=0, max_pixels=None
 ):
-    """Open an image on disk as a lazy ``dask.array.Array``, reading nothing yet.
+    """Open an image on disk or in object storage as a lazy ``dask.array.Array``, reading
+    nothing yet.
 
     TIFF and BigTIFF (``.tif``, ``.tiff``, ``.btf``, ``.svs``) are read through
     ``tifffile``'s Zarr interface, tile by tile or strip by strip, each task
@@ -86,7 +109,9 @@ def open_image_lazy(
     Parameters
     ----------
     path : str or os.PathLike
-        The image file or Zarr store.
+        The image file or Zarr store: a local path or a URL (``s3://bucket/img.zarr``,
+        ``gs://``, ``az://``, ``https://``; credentials from the environment, see
+        :mod:`pixgmm.io.remote`).
     chunks : int, tuple of int or "auto", default "auto"
         Chunk size along the spatial axes (``4096`` = 4096 x 4096 blocks). The
         channel axis is always one chunk, as pixgmm needs. ``"auto"``: dask's
@@ -116,13 +141,16 @@ def open_image_lazy(
 
     Raises
     ------
+    MissingInput
+        Nothing is at ``path`` (a ``FileNotFoundError``; for a URL, the message
+        says whether the bucket or the object is missing).
     ValueError
         An image read into memory is over the pixel limit; the message names its
         size and the way out.
     ImportError
         The file needs ``imagecodecs`` (a TIFF compressed with LZW, JPEG or
-        Zstandard, a 16-bit PNG) and it is not installed; the message says how
-        to install it.
+        Zstandard, a 16-bit PNG) or, for a URL, the ``cloud`` extra's package for
+        it, and it is not installed; the message says how to install it.
 
     Examples
     --------
@@ -142,14 +170,19 @@ def open_image_lazy(
     lower = name.lower().rstrip("/")
     if lower.endswith(LAZY_TIFF_SUFFIXES):
         return _open_tiff_lazy(name, chunks, channel_axis, component, series)
-    if lower.endswith(".zarr") or Path(name).is_dir() or "://" in name:
+    with translated(name, "read"):
+        store = lower.endswith(".zarr") or is_dir(name)
+    if store:
         import zarr
 
-        try:
-            # absolute: workers of a cluster resolve a relative path in their own folder
-            node = zarr.open(absolute(name), mode="r")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no Zarr store at {name!r}") from None
+        with translated(name, "read"):
+            try:
+                # absolute: workers of a cluster resolve a relative path in their own folder
+                node = zarr.open(absolute(name), mode="r")
+            except FileNotFoundError:
+                node = None
+        if node is None:
+            raise MissingInput(f"no Zarr store at {name!r}{missing_note(name)}")
         arr = _array_in(node, component, name)
     else:
         arr = _read_whole(name, lower, max_pixels)
@@ -165,19 +198,25 @@ def _read_whole(name, lower, max_pixels):
 
     from ._codecs import png_header, read_png
 
-    header = png_header(name) if lower.endswith(".png") else None
-    if header is not None and header.bit_depth == 16:  # Pillow would give 8 bits
-        n_pixels = header.width * header.height
-        check_pixel_limit(f"{header.height} x {header.width}", n_pixels, max_pixels)
-        return read_png(name)
-    with pillow_limit_off():  # pixgmm's own limit below replaces Pillow's
-        props = iio.improps(name)  # the header only: nothing decoded yet
-    shape = tuple(props.shape)
-    spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
-    n_pixels = int(np.prod(spatial, dtype=np.float64))
-    check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
-    with pillow_limit_off():  # the EXIF orientation applied, as the command line's reader does
-        return np.asarray(iio.imread(name, plugin="pillow", rotate=True))
+    require_file(name)
+    # imageio closes a file object it reads: each step opens the source again
+    with translated(name, "read"):
+        with open_source(name) as source:
+            header = png_header(source) if lower.endswith(".png") else None
+        if header is not None and header.bit_depth == 16:  # Pillow would give 8 bits
+            n_pixels = header.width * header.height
+            check_pixel_limit(f"{header.height} x {header.width}", n_pixels, max_pixels)
+            with open_source(name) as source:
+                return read_png(source)
+        with pillow_limit_off(), open_source(name) as source:  # pixgmm's limit replaces Pillow's
+            props = iio.improps(source, extension=_suffix(name) or None)
+        shape = tuple(props.shape)  # the header only: nothing decoded yet
+        spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
+        n_pixels = int(np.prod(spatial, dtype=np.float64))
+        check_pixel_limit(" x ".join(map(str, shape)), n_pixels, max_pixels)
+        # the EXIF orientation applied, as the command line's reader does
+        with pillow_limit_off(), open_source(name) as source:
+            return np.asarray(iio.imread(source, plugin="pillow", rotate=True))
 
 
 def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
@@ -185,8 +224,8 @@ def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
 
     tifffile's Zarr store holds an open file handle and a lock, which cannot be
     pickled: a dask array wrapping it could not be sent to a ``distributed``
-    cluster. Here only the path travels (the file must be reachable at the same
-    path on every worker), and no file handle stays open.
+    cluster. Here only the path or URL travels (a local file must be reachable
+    at the same path on every worker), and no file handle stays open.
     """
     import dask.array as da
     import tifffile
@@ -195,24 +234,29 @@ def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
 
     from ._codecs import check_tiff_codecs
 
-    if not Path(name).is_file():
-        raise FileNotFoundError(f"no such TIFF file: {name!r}")
-    path = os.path.abspath(name)
+    try:
+        require_file(name)
+    except MissingInput as exc:
+        raise MissingInput(f"{exc}: {name!r}") from None
+    path = absolute(name)
     if isinstance(series, bool) or not isinstance(series, (int, np.integer)):
         raise TypeError(f"series must be an int, got {type(series).__name__}")
-    with tifffile.TiffFile(path) as tif:
-        n_series = len(tif.series)
-        if not 0 <= series < n_series:
-            raise ValueError(f"series={series} is not in {name!r}, which holds {n_series} series")
-        check_tiff_codecs([tif.series[series]])  # from the header: fail now, not in a task
-    with tifffile.imread(path, aszarr=True, series=int(series)) as store:
-        arr = _array_in(zarr.open(store, mode="r"), component, name)
-        shape, dtype, file_chunks = tuple(arr.shape), np.dtype(arr.dtype), arr.chunks
+    with translated(name, "read"), open_binary(path) as fh:
+        with tifffile.TiffFile(fh) as tif:
+            n_series = len(tif.series)
+            if not 0 <= series < n_series:
+                raise ValueError(
+                    f"series={series} is not in {name!r}, which holds {n_series} series"
+                )
+            check_tiff_codecs([tif.series[series]])  # from the header: fail now, not in a task
+        with tifffile.imread(rewind(fh), aszarr=True, series=int(series)) as store:
+            arr = _array_in(zarr.open(store, mode="r"), component, name)
+            shape, dtype, file_chunks = tuple(arr.shape), np.dtype(arr.dtype), arr.chunks
+        version = stat_token(path)
     ndim = len(shape)
     spec = _normalize_chunks(chunks, ndim, channel_axis if ndim >= 3 else None)
     blocks = da.core.normalize_chunks(spec, shape, dtype=dtype, previous_chunks=file_chunks)
-    stat = os.stat(path)
-    token = tokenize(path, component, series, stat.st_size, stat.st_mtime_ns, blocks)
+    token = tokenize(path, component, series, version, blocks)
     return da.map_blocks(
         _read_tiff_block,
         path,
@@ -226,12 +270,12 @@ def _open_tiff_lazy(name, chunks, channel_axis, component, series=0):
 
 
 def _read_tiff_block(path, component, series=0, block_info=None):
-    """Run in a task: open the TIFF at ``path`` and read the block dask asks for."""
+    """Run in a task: open the TIFF at ``path`` (or URL) and read the block dask asks for."""
     import tifffile
     import zarr
 
     where = tuple(slice(a, b) for a, b in block_info[None]["array-location"])
-    with tifffile.imread(path, aszarr=True, series=series) as store:
+    with open_binary(path) as fh, tifffile.imread(fh, aszarr=True, series=series) as store:
         return _array_in(zarr.open(store, mode="r"), component, path)[where]
 
 
@@ -285,8 +329,11 @@ def open_pages_lazy(path, chunks="auto", *, max_pixels=None):
     (3, (64, 48, 3), (32, 32, 3))
     """
     name = os.fspath(path)
-    if name.lower().endswith((".tif", ".tiff")) and Path(name).is_file():
-        return _tiff_pages_lazy(name, chunks, max_pixels)
+    if name.lower().endswith((".tif", ".tiff")):
+        with translated(name, "read"):
+            tiff = is_file(name)
+        if tiff:
+            return _tiff_pages_lazy(name, chunks, max_pixels)
     return [open_image_lazy(name, chunks, max_pixels=max_pixels)]
 
 
@@ -294,7 +341,7 @@ def _tiff_pages_lazy(path, chunk_spec, max_pixels):
     """The pages of a TIFF as lazy (H, W[, C]) arrays, in the order the in-memory reader gives."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with translated(path, "read"), open_binary(path) as fh, tifffile.TiffFile(fh) as tif:
         layouts = [(s.axes, tuple(s.shape)) for s in tif.series]
     spatial = list(chunk_spec) if isinstance(chunk_spec, tuple) else [chunk_spec] * 2
     if len(spatial) != 2:

@@ -13,6 +13,12 @@ imageio's ffmpeg plugin (the ``imageio-ffmpeg`` wheel ships the ffmpeg binary).
 Every header is read, and its pixel count checked against the limit
 (:mod:`.limits`), before anything is decoded.
 
+A URL (``s3://bucket/photo.jpg``, ``gs://``, ``az://``, ``https://``) is read
+through fsspec into the same decoders (:func:`pixgmm.io.paths.open_binary`: a
+seekable file fetched in large blocks), a georeferenced TIFF at a URL through
+rasterio with GDAL's ``/vsis3/``-style paths (:mod:`.remote`), and a video at
+a URL is downloaded to a temporary file first (ffmpeg reads local files).
+
 imageio, tifffile, imagecodecs and Pillow are imported inside the functions that
 need them, so importing this module is cheap.
 """
@@ -23,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingInput, ReadError
+from .errors import ReadError
 from .errors import first_line as _first_line
 from .formats import GDAL_SUFFIXES, IMAGE_SUFFIXES, TIFF_SUFFIXES, check_supported
+from .formats import suffix as _suffix
 from .limits import check_size
+from .paths import is_url, open_source, require_file, rewind, translated
 
 
 def _tiff_layout(series):
@@ -80,11 +88,11 @@ def _read_pillow(path, max_pixels=None):
     # Pillow's own decompression-bomb check is replaced by pixgmm's limit, checked
     # here from the header (Image.open reads nothing else) before anything is decoded.
     Image.MAX_IMAGE_PIXELS = None
-    with Image.open(path) as im:
+    with Image.open(rewind(path)) as im:
         width, height = im.size
         frames = int(getattr(im, "n_frames", 1) or 1)
     check_size(width, height, frames, max_pixels)
-    arr = iio.imread(path, plugin="pillow", rotate=True)
+    arr = iio.imread(rewind(path), plugin="pillow", rotate=True)
     if arr.ndim == 4:  # animated GIF / WebP: one page per frame
         return list(arr)
     return [arr]
@@ -93,11 +101,11 @@ def _read_pillow(path, max_pixels=None):
 def _read_png(path, max_pixels=None):
     from ._codecs import png_header, read_png
 
-    header = png_header(path)
+    header = png_header(rewind(path))
     if header is None or header.bit_depth != 16:  # 8-bit and below: Pillow, EXIF orientation
         return _read_pillow(path, max_pixels)
     check_size(header.width, header.height, 1, max_pixels)  # from the header, first
-    return [read_png(path)]
+    return [read_png(rewind(path))]
 
 
 def read_pages(path, max_pixels=None):
@@ -106,17 +114,23 @@ def read_pages(path, max_pixels=None):
     Each page is (H, W) for greyscale or (H, W, C), in the dtype stored. A
     georeferenced TIFF is read with rasterio when it is installed (all bands, any
     interleaving; :func:`pixgmm.io.probe_geotiff` gives its georeferencing).
+    ``path`` may be a URL (``s3://bucket/photo.jpg``; credentials from the
+    environment, see :mod:`pixgmm.io.remote`).
 
     Raises
     ------
     MissingInput
-        Nothing is at ``path`` (a ``FileNotFoundError``).
+        Nothing is at ``path`` (a ``FileNotFoundError``): no such file, bucket or object.
     PixelLimitError
         The header declares more pixels than the limit (``max_pixels``; None:
         ``PIXGMM_MAX_PIXELS`` or :data:`~pixgmm.io.DEFAULT_MAX_PIXELS`); nothing
         was decoded.
     ReadError
-        The file cannot be read or decoded; the message says why.
+        The file cannot be read or decoded, or the object store refused it
+        (access denied, no connection); the message says why.
+    ImportError
+        ``path`` is a URL and the package for it (s3fs, gcsfs, adlfs) is not
+        installed; the message names the ``cloud`` extra.
 
     Examples
     --------
@@ -127,12 +141,10 @@ def read_pages(path, max_pixels=None):
     >>> [page.shape for page in read_pages(path)]
     [(4, 5, 3), (4, 5, 3)]
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        if path.exists():
-            raise ReadError("not a file")
-        raise MissingInput("no such file")
+    if not is_url(path):
+        path = Path(path)
+    suffix = _suffix(path)
+    require_file(path)
     if suffix not in IMAGE_SUFFIXES:
         check_supported(path)
         raise ReadError(f"{suffix!r} is a video; it is read frame by frame, not as an image")
@@ -143,12 +155,13 @@ def read_pages(path, max_pixels=None):
         if geo is not None:
             return geo.read(max_pixels)
     try:
-        if suffix in TIFF_SUFFIXES:
-            pages = _read_tiff(path, max_pixels)
-        elif suffix == ".png":
-            pages = _read_png(path, max_pixels)
-        else:
-            pages = _read_pillow(path, max_pixels)
+        with translated(path, "read"), open_source(path) as source:
+            if suffix in TIFF_SUFFIXES:
+                pages = _read_tiff(source, max_pixels)
+            elif suffix == ".png":
+                pages = _read_png(source, max_pixels)
+            else:
+                pages = _read_pillow(source, max_pixels)
     except ReadError:
         raise
     except MemoryError:
@@ -195,9 +208,14 @@ def _decode_reason(exc, suffix):
 def video_frames(path, max_pixels=None):
     """``(fps, iterator over RGB uint8 frames)`` of a video file, via ffmpeg.
 
-    A frame larger than the pixel limit is refused before any is decoded.
+    A frame larger than the pixel limit is refused before any is decoded. A
+    video at a URL is downloaded to a temporary file first (removed when the
+    frames are exhausted or the iterator is closed).
     """
     import imageio.v3 as iio
+
+    if is_url(path):
+        return _remote_video_frames(path, max_pixels)
 
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
@@ -217,5 +235,30 @@ def video_frames(path, max_pixels=None):
             yield from frames
         except Exception as exc:
             raise ReadError(f"cannot decode video frame: {_first_line(exc)}") from None
+
+    return fps, gen()
+
+
+def _remote_video_frames(url, max_pixels):
+    import shutil
+    import tempfile
+
+    from .remote import fetch
+
+    require_file(url)
+    folder = tempfile.mkdtemp(prefix="pixgmm-video-")
+    try:
+        with translated(url, "read"):
+            local = fetch(url, folder)
+        fps, frames = video_frames(local, max_pixels)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+    def gen():
+        try:
+            yield from frames
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     return fps, gen()

@@ -98,25 +98,35 @@ def plan_windows(height, width, block_shape, bytes_per_pixel, budget=WINDOW_BYTE
 class WindowReader:
     """Read windows of a raster ahead of their use, each thread with its own dataset handle.
 
-    ``source`` is what rasterio opens (a path, ``GTIFF_DIR:n:path``, a ``.vrt``).
-    :meth:`windows` yields ``(window, array)`` in order, the array (H, W, bands)
-    in the file's dtype, while up to ``read_ahead`` later windows are being read.
+    ``source`` is what rasterio opens (a path, ``GTIFF_DIR:n:path``, a ``.vrt``,
+    ``/vsis3/...``); ``url``, for a raster in an object store, is its URL, whose
+    endpoint and credentials GDAL gets from the environment
+    (:func:`pixgmm.io.remote.gdal_env`). :meth:`windows` yields ``(window,
+    array)`` in order, the array (H, W, bands) in the file's dtype, while up to
+    ``read_ahead`` later windows are being read.
     """
 
-    def __init__(self, source, *, threads=2, read_ahead=2):
+    def __init__(self, source, *, url=None, threads=2, read_ahead=2):
         self.source = source
+        self.url = url
         self.threads = max(1, int(threads))
         self.read_ahead = max(1, int(read_ahead))
         self._local = threading.local()
         self._handles = []
         self._lock = threading.Lock()
 
+    def _env(self):
+        from .remote import gdal_env
+
+        return gdal_env(self.url) if self.url is not None else contextlib.nullcontext()
+
     def _dataset(self):
         ds = getattr(self._local, "ds", None)
         if ds is None:
             import rasterio
 
-            ds = rasterio.open(self.source)
+            with self._env():
+                ds = rasterio.open(self.source)
             self._local.ds = ds
             with self._lock:
                 self._handles.append(ds)
@@ -126,7 +136,9 @@ class WindowReader:
         """The pixels of ``window`` as (H, W, bands)."""
         import numpy as np
 
-        arr = self._dataset().read(bands, window=window.rasterio())
+        ds = self._dataset()
+        with self._env():
+            arr = ds.read(bands, window=window.rasterio())
         return np.moveaxis(arr, 0, -1)
 
     def windows(self, plan, bands=None):

@@ -3,16 +3,17 @@
 PNG pictures (with optional text chunks), float32 TIFF or ``.npy`` maps, float32
 TIFF stacks, and videos frame by frame through ffmpeg (lossless FFV1 for masks and
 label maps, H.264 for pictures made for the eye). GeoTIFF outputs are written by
-:mod:`.geotiff`, Zarr stores by :mod:`.zarrstore`.
+:mod:`.geotiff`, Zarr stores by :mod:`.zarrstore`. Every path may be a URL
+(``s3://bucket/maps/photo.mask.png``): the file is written locally and uploaded
+whole (:mod:`.atomic`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from .atomic import atomic_target
+from .formats import suffix
 
 #: zlib level for PNG outputs: 3 writes a 12-megapixel overlay about 3x faster than
 #: Pillow's default 6, for files about 15% larger.
@@ -67,10 +68,10 @@ def write_float(path, array, overwrite=False, packing=None):
     """
     from .. import quantize
 
-    path = Path(path)
+    npy = suffix(path) == ".npy"
     cf = quantize.cf_attributes(packing) if packing is not None else {}
     if cf:
-        if path.suffix == ".npy":
+        if npy:
             raise ValueError(
                 f"a probability packed as {packing} is written to TIFF, GeoTIFF or Zarr, whose "
                 "metadata say how to unpack it; .npy cannot (store float32 for .npy)"
@@ -78,11 +79,11 @@ def write_float(path, array, overwrite=False, packing=None):
         array = np.asarray(array, dtype=packing)
     else:
         array = np.asarray(array, dtype=np.float32)
-    if array.ndim == 3 and path.suffix != ".npy":
+    if array.ndim == 3 and not npy:
         array = np.moveaxis(array, -1, 0)
     array = np.ascontiguousarray(array)
     with atomic_target(path, overwrite) as tmp:
-        if path.suffix == ".npy":
+        if npy:
             with open(tmp, "wb") as fh:
                 np.save(fh, array)
         else:
@@ -147,7 +148,7 @@ class StreamWriter:
             raise ValueError(
                 f"kind must be one of {', '.join([*VIDEO_KINDS, 'tiff'])}, not {kind!r}"
             )
-        self.path = Path(path)
+        self.path = path
         self.kind = kind
         self.fps = fps
         self._ctx = atomic_target(self.path, overwrite)

@@ -10,6 +10,15 @@ pixgmm and is never written into without ``overwrite=True`` (:func:`store_status
 Paths on a cluster: output paths are made absolute in the calling process
 before any task is sent (a worker's working directory may differ), and each
 task checks that the store it writes to is the one the call prepared.
+
+Object storage: a store may be a URL (``s3://bucket/maps/photo.mask.zarr``),
+written by zarr's fsspec store with the credentials of the environment (each
+worker of a cluster uses its own). Every chunk is an object of its own, and the
+marker is in the store's metadata object, rewritten in one PUT after every
+chunk was written and listed, so the guarantees above hold there too: a store
+whose run was killed says ``"unfinished"``, and the same call finishes it. Errors
+of the object store (no such bucket, access denied, no connection) are
+:class:`~pixgmm.io.OutputError` naming the store and the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import numpy as np
 from .cluster import compute
 from .paths import absolute as _absolute
 from .paths import occupied as _occupied
+from .paths import translated as _translated
 
 #: Attribute that :func:`write_zarr` sets to True once every chunk is written.
 COMPLETE_ATTR = "pixgmm_complete"
@@ -71,12 +81,13 @@ def store_status(path):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     name = _absolute(path)
-    try:
-        arr = zarr.open_array(name, mode="r")
-    except FileNotFoundError:
-        return "foreign" if _occupied(name) else "missing"
-    except ValueError:  # a group, or metadata zarr cannot read
-        return "foreign"
+    with _translated(name, "write"):
+        try:
+            arr = zarr.open_array(name, mode="r")
+        except FileNotFoundError:
+            return "foreign" if _occupied(name) else "missing"
+        except ValueError:  # a group, or metadata zarr cannot read
+            return "foreign"
     marker = arr.attrs.get(COMPLETE_ATTR)
     if marker is True:
         return "complete"
@@ -114,7 +125,9 @@ def write_zarr(
     array : dask.array.Array or numpy.ndarray
         The map to write, e.g. ``pixgmm.density(lazy_image, model)``.
     path : str or os.PathLike
-        The Zarr store (a directory, or a URL zarr understands).
+        The Zarr store: a directory, or a URL (``s3://bucket/maps/map.zarr``,
+        ``gs://``, ``az://``; credentials from the environment, see
+        :mod:`pixgmm.io.remote`).
     overwrite : bool, default False
         Replace a store that is complete, that pixgmm did not write, or whose
         shape or dtype differs. A folder or file that is not a Zarr store is
@@ -150,7 +163,9 @@ def write_zarr(
     OSError
         A task found another store (or none) at ``path``, or chunks are missing
         from the store after every task wrote its block; the store is not
-        marked complete.
+        marked complete. For a URL, :class:`~pixgmm.io.OutputError` (an
+        ``OSError``) when the object store refuses (no such bucket, access
+        denied, no connection), naming the store and the reason.
 
     Examples
     --------
@@ -217,27 +232,37 @@ def write_zarr_many(items, *, overwrite=False, compressors="auto", progress=None
         raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     items = [_unpack(item) for item in items]
     for _, path, _ in items:
-        if not isinstance(path, (str, os.PathLike)):
+        if not _is_path(path):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     names = [_absolute(path) for _, path, _ in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"several maps would be written to the same store: {duplicates}")
     with store_locks(names):  # one run writes a store at a time; then what is there decides
-        plans = [_check_store(*item, overwrite=overwrite) for item in items]
+        plans = []
+        for (array, path, attrs), name in zip(items, names):
+            with _translated(name, "write"):
+                plans.append(_check_store(array, path, attrs, overwrite=overwrite))
         run = uuid.uuid4().hex  # this call's mark on its stores; every task checks it
-        prepared = [
-            _open_store(*plan, run=run, compressors=compressors, zarr_format=zarr_format)
-            for plan in plans
-        ]
+        prepared = []
+        for plan in plans:
+            with _translated(plan[1], "write"):
+                prepared.append(
+                    _open_store(*plan, run=run, compressors=compressors, zarr_format=zarr_format)
+                )
         if prepared:
             writes = [_write_blocks(array, target, name, run) for array, target, name in prepared]
             counts = compute(*[w.sum() for w in writes], progress=progress)
             for (_, target, name), write, count in zip(prepared, writes, counts):
                 _check_written(target, name, int(count), write.npartitions)
-        for _, target, _ in prepared:
-            target.attrs[COMPLETE_ATTR] = True
+        for _, target, name in prepared:  # last: every chunk of every store is in place
+            with _translated(name, "write"):
+                target.attrs[COMPLETE_ATTR] = True
     return [zarr.open_array(name, mode="r") for _, _, name in prepared]
+
+
+def _is_path(path):
+    return isinstance(path, (str, os.PathLike))
 
 
 def _unpack(item):
@@ -374,11 +399,18 @@ def _write_block(block, target, name, run, where):
     if seen != run:
         import socket
 
+        from .paths import is_url
+
+        where = (
+            "the same store (the same endpoint and credentials in every worker's environment)"
+            if is_url(name)
+            else "the output at the same path, e.g. on a shared file system"
+        )
         raise OSError(
             f"the Zarr store {name!r} seen by the worker on {socket.gethostname()} "
             f"(working directory {os.getcwd()}) is not the one this write prepared "
             f"({'no such store' if seen is None else 'another run'}); every worker must see "
-            "the output at the same path, e.g. on a shared file system"
+            f"{where}"
         )
     target[where] = block
     return np.ones((1,) * block.ndim, np.int64)
