@@ -183,6 +183,11 @@ def pixel_priors(priors, prior_axis, spatial, labels, image):
             f"priors is a scalar; pass one band per class (shape {(*spatial, n)}), or set the "
             "classes' priors with Classifier(models, priors=...)"
         )
+    if isinstance(prior_axis, str):
+        raise TypeError(
+            f"prior_axis={prior_axis!r} names a dimension, but priors is not an "
+            "xarray.DataArray (or the image is not); pass an axis number"
+        )
     try:
         if isinstance(prior_axis, (bool, np.bool_)):
             raise TypeError
@@ -231,11 +236,6 @@ def xarray_priors(image, dim, priors, prior_axis):
     """Per-pixel priors for the data of DataArray ``image`` (channel dimension ``dim``):
     a DataArray is put in the data's spatial order with its class dimension last."""
     if priors is None or not is_dataarray(priors):
-        if isinstance(prior_axis, str):
-            raise TypeError(
-                f"prior_axis={prior_axis!r} names a dimension, but priors is not an "
-                "xarray.DataArray; pass an axis number"
-            )
         return priors, prior_axis
     band = channel_dim(priors, prior_axis, name="prior_axis")
     spatial = [d for d in image.dims if d != dim]

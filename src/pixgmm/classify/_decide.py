@@ -216,14 +216,15 @@ def run_dask(plan, data, d2, priors, outputs, lut, fill_missing):
             priors = da.from_array(priors, chunks=(*spatial_chunks, c))
         else:
             priors = priors.rechunk((*spatial_chunks, c))
-    ind = "abcdefghijklmnopqrstuvwxy"[:nd]
+    ind = "abcdefghijklmnopqrstuvwxyz"[:nd]
     token = dask.base.tokenize(
         data.name, None if d2 is None else d2.name, None if priors is None else priors.name,
         plan.token(),
     )  # fmt: skip
     dplan = dask.delayed(plan, pure=True, name=f"pixgmm-classify-plan-{token}")
-    args = [data, ind + "z", d2, None if d2 is None else ind + "z"]
-    args += [priors, None if priors is None else ind + "z"]
+    # the channel (or class) axis and the class axis: one chunk each, contracted per block
+    args = [data, ind + "Z", d2, None if d2 is None else ind + "Y"]
+    args += [priors, None if priors is None else ind + "Y"]
     metas = (np.empty((0,) * nd, np.int32), *(np.empty((0,) * nd, plan.odt) for _ in plan.maps))
     tmp = da.blockwise(
         _raw_block, ind, *args, dplan, None, nd, None, concatenate=True, meta=metas,
