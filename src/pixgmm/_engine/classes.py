@@ -101,7 +101,7 @@ def _block_decide(sc, C, nb, d2, use_d2, chi2_max, min_prob, start, codes, conf,
         for i in range(nb):
             v = q[i]
             old = m[i]
-            take = v > old or old != old  # a NaN score loses to any number
+            take = (v > old) | (old != old)  # a NaN score loses to any number
             cand = old if take else v  # the runner-up is the old best or this one
             m2[i] = cand if cand > m2[i] else m2[i]
             m[i] = v if take else old
