@@ -272,6 +272,13 @@ def test_prior_axis_and_xarray_priors(rng):
     )
     with pytest.raises(ValueError, match=r"priors has dimensions \['class', 'x', 'z'\]"):
         clf.classify(ximg, channel_axis="band", priors=xpri.rename(y="z"), prior_axis="class")
+    on_grid = ximg.assign_coords(x=np.arange(9) * 10.0, y=np.arange(8) * -10.0)
+    shifted = xpri.assign_coords(x=np.arange(9) * 10.0 + 5, y=np.arange(8) * -10.0)
+    with pytest.raises(ValueError, match="priors' 'x' coordinates differ from the image's"):
+        clf.classify(on_grid, channel_axis="band", priors=shifted, prior_axis="class")
+    aligned = shifted.assign_coords(x=on_grid.x)
+    got = clf.classify(on_grid, ALL, channel_axis="band", priors=aligned, prior_axis="class")
+    np.testing.assert_array_equal(got["labels"].values, expected["labels"])
 
 
 @pytest.mark.parametrize(
@@ -467,10 +474,10 @@ def fuzz_settings(max_examples):
     )  # fmt: skip
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(
     dtype=st.sampled_from(["u1", "u2", "<f4", ">f4", "<f8", ">f8"]),
-    d=st.sampled_from([1, 3, 6]),
+    d=st.sampled_from([3, 6]),  # (each channel count, dtype and layout compiles a kernel)
     step=st.sampled_from([1, 2, -1]),
     channels_first=st.booleans(),
     read_only=st.booleans(),

@@ -41,8 +41,8 @@ The first of equal scores wins, as ``numpy.argmax``.
 
 from __future__ import annotations
 
-import functools
 import math
+import threading
 
 import numba
 import numpy as np
@@ -200,16 +200,23 @@ def decide_scores(S, D2, log_priors, priors, chi2_max, min_prob, codes, conf, ma
                           margin, entropy, m, m2, total, h, dw, best)  # fmt: skip
 
 
-@functools.cache
+_KERNELS = {}
+_KERNELS_LOCK = threading.Lock()
+
+
 def pixels_kernel(n_features):
     """The fused kernel for pixels of ``n_features`` channels (see the module docstring).
 
     ``kernel(X, means, prec, coef, full, starts, log_priors, priors, chi2_max, min_prob,
-    codes, conf, margin, entropy, ntasks)``. Compiled once per unrolled channel count
-    (one more for every count above ``UNROLL_MAX_FEATURES``), and cached on disk.
+    codes, conf, margin, entropy, ntasks)``. One kernel per unrolled channel count (one
+    more for every count above ``UNROLL_MAX_FEATURES``), made once per process (under a
+    lock: Dask threads ask together) and compiled code cached on disk.
     """
     D = n_features if n_features <= UNROLL_MAX_FEATURES else 0  # 0: the general loop
-    return _make_pixels_kernel(D)
+    with _KERNELS_LOCK:
+        if D not in _KERNELS:
+            _KERNELS[D] = _make_pixels_kernel(D)
+        return _KERNELS[D]
 
 
 def _make_pixels_kernel(D):

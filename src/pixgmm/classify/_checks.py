@@ -245,4 +245,12 @@ def xarray_priors(image, dim, priors, prior_axis):
             f"priors has dimensions {list(priors.dims)} (classes along {band!r}), but the "
             f"image's pixels have dimensions {spatial}; pass priors on the image's grid"
         )
+    for d in spatial:
+        if d in image.coords and d in priors.coords:
+            if not np.array_equal(image.coords[d].values, priors.coords[d].values):
+                raise ValueError(
+                    f"priors' {d!r} coordinates differ from the image's: the priors are not on "
+                    "the image's grid; align them first (e.g. priors.rio.reproject_match(image) "
+                    "for rasters)"
+                )
     return priors.transpose(*spatial, band).data, -1
