@@ -111,10 +111,13 @@ def _block_decide(sc, C, nb, d2, use_d2, chi2_max, min_prob, start, codes, conf,
             for i in range(nb):
                 dw[i] = dq[i] if best[i] == c else dw[i]
     want_entropy = entropy.shape[0] > 0
+    # the posteriors' sum, unless only the labels are asked (without min_prob): then the
+    # winner alone decides and no exponential is needed
+    need_sum = conf.shape[0] > 0 or margin.shape[0] > 0 or want_entropy or min_prob > 0.0
     for i in range(nb):
-        total[i] = 0.0
+        total[i] = 0.0 if need_sum else 1.0
         h[i] = 0.0
-    for c in range(C):
+    for c in range(C if need_sum else 0):
         q = sc[c]
         if want_entropy:
             for i in range(nb):
