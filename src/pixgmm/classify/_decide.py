@@ -92,7 +92,7 @@ def _scores(plan, X):
     return np.ascontiguousarray(S.T), D2
 
 
-def fill(plan, X, priors, codes, out):
+def run_block(plan, X, priors, codes, out):
     """Run one block: pixels ``X`` (n, D) (or, off the one-pass kernel, their class
     scores ``(S, D2)`` (n, C) each) and ``priors`` into ``codes`` and the maps ``out``."""
     empty = np.empty(0, plan.odt)
@@ -143,7 +143,7 @@ def run_numpy(plan, X, spatial, priors, outputs, lut, fill_missing):
         data = xb if plan.fused else _scores(plan, xb)
         pb = None if flat_priors is None else flat_priors[start:stop]
         cb = codes[: stop - start]
-        fill(plan, data, pb, cb, {k: v[start:stop] for k, v in result.items()})
+        run_block(plan, data, pb, cb, {k: v[start:stop] for k, v in result.items()})
         if labels is not None:
             labels_from_codes(cb, lut, fill_missing, out=labels[start:stop])
     if labels is not None:
@@ -172,9 +172,9 @@ def _raw_block(data, d2, priors, plan, nd):
     out = {name: np.empty(n, plan.odt) for name in plan.maps}
     if _serial_kernels():
         with _KERNEL_LOCK:
-            fill(plan, X, priors, codes, out)
+            run_block(plan, X, priors, codes, out)
     else:
-        fill(plan, X, priors, codes, out)
+        run_block(plan, X, priors, codes, out)
     return (codes.reshape(spatial), *(out[name].reshape(spatial) for name in plan.maps))
 
 
