@@ -39,7 +39,8 @@ Usage::
     python benchmarks/bench_classify.py            # full size, writes benchmarks/classify_results.md
                                                    # and benchmarks/classify_maps_results.md
     python benchmarks/bench_classify.py --quick    # small images, a smoke test (temp files)
-    python benchmarks/bench_classify.py --only W5 --baseline /tmp/pixgmm-old/src
+    git worktree add /tmp/pixgmm-old 2c3202b     # the version before the one-pass maps
+    python benchmarks/bench_classify.py --only W5 --baseline /tmp/pixgmm-old/src --baseline-name "commit 2c3202b"
 """
 
 from __future__ import annotations
@@ -309,7 +310,7 @@ def run_w5_worker(path, repeat, src, rounds_file):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_w5(quick, repeat, baseline, out):
+def run_w5(quick, repeat, baseline, out, baseline_name=None):
     """W5 in ``rounds`` interleaved rounds per version; writes ``out``."""
     shape = W5_QUICK if quick else W5_SIZE
     path = w5_image(shape)
@@ -356,7 +357,7 @@ def run_w5(quick, repeat, baseline, out):
     ]
     if baseline:
         lines += [
-            f"Baseline: `{baseline}`.",
+            f"Baseline: {baseline_name or f'`{baseline}`'}.",
             "",
             "| Call | This version | Baseline | Baseline / this | CPU s, this / baseline (ratio) "
             "| Labels equal | Peak extra memory (this, baseline) | Output dtypes |",
@@ -419,13 +420,20 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--only", choices=("W4", "W5"), default=None, help="one workload")
-    ap.add_argument("--baseline", type=Path, default=None,
-                    help="W5: the src folder of another pixgmm to compare with")  # fmt: skip
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="W5: the src folder of another pixgmm to compare with",
+    )
+    ap.add_argument("--baseline-name", default=None,
+                    help="W5: how the results file names the baseline (default: its path)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.only != "W4":
         out5 = (Path(tempfile.gettempdir()) / "classify_maps_results_quick.md"
                 if args.quick else HERE / "classify_maps_results.md")  # fmt: skip
-        run_w5(args.quick, 1 if args.quick else max(3, args.repeat), args.baseline, out5)
+        run_w5(args.quick, 1 if args.quick else max(3, args.repeat), args.baseline, out5,
+               args.baseline_name)  # fmt: skip
     if args.only == "W5":
         return
     shape = sizes(args.quick)
