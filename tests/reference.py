@@ -265,3 +265,46 @@ def random_mixture(
     else:  # pragma: no cover - guarded by the callers
         raise ValueError(covariance_type)
     return pixgmm.Mixture(weights, means, cov, covariance_type)
+
+
+# -- Bayes classification, pixel by pixel ---------------------------------------------------
+
+
+def classify_loop(X, models, log_priors, chi2_max=math.inf):
+    """Per pixel ``(index, confidence, margin, entropy, rejected)`` of Bayes classification.
+
+    ``models`` is a sequence of :class:`pixgmm.Mixture` (one per class) and ``log_priors``
+    (N, C) the log prior of each class at each pixel. Scores are :func:`log_density_loop`
+    plus the log prior; the winner is the first largest score (-1, NaN maps where no score
+    is a number above -inf); the posterior of class c is ``exp(s_c - max) / sum``; the
+    margin is the best posterior minus the second best (0 when there is one class), the
+    entropy ``-sum p log p`` in nats; ``rejected`` is whether the winner's squared
+    Mahalanobis distance to its nearest component (from the inverse covariance) exceeds
+    ``chi2_max``. Nothing is vectorised.
+    """
+    X = _pixels(X)
+    n = X.shape[0]
+    dens = [log_density_loop(X, m) for m in models]
+    inverses = [[np.linalg.inv(c) for c in m.full_covariances()] for m in models]
+    index = np.full(n, -1)
+    conf, margin, entropy = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    rejected = np.zeros(n, dtype=bool)
+    for i in range(n):
+        scores = [float(dens[c][i]) + float(log_priors[i, c]) for c in range(len(models))]
+        if any(math.isnan(s) for s in scores) or max(scores) == -math.inf:
+            continue
+        top = max(scores)
+        best = scores.index(top)
+        e = [math.exp(s - top) for s in scores]
+        total = sum(e)
+        p = sorted((v / total for v in e), reverse=True)
+        index[i] = best
+        conf[i] = e[best] / total
+        margin[i] = p[0] - (p[1] if len(p) > 1 else 0.0)
+        entropy[i] = -sum(v * math.log(v) for v in p if v > 0.0)
+        d2 = min(
+            float((X[i] - mu) @ inv @ (X[i] - mu))
+            for mu, inv in zip(models[best].means, inverses[best])
+        )
+        rejected[i] = d2 > chi2_max
+    return index, conf, margin, entropy, rejected

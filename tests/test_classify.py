@@ -231,8 +231,8 @@ def spectral_classes(rng, d=5):
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64])
 def test_one_pass_over_every_class_matches_reference(rng, dtype, monkeypatch):
     """Predict and confidence on images the direct engine takes compute every class in one
-    kernel (classify.best_class); they must equal the per-class reference."""
-    from pixgmm._engine import direct
+    kernel (_engine.classes.pixels_kernel); they must equal the per-class reference."""
+    from pixgmm._engine import classes
 
     models = spectral_classes(rng)
     priors = {3: 0.4, 1: 0.3, 7: 0.3, 2: 1e-300}  # a tiny prior: that class never wins
@@ -241,10 +241,10 @@ def test_one_pass_over_every_class_matches_reference(rng, dtype, monkeypatch):
     if dtype != np.uint16:
         X[3, 4, 2] = np.nan
     calls = []
-    real = direct.best_class
-    monkeypatch.setattr(direct, "best_class", lambda *a: calls.append(1) or real(*a))
-    labels, conf = clf.predict(X, fill=-1, return_confidence=True)
-    assert calls, "the one-pass kernel was not used"
+    real = classes.pixels_kernel
+    monkeypatch.setattr(classes, "pixels_kernel", lambda d: calls.append(d) or real(d))
+    labels, conf = clf.predict(X, fill=-1, return_confidence=True, dtype=np.float64)
+    assert calls == [5], "the one-pass kernel was not used"
     p = np.array([priors[k] for k in models])
     with np.errstate(divide="ignore"):
         expected = reference_log_posterior(X.reshape(-1, 5).astype(float), models, p)
@@ -255,9 +255,8 @@ def test_one_pass_over_every_class_matches_reference(rng, dtype, monkeypatch):
     )
     assert (flat_labels[~ok] == -1).all() and np.isnan(flat_conf[~ok]).all()
     assert 2 not in set(flat_labels.tolist())
-    assert conf.dtype == (np.float32 if dtype == np.float32 else np.float64)
-    rtol = 1e-6 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(flat_conf[ok], np.exp(expected[ok].max(axis=-1)), rtol=rtol)
+    assert labels.dtype == np.int8 and conf.dtype == np.float64
+    np.testing.assert_allclose(flat_conf[ok], np.exp(expected[ok].max(axis=-1)), rtol=1e-12)
     # and the same as the per-class path (one log_density per class, then the scores)
     lp = clf.log_posterior(X).reshape(-1, 4)
     np.testing.assert_array_equal(
@@ -266,3 +265,7 @@ def test_one_pass_over_every_class_matches_reference(rng, dtype, monkeypatch):
     # (a float32 log_posterior is rounded before the exp; the one pass rounds only at the end)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(flat_conf[ok], np.exp(lp[ok].max(axis=-1)), rtol=rtol)
+    # the default map dtype is float32: the float64 map, rounded once
+    default = clf.confidence(X)
+    assert default.dtype == np.float32
+    np.testing.assert_array_equal(default, conf.astype(np.float32))

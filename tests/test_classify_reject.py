@@ -53,10 +53,13 @@ def test_confidence_is_the_winning_posterior(rng):
     x = rng.uniform(0, 255, (500, 3))
     x[7] = np.nan
     prob = clf.probability(x)
-    conf = clf.confidence(x)
+    conf = clf.confidence(x, dtype=np.float64)
     np.testing.assert_allclose(conf[np.arange(500) != 7], prob.max(axis=-1)[np.arange(500) != 7])
     assert np.isnan(conf[7])
     assert conf.dtype == np.float64
+    default = clf.confidence(x)  # float32 unless asked
+    assert default.dtype == np.float32
+    np.testing.assert_array_equal(default, conf.astype(np.float32))
 
 
 def test_min_probability_rejects_exactly_the_unsure_pixels(rng):
@@ -206,8 +209,8 @@ def test_summary_names_the_least_separable_pair(rng):
 
 
 def test_predict_runs_in_bounded_blocks_with_the_whole_image_engine(rng, monkeypatch):
-    import pixgmm.classify as classify
     from pixgmm import evaluate
+    from pixgmm.classify import _decide
 
     models = {
         "a": pixgmm.Mixture([1.0], [[60, 60, 60]], [[400, 400, 400]], "diag"),
@@ -223,8 +226,8 @@ def test_predict_runs_in_bounded_blocks_with_the_whole_image_engine(rng, monkeyp
         seen.append((np.shape(image)[0], kw.get("method")))
         return original(image, model, **kw)
 
-    monkeypatch.setattr(classify.evaluate, "log_density", spy)
-    monkeypatch.setattr(classify, "DECIDE_BLOCK", 100_003)
+    monkeypatch.setattr(evaluate, "log_density", spy)
+    monkeypatch.setattr(_decide, "DECIDE_BLOCK", 100_003)
     labels = clf.predict(img)
     assert max(n for n, _ in seen) == 100_003 and len(seen) == 2 * 11
     assert {m for _, m in seen} == {"table"}  # the whole image's engine in every block

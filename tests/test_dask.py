@@ -421,7 +421,8 @@ def _best_class_keys(*arrays):
 
 def test_classifier_one_pass_on_dask_equals_numpy_and_is_shared(rng):
     """Multispectral classes the direct engine takes are scored in one task per block, and
-    labels and confidence asked for together (or in two calls) share those tasks."""
+    labels and confidence asked for together (or in two calls with the same arguments)
+    share those tasks."""
     clf = _spectral_classifier()
     img = rng.uniform(0, 4000, (5, 33, 41)).astype(np.uint16)  # channels first
     dimg = da.from_array(img, chunks=(2, 10, 13))  # the channel axis split
@@ -431,12 +432,15 @@ def test_classifier_one_pass_on_dask_equals_numpy_and_is_shared(rng):
     labels, conf = clf.predict(dimg, return_confidence=True, **kw)
     assert labels.chunks == conf.chunks == ((10, 10, 10, 3), (13, 13, 13, 2))
     assert len(_best_class_keys(labels, conf)) == 16  # one per block, not one per output
-    again = clf.confidence(dimg, channel_axis=0)
+    again = clf.predict(dimg, return_confidence=True, **kw)[1]
     assert len(_best_class_keys(labels, conf, again)) == 16
+    alone = clf.confidence(dimg, channel_axis=0)  # other maps, other options: its own tasks
+    assert len(_best_class_keys(labels, conf, alone)) == 32
+    np.testing.assert_array_equal(alone.compute(), conf.compute())
     got_labels, got_conf = dask.compute(labels, conf)
     np.testing.assert_array_equal(got_labels, exp_labels)
-    assert got_conf.dtype == exp_conf.dtype
-    np.testing.assert_allclose(got_conf, exp_conf, rtol=1e-12)
+    assert got_conf.dtype == exp_conf.dtype == np.float32
+    np.testing.assert_array_equal(got_conf, exp_conf)
     xr = pytest.importorskip("xarray")
     x = xr.DataArray(dimg, dims=("band", "y", "x"))
     xl, xc = clf.predict(x, channel_axis="band", return_confidence=True, min_probability=0.9,

@@ -180,11 +180,13 @@ def normalize_channel_axis(channel_axis, ndim, name="channel_axis"):
     return axis % ndim
 
 
-def pixels_view(image, n_features, channel_axis, name="image"):
+def pixels_view(image, n_features, channel_axis, name="image", *, convert=True):
     """Validate ``image`` and return ``(pixels, spatial_shape)``.
 
     ``pixels`` is a 2-D (N, C) array in a dtype kernels accept (a view where
     possible, else a copy), ``spatial_shape`` the shape of the per-pixel output.
+    ``convert=False`` keeps the image's dtype (a caller that converts block by block,
+    so that a big-endian or float16 image is never copied whole).
     """
     arr = as_image_array(image, name)
     if arr.ndim == 0:
@@ -229,7 +231,7 @@ def pixels_view(image, n_features, channel_axis, name="image"):
         spatial = arr.shape[:-1]
         arr = arr.reshape(-1, n_ch)
     kdtype = native_kernel_dtype(arr.dtype)
-    if arr.dtype != kdtype:
+    if convert and arr.dtype != kdtype:
         arr = arr.astype(kdtype)
     return arr, spatial
 

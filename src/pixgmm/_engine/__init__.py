@@ -11,6 +11,8 @@ validated models, and never validate user input (the public modules do).
   :mod:`.separable` (per-channel tables), :mod:`.direct` (the numba kernels).
 - :mod:`.dispatch`: the engine rule; asks each engine instead of knowing it.
 - :mod:`.blocks`: the same engines applied block by block to a Dask array.
+- :mod:`.classes`: the classifier's one-pass kernels (label, confidence, margin, entropy,
+  reject of every pixel); not an engine of the rule below.
 
 Every engine module answers the same three questions, so the dispatcher needs
 nothing else and a new engine is one new file:

@@ -221,6 +221,12 @@ def _block_log_terms4(xt, nb, means, prec, coef, full, lt):
 @numba.njit(**NUMBA_FLAGS)
 def _block_lse(lt, K, nb, nanf, m, s, res):
     """res[:nb] = log(sum_k exp(lt[k, :nb])), exactly, with NaN and -inf kept."""
+    if K == 1:  # the log-term itself: what the general loop gives (m + log(1)), without it
+        q = lt[0]
+        for i in range(nb):
+            r = q[i] if q[i] > -np.inf else -np.inf
+            res[i] = np.nan if nanf[i] else r
+        return
     for i in range(nb):
         m[i] = -np.inf
         s[i] = 0.0
@@ -379,98 +385,3 @@ def min_mahalanobis(X, means, prec, zeros, full, out, ntasks):
                     m[i] = q[i] if q[i] > m[i] else m[i]
             for i in range(nb):
                 out[start + i] = np.nan if nanf[i] else -2.0 * m[i]
-
-
-@numba.njit(**NUMBA_FLAGS)
-def _block_best(sc, C, nb, m, total, best, start, index, confidence):
-    """The winning class of each of nb pixels from class scores ``sc[c, :nb]``.
-
-    ``index[start + i]`` is the first largest ``sc[:, i]`` (a NaN score loses to any
-    number) and ``confidence[start + i] = 1 / sum_c exp(sc[c, i] - sc[index, i])``, its
-    softmax share; -1 and NaN where no class is defined (every score NaN or -inf).
-    The pixels are the inner loop, so the comparisons and ``vexp`` vectorise; the
-    winner's own term is exp(0) = 1 exactly, and terms that ``vexp`` flushes to 0
-    are below 1e-307 of it.
-    """
-    for i in range(nb):
-        m[i] = sc[0, i]
-        best[i] = 0
-    for c in range(1, C):
-        q = sc[c]
-        for i in range(nb):
-            v = q[i]
-            take = v > m[i] or m[i] != m[i]
-            m[i] = v if take else m[i]
-            best[i] = c if take else best[i]
-    for i in range(nb):
-        total[i] = 0.0
-    for c in range(C):
-        q = sc[c]
-        for i in range(nb):
-            total[i] += vexp(q[i] - m[i])
-    for i in range(nb):
-        defined = m[i] > -np.inf  # False for NaN and -inf
-        index[start + i] = best[i] if defined else -1
-        confidence[start + i] = 1.0 / total[i] if defined else np.nan
-
-
-@numba.njit(**NUMBA_PARALLEL_FLAGS)
-def best_of_scores(s, index, confidence, ntasks):
-    """Per row of class scores ``s`` (N, C): the first largest column and its softmax share.
-
-    ``index[i] = argmax_c s[i, c]`` (first on ties) and ``confidence[i] =
-    1 / sum_c exp(s[i, c] - s[i, index[i]])``; -1 and NaN where the largest score is NaN
-    or -inf (no class is defined). One pass over the scores, no (N, C) temporary.
-    """
-    N, C = s.shape
-    nblocks = (N + BLOCK - 1) // BLOCK
-    for t in numba.prange(ntasks):
-        sc = np.empty((C, BLOCK))
-        m = np.empty(BLOCK)
-        total = np.empty(BLOCK)
-        best = np.empty(BLOCK, dtype=np.intp)
-        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
-            start = b * BLOCK
-            nb = min(BLOCK, N - start)
-            for i in range(nb):
-                for c in range(C):
-                    sc[c, i] = s[start + i, c]
-            _block_best(sc, C, nb, m, total, best, start, index, confidence)
-
-
-@numba.njit(**NUMBA_PARALLEL_FLAGS)
-def best_class(X, means, prec, coef, full, starts, log_priors, index, confidence, ntasks):
-    """The most probable class of every pixel and its posterior, in one pass.
-
-    The classes' components are stacked: class ``c`` owns rows ``starts[c]:starts[c+1]``
-    of ``means``, ``prec`` and ``coef``, and ``full[c]`` says whether its factors have
-    off-diagonal entries. Per block of pixels, each class's log-density (the
-    log-sum-exp of its log-terms, as :func:`log_sum_exp`) plus ``log_priors[c]`` is
-    its score, and :func:`_block_best` writes ``index`` and ``confidence`` as
-    :func:`best_of_scores` would from those scores. The pixels are converted to
-    float64 once for all classes, and no (N, C) array of scores exists.
-    """
-    N, D = X.shape
-    C = log_priors.shape[0]
-    kmax = 1
-    for c in range(C):
-        kmax = max(kmax, starts[c + 1] - starts[c])
-    nblocks = (N + BLOCK - 1) // BLOCK
-    for t in numba.prange(ntasks):
-        xt, lt, y, nanf, m, s, res = _scratch(kmax, D)
-        sc = np.empty((C, BLOCK))
-        best = np.empty(BLOCK, dtype=np.intp)
-        for b in range(t * nblocks // ntasks, (t + 1) * nblocks // ntasks):
-            start = b * BLOCK
-            nb = min(BLOCK, N - start)
-            _block_load(X, start, nb, xt, nanf)
-            for c in range(C):
-                a = starts[c]
-                e = starts[c + 1]
-                _block_terms(xt, nb, means[a:e], prec[a:e], coef[a:e], full[c], lt, y)
-                _block_lse(lt, e - a, nb, nanf, m, s, res)
-                q = sc[c]
-                lp = log_priors[c]
-                for i in range(nb):
-                    q[i] = res[i] + lp
-            _block_best(sc, C, nb, m, s, best, start, index, confidence)
