@@ -222,8 +222,11 @@ SCALE_HELP = (
     "8-bit as read, 16-bit (any integer wider than 8 bits) scaled from its full range, "
     "float scaled x255 when every value lies in [0, 1] and used as read otherwise; "
     "none: values as read (for models fitted to raw 16-bit or float values); unit: "
-    "float images are 0..1 (x255) even with values outside. What was done is printed "
-    "with each input."
+    "float images are 0..1 (x255) even with values outside. Commands that apply model "
+    "files (classify, density) follow the scale the files record under auto (raw values: "
+    "as read), and refuse a --scale that contradicts it; models that record none are "
+    "colour models on 0..255 if they have 3 channels, else auto reads only 8-bit images "
+    "without a --scale. What was done is printed with each input."
 )
 
 
@@ -263,14 +266,6 @@ def resolve_scale(scale, to_8bit):
     if to_8bit and scale == "none":
         raise click.UsageError("--to-8bit scales 16-bit images; it contradicts --scale none")
     return scale
-
-
-def model_channels(model, n):
-    """The image channel names to pass for ``model``: RGB order when the model names R, G, B."""
-    names = getattr(model, "channels", None)
-    if names is not None and n == 3 and set(names) == set("RGB"):
-        return "RGB"
-    return None
 
 
 DATA_HELP = """

@@ -49,7 +49,9 @@ class Output:
     exactly the values written, a ``lossy`` one (an overlay, a heatmap: made for
     the eye) to a smaller H.264 ``.mp4``. A ``whole`` output needs the whole map at
     once (its colour scale comes from the map's percentiles), so an input with
-    one is never streamed window by window (:mod:`.stream`).
+    one is never streamed window by window (:mod:`.stream`). ``geotiff`` holds
+    what a GeoTIFF output carries beside its pixels (``colormap``,
+    ``categories``: :class:`pixgmm.io.windows.OutputSpec`'s keywords).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Output:
     key: str | None = None
     lossy: bool = False
     whole: bool = False  # made from the whole map (a percentile colour scale): not streamed
+    geotiff: dict | None = field(default=None, compare=False)  # colormap, categories, ...
 
     @property
     def map_key(self):
@@ -208,7 +211,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             if target not in todo:
                 continue
             if geo is not None and _geo.writes(target):
-                geo.write(index, target, maps[o.map_key], opts.overwrite)
+                geo.write(index, target, maps[o.map_key], opts.overwrite, **(o.geotiff or {}))
             elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)
                 _writers.write_png(target, maps[o.map_key], opts.overwrite, text=text)

@@ -12,8 +12,9 @@ each with its own georeferencing), and its outputs keep the georeferencing:
   class for class probabilities) with nodata NaN;
 - masks are uint8 GeoTIFFs holding 1 (yes) and 0 (no), with nodata
   :data:`NODATA_LABEL` (255); label maps (``pixgmm classify``) hold the class
-  index, with nodata 255 (which is also the label of pixels no class applies
-  to);
+  values (or indices), with nodata the largest value of their dtype (255 for
+  uint8, 65535 for uint16; also the label of pixels no class applies to), a
+  colour table and the class names;
 - pictures for people (heatmap, overlay, the colour label picture, the PNG of
   ``density --format png``) stay PNG, without georeferencing;
 - with ``--chunks`` every Zarr store gets the attributes ``crs`` (WKT),
@@ -46,6 +47,20 @@ from pathlib import Path
 
 #: Nodata value of uint8 masks and label maps written for a georeferenced input.
 NODATA_LABEL = 255
+
+
+def label_nodata(dtype):
+    """The nodata value of an integer map of ``dtype``: its largest value (255 for uint8).
+
+    >>> import numpy as np
+    >>> label_nodata(np.uint8), label_nodata(np.uint16)
+    (255, 65535)
+    """
+    import numpy as np
+
+    return int(np.iinfo(dtype).max)
+
+
 #: Maps that hold labels (a mask, class indices) and get :data:`NODATA_LABEL` at nodata pixels.
 LABEL_MAPS = ("mask", "labels")
 #: TIFF tags whose presence makes a TIFF worth asking rasterio about: ModelPixelScale,
@@ -186,9 +201,9 @@ class Georef:
     def mark(maps, invalid):
         """The maps as a georeferenced input's outputs hold them: nodata marked, masks 0/1.
 
-        A mask (0/255 picture) becomes 0/1; masks and label maps get
-        :data:`NODATA_LABEL` at ``invalid`` pixels, float maps NaN (every band of
-        a multi-band map); pictures are returned unchanged.
+        A mask (0/255 picture) becomes 0/1; masks and label maps get their
+        dtype's :func:`label_nodata` (255 for uint8) at ``invalid`` pixels, float
+        maps NaN (every band of a multi-band map); pictures are returned unchanged.
         """
         import numpy as np
 
@@ -202,7 +217,8 @@ class Georef:
                 arr = (arr > 0).astype(np.uint8)
             if invalid is not None:
                 if key in LABEL_MAPS:
-                    arr = xp.where(invalid, np.uint8(NODATA_LABEL), arr).astype(arr.dtype)
+                    fill = arr.dtype.type(label_nodata(arr.dtype))
+                    arr = xp.where(invalid, fill, arr).astype(arr.dtype)
                 elif arr.dtype.kind == "f":
                     where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
                     arr = xp.where(where, arr.dtype.type(np.nan), arr)
@@ -211,9 +227,9 @@ class Georef:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, index, target, array, overwrite=False):
+    def write(self, index, target, array, overwrite=False, **options):
         """Write a float map, mask or label map on the grid of page ``index`` (:func:`write_geotiff`)."""
-        write_geotiff(target, array, self.pages[index], overwrite=overwrite)
+        write_geotiff(target, array, self.pages[index], overwrite=overwrite, **options)
 
     def zarr_attrs(self, index, name, array):
         """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``."""
@@ -232,14 +248,20 @@ class Georef:
         return attrs
 
 
-def write_geotiff(path, array, like, *, overwrite=False):
+def write_geotiff(
+    path, array, like, *, overwrite=False, colormap=None, categories=None, descriptions=None
+):
     """Write a map as a GeoTIFF on the grid of ``like`` (a :class:`GeoPage`), atomically.
 
     Float maps are float32 with nodata NaN, one band per trailing plane
     ((H, W, K) -> K bands); integer maps are written in their dtype with nodata
-    :data:`NODATA_LABEL`. Deflate-compressed, tiled 256 x 256, BigTIFF when
-    needed; written to a hidden temporary file and renamed into place
-    (:func:`pixgmm.io.atomic.atomic_target`), so ``path`` never holds a partial file.
+    its largest value (:func:`label_nodata`: 255 for uint8). Deflate-compressed,
+    tiled 256 x 256, BigTIFF when needed; written to a hidden temporary file and
+    renamed into place (:func:`pixgmm.io.atomic.atomic_target`), so ``path``
+    never holds a partial file. ``colormap`` (``{value: (r, g, b[, a])}``) and
+    ``categories`` (a name per value, index = value) go to band 1 of a uint8 or
+    uint16 map, as :class:`pixgmm.io.windows.OutputSpec` writes them;
+    ``descriptions`` name the bands.
 
     Examples
     --------
@@ -271,7 +293,7 @@ def write_geotiff(path, array, like, *, overwrite=False):
     if arr.dtype.kind == "f":
         arr, nodata = arr.astype(np.float32, copy=False), float("nan")
     else:
-        nodata = NODATA_LABEL
+        nodata = label_nodata(arr.dtype)
     bands = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     profile = {
         "driver": "GTiff",
@@ -292,6 +314,12 @@ def write_geotiff(path, array, like, *, overwrite=False):
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.write(bands)
+                if colormap:
+                    dst.write_colormap(1, colormap)
+                for band, text in enumerate(descriptions or (), start=1):
+                    dst.set_band_description(band, str(text))
+                if categories is not None:
+                    dst.update_tags(1, categories=",".join(categories))
         except rasterio.errors.RasterioError as exc:  # e.g. a full disk, in GDAL's words
             raise OSError(_first_line(exc)) from exc
 
