@@ -37,7 +37,9 @@ Layout: this module holds the public functions and :class:`FitResult`;
 ``pixgmm._fitresult`` starts a fit, runs it on points and builds its result;
 ``pixgmm._engine.emfit`` runs the EM; :mod:`pixgmm.classfit` fits one mixture per
 class (:class:`ClassHistograms`, :func:`fit_classes`, :func:`fit_classes_em`,
-re-exported here).
+re-exported here); :mod:`pixgmm.training` fits one per class of training samples
+(polygons, points, a label raster) over a georeferenced image
+(:func:`fit_training`, :func:`fit_training_em`, re-exported here).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from ._fitresult import (
     n_parameters,
 )
 from .classfit import ClassHistograms, fit_classes, fit_classes_em
+from .training import fit_training, fit_training_em
 
 for _public in (ConvergenceWarning, EmptyComponentWarning, FitResult, n_parameters):
     _public.__module__ = __name__  # documented, pickled and shown as pixgmm.fitting's
@@ -68,6 +71,8 @@ __all__ = [
     "fit_classes",
     "fit_classes_em",
     "fit_em",
+    "fit_training",
+    "fit_training_em",
     "n_parameters",
 ]
 

@@ -327,6 +327,37 @@ def data_options(func):
     return func
 
 
+class UsageLine(click.UsageError):
+    """A usage error reported in one line, ``pixgmm: error: MESSAGE`` (exit status 2).
+
+    For mistakes in the files a command is given (a missing field, samples off
+    the image), where click's usage text would only hide the message.
+    """
+
+    def show(self, file=None):
+        click.echo(f"pixgmm: error: {self.format_message()}", err=True)
+
+
+class OneLineCommand(click.Command):
+    """A command whose every usage error (bad options as well) is one line, exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageLine:
+            raise
+        except click.UsageError as exc:
+            raise UsageLine(f"{info_name}: {exc.format_message()}") from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageLine:
+            raise
+        except click.UsageError as exc:
+            raise UsageLine(exc.format_message()) from None
+
+
 def fail(message, as_json):
     """Report a failure that stops a command (exit 1): on stderr, and as JSON with --json."""
     import json

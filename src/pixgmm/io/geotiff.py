@@ -324,6 +324,33 @@ def write_geotiff(
             raise OSError(_first_line(exc)) from exc
 
 
+def band_tags(page, band=1):
+    """The metadata items of band ``band`` of a GeoTIFF page (e.g. a label map's ``categories``).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, rasterio
+    >>> from pixgmm.io import probe_geotiff, write_geotiff
+    >>> from pixgmm.io.geotiff import band_tags
+    >>> folder = tempfile.mkdtemp()
+    >>> with rasterio.open(folder + "/in.tif", "w", driver="GTiff", width=2, height=2,
+    ...                    count=1, dtype="uint8", crs="EPSG:32633",
+    ...                    transform=rasterio.transform.from_origin(0, 20, 10, 10)) as dst:
+    ...     dst.write(np.zeros((1, 2, 2), np.uint8))
+    >>> write_geotiff(folder + "/map.tif", np.ones((2, 2), np.uint8),
+    ...               probe_geotiff(folder + "/in.tif").pages[0], categories=["", "water"])
+    >>> band_tags(probe_geotiff(folder + "/map.tif").pages[0])["categories"]
+    ',water'
+    """
+    import rasterio
+
+    try:
+        with rasterio.open(page.source) as src:
+            return dict(src.tags(band))
+    except rasterio.errors.RasterioError as exc:
+        raise _input_error(f"cannot read GeoTIFF: {_first_line(exc)}") from None
+
+
 def _array_module(arr):
     if hasattr(arr, "dask"):
         import dask.array as da

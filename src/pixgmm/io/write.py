@@ -1,7 +1,8 @@
 """Writing pictures, float maps and videos, each atomically (see :mod:`.atomic`).
 
 PNG pictures (with optional text chunks), float32 TIFF or ``.npy`` maps, float32
-TIFF stacks, and videos frame by frame through ffmpeg (lossless FFV1 for masks and
+TIFF stacks, text (reports, CSV tables), matplotlib figures, and videos frame by
+frame through ffmpeg (lossless FFV1 for masks and
 label maps, H.264 for pictures made for the eye). GeoTIFF outputs are written by
 :mod:`.geotiff`, Zarr stores by :mod:`.zarrstore`.
 """
@@ -64,6 +65,23 @@ def write_float(path, array, overwrite=False):
             import tifffile
 
             tifffile.imwrite(tmp, array, photometric="minisblack")
+
+
+def write_text(path, text, overwrite=False):
+    """Write ``text`` (a report, a CSV table) as UTF-8, atomically."""
+    with atomic_target(path, overwrite) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_figure(path, figure, overwrite=False, *, dpi=None):
+    """Save a matplotlib figure (its format from the suffix, e.g. ``.png``), atomically; close it."""
+    try:
+        with atomic_target(path, overwrite) as tmp:
+            figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
 
 
 def write_tiff_stack(path, pages, overwrite=False, metadata=None):
