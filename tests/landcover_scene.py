@@ -23,7 +23,7 @@ SPECTRA = {
     3: (900, 1200, 1400, 3000, 2800, 2000),  # crops
     4: (1800, 1900, 2100, 2600, 3300, 3000),  # urban
 }
-NOISE = 120.0
+NOISE = 500.0
 #: Training rectangles: (class, row0, row1, col0, col1), pixel ranges (end exclusive).
 RECTANGLES = [
     (1, 5, 20, 5, 25),

@@ -145,7 +145,12 @@ def _read_error(path, exc):
 
 
 def _layer(path, layer):
+    import os
+
     import pyogrio
+
+    if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+        raise _read_error(path, FileNotFoundError(path))
 
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
@@ -318,7 +323,7 @@ def write_features(path, features, *, overwrite=False):
     """Write ``features`` (their geometry, class field and CRS) to a vector file, atomically.
 
     The format follows the suffix (:data:`WRITE_DRIVERS`: GeoPackage, GeoJSON,
-    FlatGeobuf); the file is written beside its target and renamed into place
+    FlatGeobuf), the features in their order; the file is written beside its target and renamed into place
     (:func:`pixgmm.io.atomic.atomic_target`).
 
     Examples
@@ -362,6 +367,8 @@ def write_features(path, features, *, overwrite=False):
                 [features.field],
                 layer=re.sub(r"\W", "_", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]) or "samples",
                 driver=WRITE_DRIVERS[suffix],
+                # FlatGeobuf's spatial index would reorder the features
+                layer_options={"SPATIAL_INDEX": "NO"} if suffix == ".fgb" else None,
                 geometry_type=geometry_type,
                 crs=features.crs_wkt,
             )
