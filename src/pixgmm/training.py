@@ -124,11 +124,11 @@ def _georeferenced(image):
     return geo
 
 
-def _bands(page, bands):
+def _bands(page, bands, option):
     """``(bands 1-based, channel names or None, note)`` of the image read for training."""
     from .io.pixels import BandMatch
 
-    indices, note = BandMatch(None if bands is None else tuple(bands), None, "bands").resolve(
+    indices, note = BandMatch(None if bands is None else tuple(bands), None, option).resolve(
         page.count, page.descriptions, page.alpha
     )
     if indices is None:
@@ -150,7 +150,9 @@ def _outside_error(samples, image, outside):
     )
 
 
-def training_pixels(image, training, *, field=None, layer=None, bands=None, scale="auto"):
+def training_pixels(
+    image, training, *, field=None, layer=None, bands=None, scale="auto", bands_name="bands="
+):
     """Read the training pixels of every class from ``image``, window by window.
 
     Parameters
@@ -169,6 +171,8 @@ def training_pixels(image, training, *, field=None, layer=None, bands=None, scal
     scale : {"auto", "none", "unit"}, default "auto"
         How pixel values are read (:mod:`pixgmm.io.pixels`); recorded in the
         models as ``"raw"`` (``"none"``) or ``"0..255"``.
+    bands_name : str, default "bands="
+        How messages name ``bands`` (the command line: ``"--bands"``).
 
     Returns
     -------
@@ -191,7 +195,7 @@ def training_pixels(image, training, *, field=None, layer=None, bands=None, scal
         raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}")
     geo = _georeferenced(image)
     page = geo.pages[0]
-    read, channels, band_note = _bands(page, bands)
+    read, channels, band_note = _bands(page, bands, bands_name)
     notes = [band_note] if band_note else []
     dtype = np.dtype(page.dtype)
     plan = plan_windows(

@@ -190,6 +190,7 @@ def training_job(inputs, training, options, out, overwrite, quiet, as_json):
             layer=options["layer"],
             bands=options["bands"],
             scale=options["scale"],
+            bands_name="--bands",
         )
     except FieldError as exc:
         raise UsageLine(f"--field: {exc}") from None
