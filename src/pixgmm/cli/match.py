@@ -36,6 +36,8 @@ from pathlib import Path
 
 import click
 
+from .options import UsageLine
+
 BANDS_HELP = (
     "The image bands the models read, in the models' channel order: 1-based numbers "
     "or band names (GeoTIFF band descriptions), comma-separated, e.g. 4,3,2 or "
@@ -104,8 +106,8 @@ def models_scale(models, specs, scale):
 
     ``models`` and ``specs`` map each class (or the one model) to its model and
     to what the user gave for it (a file name). Raises
-    :class:`click.UsageError` when models record different scales or ``scale``
-    contradicts theirs.
+    :class:`~pixgmm.cli.options.UsageLine` when models record different scales or ``scale``
+    contradicts theirs (one line, exit status 2).
     """
     scales = {label: model_scale(model) for label, model in models.items()}
     known = sorted({s for s in scales.values() if s is not None})
@@ -113,7 +115,7 @@ def models_scale(models, specs, scale):
         groups = "; ".join(
             f"{s}: {_files(specs, [lab for lab, v in scales.items() if v == s])}" for s in known
         )
-        raise click.UsageError(
+        raise UsageLine(
             f"the models were fitted on different value scales ({groups}); fit them all on "
             "one scale (pixgmm fit --scale)"
         )
@@ -122,7 +124,7 @@ def models_scale(models, specs, scale):
     if expected in clash:
         said = {"none": "reads values as they are", "unit": "scales pixels to 0..255"}[scale]
         which = _files(specs, [lab for lab, v in scales.items() if v == expected])
-        raise click.UsageError(
+        raise UsageLine(
             f"--scale {scale} {said}, but the models were fitted on the {expected} scale "
             f"({which}); leave --scale out: auto follows the models"
         )
