@@ -227,7 +227,7 @@ def map_accuracy(map_path, reference, *, field=None, layer=None, confidence=0.95
         n_points = int(rows.size)
         n_polygons = int(polygons.sum())
         if n_points:
-            notes.append(f"{n_points} reference point(s): one sample each")
+            notes.append(f"{n_points} reference point(s) on the map: one sample each")
         if n_polygons:
             notes.append(
                 f"{n_polygons} reference polygon(s) give {n_polygon_pixels} pixel samples (every "
