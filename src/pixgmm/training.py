@@ -93,6 +93,14 @@ class TrainingPixels:
                 f"classes {unknown!r} are not in the training data (classes: {list(self.classes)})"
             )
         codes = [self.classes.index(c) + 1 for c in wanted]
+        if isinstance(n_components, dict):  # per class: keyed by the accumulator's codes
+            missing = [c for c in wanted if c not in n_components]
+            if missing:
+                raise ValueError(
+                    f"n_components has no entry for class(es) {missing!r}; give every class a "
+                    "number"
+                )
+            n_components = {code: n_components[c] for c, code in zip(wanted, codes)}
         results = self.accumulator.fit_em(
             n_components, covariance_type, classes=codes, channels=self.channels, **options
         )
