@@ -41,7 +41,7 @@ def _fraction(ctx, param, value):
 
 def training_options(func):
     """--training, --field, --layer, --bands, --validation-fraction, --validation-out."""
-    from .match import BANDS_HELP, parse_bands
+    from .match import parse_bands
 
     options = [
         click.option(
@@ -58,7 +58,8 @@ def training_options(func):
             callback=parse_bands,
             metavar="B1,B2,...",
             help="With --training: the image bands to fit (1-based numbers or band names, in "
-            "order). Default: every band. " + BANDS_HELP.split(":", 1)[0] + ".",
+            "order), e.g. B2,B3,B4,B8; the models' channels, named after the bands. Default: "
+            "every band.",
         ),
         click.option(
             "--validation-fraction",

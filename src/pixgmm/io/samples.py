@@ -118,6 +118,10 @@ class VectorSamples:
         self.notes = []
         if features.crs_wkt is None and page.crs_wkt is not None:
             self.notes.append(f"{features.path} has no CRS: taken to be in the image's CRS")
+        elif page.crs_wkt is None and features.crs_wkt is not None:
+            self.notes.append(
+                f"the image has no CRS: {features.path} is taken to be in its coordinates"
+            )
         elif not same_crs(features.crs_wkt, page.crs_wkt):
             self.notes.append(f"{features.path} reprojected into the image's CRS")
         self.features = features.to_crs(page.crs_wkt)
