@@ -21,13 +21,14 @@ theirs (``none`` for 0..255 or 0..1 models, ``unit`` for raw or 0..1 models),
 are a usage error.
 
 Models that record no scale (files written before it was recorded, mixtures
-fitted through the Python API without ``scale=``): a histogram model, or a
-mixture of exactly 3 channels, is taken to be a colour model on the 0..255
-scale (what ``pixgmm fit`` wrote from images, and the Jones & Rehg models); any
-other mixture's scale is unknown. Unknown scales follow the known ones when
-models are mixed; when no model records one, ``--scale auto`` reads 8-bit images
-as they are (raw and 0..255 agree there) and refuses to guess for any other
-image, saying to pass ``--scale none`` (raw values) or ``--scale unit``.
+fitted through the Python API without ``scale=``) follow the models that do.
+Where none does, ``--scale auto`` takes a histogram model, or a mixture of
+exactly 3 channels, to be a colour model on the 0..255 scale (what ``pixgmm
+fit`` wrote from images, and the Jones & Rehg models); any other mixture's
+scale is unknown: 8-bit images are read as they are (raw and 0..255 agree
+there) and any other image is refused, with a message saying to pass
+``--scale none`` (raw values) or ``--scale unit``. An explicit ``--scale`` is
+always taken for models without a record (it is their only record).
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def channel_names(model):
     )
 
 
+def recorded_scale(model):
+    """The value scale recorded in ``model``'s training record, or None."""
+    training = getattr(model, "training", None)
+    if isinstance(training, dict) and training.get("scale"):
+        return training["scale"]
+    return None
+
+
 def model_scale(model):
     """The value scale ``model`` was fitted on: its record, else the rule for old files.
 
@@ -89,9 +98,9 @@ def model_scale(model):
     a model without one, ``"0..255"`` for a histogram model or a 3-channel
     mixture and None (unknown) for any other.
     """
-    training = getattr(model, "training", None)
-    if isinstance(training, dict) and training.get("scale"):
-        return training["scale"]
+    recorded = recorded_scale(model)
+    if recorded is not None:
+        return recorded
     if type(model).__name__ == "HistogramModel" or model.n_features == 3:
         return "0..255"
     return None
@@ -105,25 +114,31 @@ def models_scale(models, specs, scale):
     """The scale every model expects (None: unknown), checked against ``--scale``.
 
     ``models`` and ``specs`` map each class (or the one model) to its model and
-    to what the user gave for it (a file name). Raises
-    :class:`~pixgmm.cli.options.UsageLine` when models record different scales or ``scale``
-    contradicts theirs (one line, exit status 2).
+    to what the user gave for it (a file name). The scales the models record
+    decide; the rule for models without a record (:func:`model_scale`) fills
+    in only where none records one, and an explicit ``--scale`` overrides it.
+    Raises :class:`~pixgmm.cli.options.UsageLine` (one line, exit status 2)
+    when models record different scales or ``scale`` contradicts a recorded one.
     """
-    scales = {label: model_scale(model) for label, model in models.items()}
-    known = sorted({s for s in scales.values() if s is not None})
+    recorded = {label: recorded_scale(model) for label, model in models.items()}
+    known = sorted({s for s in recorded.values() if s is not None})
     if len(known) > 1:
         groups = "; ".join(
-            f"{s}: {_files(specs, [lab for lab, v in scales.items() if v == s])}" for s in known
+            f"{s}: {_files(specs, [lab for lab, v in recorded.items() if v == s])}" for s in known
         )
         raise UsageLine(
             f"the models were fitted on different value scales ({groups}); fit them all on "
             "one scale (pixgmm fit --scale)"
         )
-    expected = known[0] if known else None
+    if known:
+        expected = known[0]
+    else:  # no record: the rule for old files, where every model agrees
+        assumed = {model_scale(model) for model in models.values()}
+        expected = assumed.pop() if len(assumed) == 1 else None
     clash = {"none": ("0..255", "0..1"), "unit": ("raw", "0..1")}.get(scale, ())
-    if expected in clash:
+    if known and expected in clash:
         said = {"none": "reads values as they are", "unit": "scales pixels to 0..255"}[scale]
-        which = _files(specs, [lab for lab, v in scales.items() if v == expected])
+        which = _files(specs, [lab for lab, v in recorded.items() if v == expected])
         raise UsageLine(
             f"--scale {scale} {said}, but the models were fitted on the {expected} scale "
             f"({which}); leave --scale out: auto follows the models"
