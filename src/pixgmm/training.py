@@ -253,14 +253,17 @@ def training_pixels(
         raise ValueError(f"{source} labels no pixel of the image {image}")
     for c in classes:
         if counts[c] == 0:
-            what = (
-                f"its {n_features[c]} feature(s) cover no pixel centre of the image"
-                if n_features is not None
-                else "its pixels"
-            )
-            why = f" ({lost[c]:,} of its pixels are on the image's nodata)" if lost[c] else ""
+            if n_features is not None and lost[c]:
+                what = (
+                    f"its {n_features[c]} feature(s) cover only pixels where the image has no "
+                    f"data ({lost[c]:,} pixels)"
+                )
+            elif n_features is not None:
+                what = f"its {n_features[c]} feature(s) cover no pixel centre of the image"
+            else:
+                what = f"all its {lost[c]:,} labelled pixels are on the image's nodata"
             raise ValueError(
-                f"{source}: class {c!r} has no training pixels: {what}{why}; draw it over "
+                f"{source}: class {c!r} has no training pixels: {what}; draw it over "
                 "valid pixels or leave it out"
             )
     for c in classes:

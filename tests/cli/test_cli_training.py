@@ -161,8 +161,16 @@ def test_every_problem_with_the_samples_is_one_line_and_exit_2(files, tmp_path):
     with rasterio.open(t / "off.tif", "w", driver="GTiff", width=10, height=10, count=1,
                        dtype="uint8", crs=scene.CRS, transform=scene.transform()) as dst:  # fmt: skip
         dst.write(np.ones((1, 10, 10), np.uint8))
+    on_nodata = np.zeros((scene.H, scene.W), np.uint8)
+    on_nodata[0:5, 0:5], on_nodata[0:3, 140:150] = 1, 7
+    raster = scene.write_label_raster(t / "on-nodata.tif", on_nodata)
     cases = [
         (["--training", outside], f"{outside}: feature 2 (class 3) lie(s) outside the image"),
+        (
+            ["--training", raster],
+            f"{raster}: class 7 has no training pixels: all its 30 labelled pixels are on the "
+            "image's nodata",
+        ),
         (
             ["--training", empty],
             f"{empty}: class 5 has no training pixels: its 1 feature(s) cover "
@@ -170,9 +178,8 @@ def test_every_problem_with_the_samples_is_one_line_and_exit_2(files, tmp_path):
         ),
         (
             ["--training", nodata],
-            "class 2 has no training pixels: its 1 feature(s) cover no pixel "
-            "centre of the image (30 of its pixels are on the image's "
-            "nodata)",
+            "class 2 has no training pixels: its 1 feature(s) cover only pixels where the "
+            "image has no data (30 pixels)",
         ),
         (
             ["--training", fields],
