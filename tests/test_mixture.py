@@ -739,7 +739,10 @@ def _good_dict():
         (lambda d: d.pop("means"), r"field \$\.means is missing"),
         (lambda d: d.pop("covariances"), r"field \$\.covariances is missing"),
         (lambda d: d.update(schema="other"), r"field \$\.schema must be \"pixgmm\.mixture\""),
-        (lambda d: d.update(version=3), r"field \$\.version is 3; this pixgmm reads versions 1 to 2"),
+        (
+            lambda d: d.update(version=4),
+            r"field \$\.version is 4; this pixgmm reads versions 1 to 3",
+        ),
         (
             lambda d: d.update(covariance_type="diagonal"),
             r"field \$\.covariance_type must be one of",

@@ -95,6 +95,27 @@ def test_optional_fields_and_a_byte_order_mark(tmp_path):
     assert h.smoothing == 1.0 and h.range == ((0.0, 256.0),) * 3
 
 
+def test_the_value_scale_is_recorded_in_a_version_3_file(tmp_path):
+    """Each file is written in the lowest version that holds it; every version loads back."""
+    versions = {}
+    for name, training in (("plain", None), ("counted", {"n_pixels": 7}),
+                           ("scaled", {"n_pixels": 7, "scale": "raw"})):  # fmt: skip
+        model = MIXTURE.with_training(training)
+        model.save(tmp_path / f"{name}.json")
+        versions[name] = json.loads((tmp_path / f"{name}.json").read_text())["version"]
+        back = Mixture.load(tmp_path / f"{name}.json")
+        assert back == model and back.training == training
+    assert versions == {"plain": 1, "counted": 2, "scaled": 3}
+    rng = np.random.default_rng(0)
+    pixels = rng.normal(1000, 50, (30, 4))
+    pixels[3, 1] = np.nan  # a NaN pixel is not counted
+    fitted = pixgmm.fit(pixels, 1, scale="raw")
+    assert fitted.training == {"n_pixels": 29, "scale": "raw"}
+    assert pixgmm.fit(pixels, 1).training is None
+    with pytest.raises(ValueError, match=r"scale must be one of 'raw', '0\.\.255', '0\.\.1'"):
+        pixgmm.fit(pixels, 1, scale="16-bit")
+
+
 def test_from_dict_accepts_numpy_arrays_and_tuples():
     doc = mixture_doc()
     doc["weights"] = np.asarray(doc["weights"])
@@ -119,12 +140,18 @@ def test_schemas_are_valid_json_schema_documents():
 
     folder = resources.files("pixgmm").joinpath("data", "schema")
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
-    assert names == ["histogram-1.json", "jones-rehg-1999.json", "mixture-1.json", "mixture-2.json"]
+    assert names == [
+        "histogram-1.json",
+        "jones-rehg-1999.json",
+        "mixture-1.json",
+        "mixture-2.json",
+        "mixture-3.json",
+    ]
     for name in names:
         schema = json.loads(folder.joinpath(name).read_text("utf-8"))
         jsonschema.validators.validator_for(schema).check_schema(schema)
     # the documents say which version they describe
-    for version in (1, 2):
+    for version in (1, 2, 3):
         text = folder.joinpath(f"mixture-{version}.json").read_text("utf-8")
         assert f"version {version}" in json.loads(text)["title"]
 
@@ -173,7 +200,15 @@ MIXTURE_CASES = {
         lambda d: {**d, "version": "1"},
         r'field \$\.version must be the integer 1; got the string "1"',
     ),
-    "newer version": (lambda d: {**d, "version": 3}, r"field \$\.version is 3.*upgrade pixgmm"),
+    "newer version": (lambda d: {**d, "version": 4}, r"field \$\.version is 4.*upgrade pixgmm"),
+    "scale in a version 2 file": (
+        lambda d: {**d, "version": 2, "training": {"n_pixels": 5, "scale": "raw"}},
+        r'field \$\.training\.scale needs "version": 3',
+    ),
+    "unknown scale": (
+        lambda d: {**d, "version": 3, "training": {"n_pixels": 5, "scale": "16-bit"}},
+        r'field \$\.training\.scale must be one of "raw", "0\.\.255", "0\.\.1"',
+    ),
     "histogram file": (
         lambda d: histogram_doc(),
         r"field \$\.schema must be \"pixgmm\.mixture\".*pixgmm\.HistogramModel\.load",

@@ -25,7 +25,7 @@ from ._validation import (
     normalize_channel_axis,
     normalize_channels,
 )
-from .mixture import COVARIANCE_TYPES, Mixture
+from .mixture import COVARIANCE_TYPES, SCALES, Mixture
 
 INIT_METHODS = ("lloyd", "kmeans", "k-means++", "random")
 #: Dask float arrays up to this size are persisted for the distributed EM.
@@ -123,6 +123,18 @@ def check_channels(channels, n_channels):
             f"{n_channels}; pass one name per channel, in the pixels' order"
         )
     return names
+
+
+def check_scale(scale, name="scale"):
+    """``scale`` checked: None or one of :data:`pixgmm.mixture.SCALES`."""
+    if scale is None:
+        return None
+    if not isinstance(scale, str) or scale not in SCALES:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, SCALES))} (the value scale of the "
+            f"pixels fitted) or None, got {scale!r}"
+        )
+    return scale
 
 
 def is_dask_array(x):

@@ -37,10 +37,14 @@ Layout: this module holds the public functions and :class:`FitResult`;
 ``pixgmm._fitresult`` starts a fit, runs it on points and builds its result;
 ``pixgmm._engine.emfit`` runs the EM; :mod:`pixgmm.classfit` fits one mixture per
 class (:class:`ClassHistograms`, :func:`fit_classes`, :func:`fit_classes_em`,
-re-exported here).
+re-exported here); :mod:`pixgmm.training` fits one per class of training samples
+(polygons, points, a label raster) over a georeferenced image
+(:func:`fit_training`, :func:`fit_training_em`, re-exported here).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from . import _fitinput as _in
 from ._fitinput import INIT_METHODS
@@ -52,6 +56,7 @@ from ._fitresult import (
     n_parameters,
 )
 from .classfit import ClassHistograms, fit_classes, fit_classes_em
+from .training import fit_training, fit_training_em
 
 for _public in (ConvergenceWarning, EmptyComponentWarning, FitResult, n_parameters):
     _public.__module__ = __name__  # documented, pickled and shown as pixgmm.fitting's
@@ -66,6 +71,8 @@ __all__ = [
     "fit_classes",
     "fit_classes_em",
     "fit_em",
+    "fit_training",
+    "fit_training_em",
     "n_parameters",
 ]
 
@@ -87,6 +94,7 @@ def fit_em(
     channel_axis=-1,
     criterion="bic",
     callback=None,
+    scale=None,
 ):
     """Fit a Gaussian mixture to every pixel and report how the fit went.
 
@@ -119,18 +127,21 @@ def fit_em(
         raise TypeError(
             f"callback must be callable as callback(n_iter, lower_bound), got {callback!r}"
         )
+    scale = _in.check_scale(scale)
     if _in.is_dask_array(pixels):
         points = _in.dask_points(pixels, channel_axis, sample_weight, max_samples, "pixels")
         dtype = pixels.dtype
+        n_pixels = pixels.size // (1 if channel_axis is None else pixels.shape[channel_axis])
     else:
         px, spatial = _in.pixel_matrix(pixels, channel_axis, "pixels")
         w = None if sample_weight is None else _in.check_weights(sample_weight, spatial)
         dtype = px.dtype
+        n_pixels = px.shape[0]
         _in.check_channels(channels, px.shape[1])
         points = _in.pixel_points(px, w, max_samples, seed, "pixels")
     _in.check_channels(channels, points.n_features)
     reg_covar = _in.check_reg_covar(reg_covar, dtype)
-    return _fit_counts(
+    result = _fit_counts(
         points,
         counts,
         multi,
@@ -146,6 +157,10 @@ def fit_em(
         callback,
         "pixels",
     )
+    if scale is None:
+        return result
+    record = {"n_pixels": int(n_pixels) - result.n_nan, "scale": scale}
+    return dataclasses.replace(result, mixture=result.mixture.with_training(record))
 
 
 def fit(
@@ -165,6 +180,7 @@ def fit(
     channel_axis=-1,
     criterion="bic",
     callback=None,
+    scale=None,
 ):
     """Fit a Gaussian mixture to every pixel of an image or a list of pixels.
 
@@ -229,6 +245,13 @@ def fit(
         How a range of ``n_components`` is decided (lowest wins).
     callback : callable, optional
         ``callback(n_iter, lower_bound)`` after every EM iteration (progress bars).
+    scale : {"raw", "0..255", "0..1"}, optional
+        The value scale of ``pixels``: ``"raw"`` (values as read from the image,
+        e.g. 16-bit reflectances), ``"0..255"`` (8-bit colours, or wider
+        pixels brought to that scale) or ``"0..1"``. Recorded in the mixture's
+        :attr:`~pixgmm.Mixture.training` (with the pixel count) and its file, so
+        that ``pixgmm classify --scale auto`` reads images on the same scale.
+        Default: not recorded.
 
     Returns
     -------
@@ -269,6 +292,8 @@ def fit(
     Mixture(n_components=2, n_features=3, covariance_type='diag', channels='RGB')
     >>> bool(np.allclose(model.weights @ model.means, image.reshape(-1, 3).mean(0)))
     True
+    >>> pixgmm.fit(image, 1, scale="0..255").training
+    {'n_pixels': 4096, 'scale': '0..255'}
     """
     return fit_em(
         pixels,
@@ -286,4 +311,5 @@ def fit(
         channel_axis=channel_axis,
         criterion=criterion,
         callback=callback,
+        scale=scale,
     ).mixture

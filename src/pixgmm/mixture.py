@@ -19,10 +19,13 @@ from ._validation import format_channels, normalize_channels
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 SCHEMA = "pixgmm.mixture"
-#: The newest file version this pixgmm reads and writes (2: version 1 plus the ``training`` block).
-SCHEMA_VERSION = 2
+#: The newest file version this pixgmm reads and writes (2: version 1 plus the ``training``
+#: block; 3: version 2 plus the value scale of the pixels fitted, ``training.scale``).
+SCHEMA_VERSION = 3
 #: The JSON Schema of each file version, in ``pixgmm/data/schema/``.
-_SCHEMA_FILES = {1: "mixture-1.json", 2: "mixture-2.json"}
+_SCHEMA_FILES = {1: "mixture-1.json", 2: "mixture-2.json", 3: "mixture-3.json"}
+#: The value scales a training record may name (``training["scale"]``, version 3).
+SCALES = ("raw", "0..255", "0..1")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -283,8 +286,10 @@ class Mixture:
         A new dict on every access, with at least ``"n_pixels"`` (the number of
         training pixels, which ``Classifier(..., priors="counts")`` uses) and,
         for a file written by ``pixgmm fit``, the fit's diagnostics
-        (``converged``, ``n_iter``, ``log_likelihood``, ``bic``, ...; see
-        ``pixgmm/data/schema/mixture-2.json``). Not part of the mixture's
+        (``converged``, ``n_iter``, ``log_likelihood``, ``bic``, ...) and the
+        value scale of the pixels fitted, ``"scale"``: ``"raw"`` (values as
+        read), ``"0..255"`` (8-bit colours) or ``"0..1"`` (see
+        ``pixgmm/data/schema/mixture-3.json``). Not part of the mixture's
         identity: two mixtures with the same parameters are equal whatever
         their training records. See :meth:`with_training`.
         """
@@ -421,16 +426,17 @@ class Mixture:
         training : mapping or None
             ``{"n_pixels": N, ...}``: the number of training pixels (an integer
             >= 1) and optionally the fit's diagnostics, with the fields and
-            types of the ``training`` block of ``pixgmm/data/schema/mixture-2.json``
+            types of the ``training`` block of ``pixgmm/data/schema/mixture-3.json``
             (``n_samples``, ``n_nan``, ``n_points``, ``compression``, ``init``,
             ``reg_covar``, ``converged``, ``n_iter``, ``log_likelihood``, ``bic``,
-            ``aic``, ``criterion``, ``candidates``). None drops the record.
+            ``aic``, ``criterion``, ``candidates``, ``scale``). None drops the record.
 
         Returns
         -------
         Mixture
             Equal to this one (the record is not part of the identity);
-            :meth:`save` writes it as a version 2 file.
+            :meth:`save` writes it as a version 2 file, or version 3 when the
+            record names the ``scale``.
 
         Raises
         ------
@@ -462,8 +468,8 @@ class Mixture:
         import json
 
         block = plain_json(dict(training), "training", "$.training", 1)
-        doc = {**self.to_dict(), "version": 2, "training": block}
-        validate(doc, _SCHEMA_FILES[2], "training")
+        doc = {**self.to_dict(), "version": 3, "training": block}
+        validate(doc, _SCHEMA_FILES[3], "training")
         return self._keeping(json.dumps(block, allow_nan=False))
 
     def _keeping(self, training_json):
@@ -657,9 +663,10 @@ class Mixture:
     def to_dict(self):
         """The documented JSON schema as a dict (see :meth:`save`).
 
-        Version 1 without a training record, version 2 (``"training"`` added) with one.
+        The lowest version that holds it: 1 without a training record, 2
+        (``"training"`` added) with one, 3 when the record names the value scale.
         """
-        out = {"schema": SCHEMA, "version": 1 if self._training is None else 2}
+        out = {"schema": SCHEMA, "version": _file_version(self._training)}
         for name, value in self._defining_fields().items():
             if name == "channels":
                 value = self.channels
@@ -684,12 +691,18 @@ class Mixture:
         data = plain_json(data, source)
         check_kind(data, SCHEMA, SCHEMA_VERSION, source)
         version = data.get("version")
-        if version == 1 and isinstance(data.get("training"), dict):
+        training = data.get("training")
+        if version == 1 and isinstance(training, dict):
             raise ValueError(
                 f'{source}: field $.training needs "version": 2 (version 1 files have no '
                 "training block); write the file with this pixgmm or set the version to 2"
             )
-        validate(data, _SCHEMA_FILES[2 if version == 2 else 1], source)
+        if version == 2 and isinstance(training, dict) and "scale" in training:
+            raise ValueError(
+                f'{source}: field $.training.scale needs "version": 3 (version 2 files record '
+                "no value scale); write the file with this pixgmm or set the version to 3"
+            )
+        validate(data, _SCHEMA_FILES.get(version, _SCHEMA_FILES[1]), source)
         try:
             model = cls(
                 data["weights"],
@@ -717,7 +730,8 @@ class Mixture:
         ``"channels"`` (a string such as ``"RGB"``, a list of names, or null).
         A mixture with a :attr:`training` record is written as version 2
         (``mixture-2.json``): version 1 plus the optional ``"training"`` block;
-        :meth:`load` reads both versions.
+        as version 3 (``mixture-3.json``) when that record names the value scale
+        of the pixels fitted (``"scale"``). :meth:`load` reads every version.
         :meth:`load` refuses anything else: unknown or misspelled fields, numbers
         written as strings or booleans, NaN, Infinity, numbers outside the
         float64 range. Floats round-trip exactly.
@@ -751,6 +765,15 @@ class Mixture:
         """
         data, source = read_json(path)
         return cls.from_dict(data, source=source)
+
+
+def _file_version(training_json):
+    """The lowest file version that holds a training record (JSON text or None)."""
+    if training_json is None:
+        return 1
+    import json
+
+    return 3 if "scale" in json.loads(training_json) else 2
 
 
 def _rebuild(data):

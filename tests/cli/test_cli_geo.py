@@ -114,7 +114,10 @@ def scenes(tmp_path_factory):
         models[c] = pixgmm.fit(refl[ok].astype(np.float64), 1, "full", reg_covar=1e-6)
         models[c].save(d / f"class{c}.json")
     scaled = refl[(field == 1) & ~invalid].astype(np.float32) * np.float32(255)
-    pixgmm.fit(scaled.astype(np.float64), 1, "full", reg_covar=1e-3).save(d / "class1x255.json")
+    # fitted on the 0..255 scale, and recorded so: --scale auto scales reflectances for it
+    pixgmm.fit(scaled.astype(np.float64), 1, "full", reg_covar=1e-3, scale="0..255").save(
+        d / "class1x255.json"
+    )
     models16 = pixgmm.fit(ms[~invalid].astype(np.float64), 3, "diag", reg_covar=1.0)
     models16.save(d / "ms16.json")
     return {"dir": d, "rgb": rgb, "ms": ms, "refl": refl, "invalid": invalid, "field": field,

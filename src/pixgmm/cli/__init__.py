@@ -1,8 +1,8 @@
 """The ``pixgmm`` command line: skin masks, density maps and label maps for files and videos.
 
 One module per command (``skin``, ``demo``, ``density``, ``info``, ``fit``,
-``classify``, ``evaluate``), registered on the group in :mod:`.main`, and the
-parts they share:
+``classify``, ``evaluate``, ``accuracy``), registered on the group in
+:mod:`.main`, and the parts they share:
 
 - :mod:`.options`: the options every command takes and model loading;
 - :mod:`.run`: the per-input driver (inputs in, named outputs out, one summary
@@ -15,7 +15,11 @@ parts they share:
   ``--workers``, ``--scheduler``);
 - :mod:`.geo`: GeoTIFF inputs read with rasterio, their outputs written as
   GeoTIFFs and georeferenced Zarr stores;
-- :mod:`.summary`: what ``info`` prints.
+- :mod:`.summary`: what ``info`` prints;
+- :mod:`.match`: an image's bands and value scale matched to the models
+  (``--bands``, ``--scale auto``);
+- :mod:`.legend`: the values of a label map and its legend;
+- :mod:`.fittraining`: ``fit --training`` (samples, validation hold-out).
 
 Run ``pixgmm --help`` or ``pixgmm COMMAND --help``. Every command that takes
 images accepts files, folders and glob patterns, reads images in RGB order and

@@ -7,6 +7,8 @@ import sys
 import click
 
 from .geo import GEO_HELP
+from .legend import LABEL_VALUES, make_legend
+from .match import BANDS_HELP, parse_bands
 from .options import (
     IMAGE_HELP,
     cog_option,
@@ -14,16 +16,15 @@ from .options import (
     float_format_option,
     load_model,
     make_options,
-    model_channels,
     pixel_options,
     resolve_scale,
     split_list,
 )
 
 CLASSIFY_OUTPUTS = ("labels", "colour", "probability", "confidence")
-#: Label-map value of pixels no class can claim (NaN, or zero density under every model).
+#: Label-map value of pixels no class can claim in a uint8 label map (uint16: 65535).
 UNCLASSIFIED = 255
-#: Default label-map value of pixels rejected by --min-probability or --chi2-level.
+#: Default label-map value of rejected pixels in a uint8 label map (uint16: 65534).
 REJECTED = 254
 #: Colours of unclassified and rejected pixels in the colour picture.
 UNCLASSIFIED_COLOUR = (0, 0, 0)
@@ -61,10 +62,6 @@ def _count_priors(models, specs):
     return "counts"
 
 
-def _hex(rgb):
-    return "#" + "".join(f"{int(v):02x}" for v in rgb)
-
-
 def _index_classifier(classifier):
     """The same classifier with the class indices 0, 1, ... as labels (what the label map holds)."""
     from ..classify import Classifier
@@ -73,11 +70,13 @@ def _index_classifier(classifier):
     return Classifier(models, priors=classifier.priors)
 
 
-def _compute(classifier, save, channels, reject):
+def _compute(classifier, save, channels, reject, legend):
     """``compute(pixels) -> maps`` through the API: :meth:`Classifier.predict` and ``probability``.
 
-    ``reject`` holds ``min_probability``, ``chi2_level`` and ``reject`` for
-    :meth:`~pixgmm.Classifier.predict` (empty: no reject option).
+    ``reject`` holds ``min_probability`` and ``chi2_level`` for
+    :meth:`~pixgmm.Classifier.predict` (empty: no reject option). The classes
+    are predicted as indices (``k`` where no class applies, ``k + 1`` where
+    rejected) and written as ``legend``'s values.
     """
     import numpy as np
 
@@ -85,21 +84,21 @@ def _compute(classifier, save, channels, reject):
 
     k = len(classifier.labels)
     indexed = _index_classifier(classifier)
+    lookup = legend.lookup
+    options = {**reject, "reject": k + 1} if reject else {}
 
     def compute(pixels):
         maps = {}
         if {"labels", "colour", "confidence"} & set(save):
             index, confidence = indexed.predict(
-                pixels, channels=channels, fill=UNCLASSIFIED, return_confidence=True, **reject
+                pixels, channels=channels, fill=k, return_confidence=True, **options
             )
-            index = index.astype(np.uint8)
             if "labels" in save:
-                maps["labels"] = index
+                maps["labels"] = lookup[index]
             if "colour" in save:
                 picture = _render.label_picture(np.minimum(index, k - 1))
-                picture[index == UNCLASSIFIED] = UNCLASSIFIED_COLOUR
-                if reject:
-                    picture[index == reject["reject"]] = REJECTED_COLOUR
+                picture[index == k] = UNCLASSIFIED_COLOUR
+                picture[index == k + 1] = REJECTED_COLOUR
                 maps["colour"] = picture
             if "confidence" in save:
                 maps["confidence"] = confidence.astype(np.float32)
@@ -113,7 +112,10 @@ def _compute(classifier, save, channels, reject):
 
 
 def _reject_options(classifier, min_probability, chi2_level, reject_label):
-    """The reject keywords of :meth:`~pixgmm.Classifier.predict`, checked; usage errors name the option."""
+    """The reject keywords of :meth:`~pixgmm.Classifier.predict`, checked; usage errors name the option.
+
+    The label of rejected pixels is the legend's (:func:`pixgmm.cli.legend.make_legend`).
+    """
     from ..histogram import HistogramModel
 
     if min_probability is None and chi2_level is None:
@@ -123,15 +125,6 @@ def _reject_options(classifier, min_probability, chi2_level, reject_label):
                 "give one of them too"
             )
         return {}
-    label = REJECTED if reject_label is None else reject_label
-    k = len(classifier.labels)
-    if label < k:
-        raise click.BadParameter(
-            f"{label} is the index of class {classifier.labels[label]!r}; choose a label from "
-            f"{k} to {UNCLASSIFIED} (default {REJECTED}; {UNCLASSIFIED} is also the label of "
-            "pixels no class applies to)",
-            param_hint="--reject-label",
-        )
     if chi2_level is not None:
         for lab, model in classifier.models.items():
             if isinstance(model, HistogramModel):
@@ -147,7 +140,7 @@ def _reject_options(classifier, min_probability, chi2_level, reject_label):
                 "--chi2-level needs SciPy for the chi-square quantile; install it with "
                 'pip install scipy (it comes with pip install "pixgmm[fit]")'
             ) from None
-    return {"min_probability": min_probability, "chi2_level": chi2_level, "reject": label}
+    return {"min_probability": min_probability, "chi2_level": chi2_level}
 
 
 def _separability(classifier, as_json):
@@ -205,12 +198,24 @@ def _separability(classifier, as_json):
     "--save",
     default="labels,colour,probability",
     show_default=True,
-    help="Comma-separated outputs: labels (PNG, class index 0, 1, ... in --model order, "
-    f"{UNCLASSIFIED} where no class applies, --reject-label where rejected), colour (PNG, each "
-    "class in its own colour, unclassified black, rejected white), probability (float "
-    "P(class | colour), one page or plane per class), confidence (float: the posterior of "
-    "the most probable class).",
+    help="Comma-separated outputs: labels (the class values where every LABEL is a whole "
+    "number such as 1 or 12, else the class index 0, 1, ... in --model order; "
+    f"{UNCLASSIFIED} where no class applies, --reject-label where rejected; see "
+    "--label-values), colour (PNG, each class in its own colour, unclassified black, "
+    "rejected white), probability (float P(class | colour), one page or plane per class), "
+    "confidence (float: the posterior of the most probable class).",
 )
+@click.option(
+    "--label-values",
+    type=click.Choice(LABEL_VALUES),
+    default="auto",
+    show_default=True,
+    help="What the label map holds: auto, the class values where every LABEL is a whole "
+    "number (-m 1=forest.json -m 5=water.json: 1 and 5), else the index of each class in "
+    "--model order; index, always the index. Unclassified pixels get 255 (rejected 254) in "
+    "a uint8 map; class values above 253 make it uint16 (65535, 65534).",
+)
+@click.option("--bands", callback=parse_bands, metavar="B1,B2,...", help=BANDS_HELP)
 @click.option(
     "--min-probability",
     type=click.FloatRange(0.0, 1.0, min_open=True),
@@ -230,11 +235,11 @@ def _separability(classifier, as_json):
 )
 @click.option(
     "--reject-label",
-    type=click.IntRange(0, UNCLASSIFIED),
+    type=click.IntRange(0, 65535),
     default=None,
     metavar="N",
-    help=f"Label-map value of rejected pixels, from the number of classes to {UNCLASSIFIED}. "
-    f"[default: {REJECTED}]",
+    help="Label-map value of rejected pixels: not a class value (or index), at most "
+    f"{UNCLASSIFIED} in a uint8 map. [default: {REJECTED}; 65534 in a uint16 map]",
 )
 @click.option(
     "--separability",
@@ -251,6 +256,8 @@ def classify(
     model_specs,
     prior_specs,
     save,
+    label_values,
+    bands,
     min_probability,
     chi2_level,
     reject_label,
@@ -267,13 +274,19 @@ def classify(
 ):
     """Label every pixel with its most probable class (Bayes rule, one colour model per class).
 
-    Writes photo.labels.png (the class index of every pixel), photo.labels-colour.png
-    (a picture of it) and photo.classes.tiff (P(class | colour), one page per
+    Writes photo.labels.png (the class of every pixel: its value where the
+    labels are whole numbers, else its index), photo.labels-colour.png (a
+    picture of it) and photo.classes.tiff (P(class | colour), one page per
     class, in --model order); --save confidence adds photo.confidence.tiff (the
-    posterior of the winning class). The class indices and colours are printed
-    (and in the --json summary under "classes"). --min-probability and
-    --chi2-level reject doubtful pixels (label --reject-label, default
-    254); --separability checks first how distinct the classes are.
+    posterior of the winning class). The class values, indices and colours are
+    printed (and in the --json summary under "classes"); a GeoTIFF label map
+    carries them as its colour table and category names. --min-probability and
+    --chi2-level reject doubtful pixels (label --reject-label, default 254);
+    --separability checks first how distinct the classes are.
+
+    The image's bands are matched to the models' channels by name where both
+    have names (GeoTIFF band descriptions); --bands selects them. --scale auto
+    follows the value scale recorded in the model files.
 
     \b
     Examples:
@@ -282,9 +295,10 @@ def classify(
       pixgmm classify -m water=w.json -m crops=c.json -m urban=u.json --separability
       pixgmm classify scene.tif -m water=w.json -m crops=c.json --chi2-level 0.999 \\
           --save labels,confidence     # scene.labels.tif, scene.confidence.tif (GeoTIFF)
+      pixgmm classify scene.tif -m 1=models/1.json -m 2=models/2.json --bands B2,B3,B4,B8
     """
     from ..classify import Classifier
-    from ..io.pixels import PixelRule
+    from . import match as _match
     from . import render as _render
     from .outputs import Output
     from .run import run
@@ -312,37 +326,42 @@ def classify(
             priors = {lab: float(given[lab]) for lab in models}
         except ValueError:
             raise click.BadParameter("priors must be numbers", param_hint="--prior") from None
-    if len(models) >= UNCLASSIFIED:
-        raise click.UsageError(f"at most {UNCLASSIFIED - 1} classes fit in a label PNG")
     try:
         classifier = Classifier(models, priors=priors)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     reject = _reject_options(classifier, min_probability, chi2_level, reject_label)
+    legend = make_legend(classifier.labels, label_values, reject_label, bool(reject))
 
-    first = next(iter(models.values()))
-    channels = model_channels(first, first.n_features)
+    rule = _match.pixel_rule(models, specs, resolve_scale(scale, to_8bit), bands)
+    channels = _match.compute_channels(models)
     palette = _render.PALETTE
-    legend = [
-        {"index": i, "label": lab, "colour": _hex(palette[i % len(palette)])}
-        for i, lab in enumerate(classifier.labels)
-    ]
+    entries = legend.entries(palette)
     names = {
         "labels": "labels",
         "colour": "labels-colour",
         "probability": "classes",
         "confidence": "confidence",
     }
+    extras = {"labels": legend.geotiff(palette, UNCLASSIFIED_COLOUR, REJECTED_COLOUR)}
     outputs = [
-        Output(names[k], "float" if k in ("probability", "confidence") else "picture", key=k)
+        Output(
+            names[k],
+            "float" if k in ("probability", "confidence") else "picture",
+            key=k,
+            geotiff=extras.get(k),
+        )
         for k in CLASSIFY_OUTPUTS
         if k in save
     ]
-    rule = PixelRule(first.n_features, resolve_scale(scale, to_8bit))
     opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, cog=cog)
-    extra = {"classes": legend, "unclassified": UNCLASSIFIED}
+    extra = {
+        "classes": entries,
+        "label_values": "class values" if legend.by_value else "indices",
+        "unclassified": legend.unclassified,
+    }
     if reject:
-        extra["rejected"] = reject["reject"]
+        extra["rejected"] = legend.rejected
     if separability:
         extra["separability"] = _separability(classifier, as_json)
         if not inputs:
@@ -352,8 +371,12 @@ def classify(
                 click.echo(json.dumps(extra, indent=1))
             sys.exit(0)
     if not quiet and not as_json:
-        text = ", ".join(f"{e['index']} = {e['label']} ({e['colour']})" for e in legend)
-        rejected = f"; {reject['reject']} = rejected" if reject else ""
-        click.echo(f"classes: {text}; {UNCLASSIFIED} = unclassified{rejected}")
-    compute = _compute(classifier, save, channels, reject)
+        text = ", ".join(
+            f"{e['value']} ({e['colour']})" if legend.by_value else
+            f"{e['value']} = {e['label']} ({e['colour']})"
+            for e in entries
+        )  # fmt: skip
+        rejected = f"; {legend.rejected} = rejected" if reject else ""
+        click.echo(f"classes: {text}; {legend.unclassified} = unclassified{rejected}")
+    compute = _compute(classifier, save, channels, reject, legend)
     sys.exit(run(list(inputs), outputs, compute, opts, rule, extra))

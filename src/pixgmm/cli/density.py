@@ -8,6 +8,7 @@ import click
 
 from .big import BIG_HELP, big_options, requested
 from .geo import GEO_BIG_HELP, GEO_HELP_NO_NPY
+from .match import BANDS_HELP, parse_bands
 from .options import (
     LAZY_IMAGE_HELP,
     check_heatmap_options,
@@ -16,7 +17,6 @@ from .options import (
     heatmap_options,
     load_model,
     make_options,
-    model_channels,
     pixel_options,
     resolve_scale,
     split_list,
@@ -46,6 +46,7 @@ DENSITY_FORMATS = ("tiff", "npy", "png")
     "from its 1st percentile to its maximum; see --cmap and --colorbar; for a video an "
     "H.264 .mp4).",
 )
+@click.option("--bands", callback=parse_bands, metavar="B1,B2,...", help=BANDS_HELP)
 @heatmap_options
 @pixel_options
 @big_options
@@ -56,6 +57,7 @@ def density(
     model_spec,
     log_,
     formats,
+    bands,
     cmap,
     colorbar,
     scale,
@@ -75,11 +77,12 @@ def density(
 
     The model is applied to the image's channels in the order they are read
     (RGB for colour images); a model that names its channels (e.g. "BGR") is
-    reordered to match RGB images. A single-feature model works on greyscale
-    images. Pixel values are brought to the 0..255 scale of 8-bit colour models
-    by the same rule as every command (--scale auto: 16-bit images and float
-    images in [0, 1] are scaled, and the summary says so); pass --scale none for
-    a model fitted to raw 16-bit or float values.
+    reordered to match RGB images, and a GeoTIFF's bands are matched to the
+    model's channels by name where both have names (--bands selects them). A
+    single-feature model works on greyscale images. Pixel values are read on
+    the scale the model file records (--scale auto: raw values as read, a
+    colour model's 0..255 scale with 16-bit images and float images in [0, 1]
+    scaled, and the summary says so); see --scale for models without a record.
 
     \b
     Example:
@@ -90,7 +93,7 @@ def density(
     import numpy as np
 
     from ..evaluate import log_density
-    from ..io.pixels import PixelRule
+    from . import match as _match
     from . import render as _render
     from .outputs import PNG_TEXT, Output
     from .run import run
@@ -105,8 +108,9 @@ def density(
         outputs.append(
             Output(name, "picture", suffix=".png", key="heatmap", lossy=True, whole=True)
         )
-    channels = model_channels(model, model.n_features)
-    rule = PixelRule(model.n_features, resolve_scale(scale, to_8bit))
+    models = {"--model": model}
+    rule = _match.pixel_rule(models, {"--model": model_spec}, resolve_scale(scale, to_8bit), bands)
+    channels = _match.compute_channels(models)
     opts = make_options(
         out,
         overwrite,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .options import DATA_HELP, data_options, pixel_options, resolve_scale
+from .fittraining import TRAINING_HELP, training_options
+from .options import DATA_HELP, UsageLine, data_options, pixel_options, resolve_scale
 
 COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 #: ``pixgmm.fitting.INIT_METHODS``, written out so that ``pixgmm --help`` imports only click
@@ -121,7 +122,7 @@ def _image_label(text):
     return value
 
 
-@click.command(epilog=DATA_HELP + FIT_HELP)
+@click.command(epilog=DATA_HELP + TRAINING_HELP + FIT_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--out",
@@ -223,6 +224,7 @@ def _image_label(text):
     "component cannot collapse onto one colour), 1e-6 otherwise.",
 )
 @data_options
+@training_options
 @pixel_options
 @click.option(
     "--overwrite",
@@ -263,6 +265,12 @@ def fit(
     columns,
     label_column,
     masks,
+    training,
+    field,
+    layer,
+    bands,
+    validation_fraction,
+    validation_out,
     scale,
     max_pixels,
     to_8bit,
@@ -289,11 +297,18 @@ def fit(
     skipped, so rerunning an interrupted fit writes only the missing ones.
 
     \b
+    From a georeferenced IMAGE and training samples (--training: polygons,
+    points or a label raster): one model per class of the --field, on every
+    band of the image (or --bands), named after the band descriptions.
+
+    \b
     Examples:
       pixgmm fit --pixels Skin_NonSkin.txt --columns BGR -k 16 -o uci.json
                                           # uci.1.json (skin), uci.2.json (non-skin)
       pixgmm fit hands/*.jpg --masks hand-masks/ -k 2:16 -o skin.json --progress
       pixgmm fit sky.jpg -k 3 -o sky.json
+      pixgmm fit scene.tif --training training.gpkg --field class --scale none \\
+          -k 3 --covariance full --validation-fraction 0.3 -o models/{label}.json
     """
     from . import data as _data
     from . import fitclasses as _fc
@@ -301,10 +316,21 @@ def fit(
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
     scale = resolve_scale(scale, to_8bit)
-    try:
-        _data.check_sources(inputs, pixels_file, columns, masks)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    given = [name for name, value in (("--field", field), ("--layer", layer), ("--bands", bands),
+             ("--validation-fraction", validation_fraction), ("--validation-out", validation_out))
+             if value is not None]  # fmt: skip
+    if training is None and given:
+        raise UsageLine(f"{', '.join(given)} go(es) with --training; give --training TRAINING")
+    if training is not None:
+        other = [name for name, value in (("--pixels", pixels_file), ("--masks", masks),
+                 ("--class", classes), ("--per-class", per_class)) if value]  # fmt: skip
+        if other:
+            raise UsageLine(f"--training takes the classes from its samples; drop {other[0]}")
+    else:
+        try:
+            _data.check_sources(inputs, pixels_file, columns, masks)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     if init == "kmeans":
         from .._engine.emfit import require_sklearn
 
@@ -327,7 +353,14 @@ def fit(
         random_state=random_state,
         criterion=criterion,
     )
-    if pixels_file is not None:
+    if training is not None:
+        from .fittraining import training_job
+
+        options = dict(field=field, layer=layer, bands=bands, scale=scale,
+                       validation_fraction=validation_fraction, validation_out=validation_out,
+                       random_state=random_state)  # fmt: skip
+        job = training_job(inputs, training, options, out, overwrite, quiet, as_json)
+    elif pixels_file is not None:
         job = _fc.table_job(pixels_file, columns, label_column, classes, per_class, as_json)
     else:
         if masks is None and (classes or per_class):
@@ -395,6 +428,8 @@ def fit(
             block = _fc.diagnostics(
                 result, components, job.n_pixels(c, result), n_nan, reg, criterion
             )
+            if getattr(job, "scale", None) is not None:
+                block["scale"] = job.scale  # the value scale of the pixels fitted
             model = result.mixture.with_training(block)
             targets[c].parent.mkdir(parents=True, exist_ok=True)
             with _writers.atomic_target(targets[c], overwrite) as tmp:
@@ -407,6 +442,8 @@ def fit(
             entry.update(status="ok", pixels=block.pop("n_pixels"))
             entry.update(n_components=result.n_components, lower_bound=result.lower_bound)
             entry.update(block, warnings=warned)
+            if hasattr(job, "extra"):
+                entry.update(job.extra(c))
             for message in warned:
                 click.echo(f"pixgmm: warning: {job.source}: {message}", err=True)
         entry["seconds"] = round(time.perf_counter() - t0, 4)
@@ -434,5 +471,7 @@ def fit(
             "failed": sum(r["status"] == "failed" for r in results),
             "models": results,
         }
+        if getattr(job, "validation", None) is not None:
+            summary["validation"] = job.validation
         click.echo(json.dumps(summary, indent=1))
     sys.exit(status)

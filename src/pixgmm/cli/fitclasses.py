@@ -339,8 +339,10 @@ class ImageJob:
     table = False
     channels = "RGB"
 
-    def __init__(self, keys, mode, counted, n_images):
+    def __init__(self, keys, mode, counted, n_images, scale="auto"):
         self.keys = list(keys)
+        # the value scale recorded in the models: --scale none keeps raw values
+        self.scale = "raw" if scale == "none" else "0..255"
         self.mode = mode
         self.counted = counted
         self.n_images = n_images
@@ -417,7 +419,7 @@ def image_job(inputs, masks, mode, keys, target, overwrite, scale, max_pixels, b
         many = len(keys) > 1
         todo = [c for c in keys if overwrite or not target(c, many).exists()]
         if not todo:
-            return ImageJob(keys, mode, None, len(plan))
+            return ImageJob(keys, mode, None, len(plan), scale)
     try:
         counted = count_images(
             plan, mode, todo if mode == "labels" else [True], scale, max_pixels, bars
@@ -440,4 +442,4 @@ def image_job(inputs, masks, mode, keys, target, overwrite, scale, max_pixels, b
             "under a mask's non-zero values are fitted (check the --masks folder)",
             as_json,
         )
-    return ImageJob(keys, mode, counted, len(plan))
+    return ImageJob(keys, mode, counted, len(plan), scale)

@@ -23,8 +23,9 @@ GeoTIFF inputs (with pip install "pixgmm[geo]"): a TIFF with a CRS or a transfor
 is read with rasterio (any band count, uint8 to float, its nodata value). Its
 float maps, masks and label maps are written as GeoTIFFs (photo.probability.tif)
 with the input's CRS and transform; nodata is NaN in float maps and 255 in masks
-(which hold 1 and 0) and label maps, and every pixel with a band equal to the
-input's nodata value (or NaN) is nodata in them. Pictures (heatmap, overlay,
+(which hold 1 and 0) and uint8 label maps (65535 in uint16 ones), and every pixel
+with a band equal to the input's nodata value (or NaN) is nodata in them. A
+label map carries a colour table and its class names. Pictures (heatmap, overlay,
 colour labels) stay PNG{npy}. Without rasterio such a TIFF is read as a plain
 TIFF and a note says that its georeferencing is dropped.
 """

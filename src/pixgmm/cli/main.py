@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from .accuracy import accuracy
 from .classify import classify
 from .demo import demo
 from .density import density
@@ -47,5 +48,5 @@ def _exit_cleanly_on_sigterm():
         signal.signal(signal.SIGTERM, handler)
 
 
-for _command in (skin, demo, density, info, fit, classify, evaluate):
+for _command in (skin, demo, density, info, fit, classify, evaluate, accuracy):
     main.add_command(_command)

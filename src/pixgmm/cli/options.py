@@ -245,8 +245,11 @@ SCALE_HELP = (
     "8-bit as read, 16-bit (any integer wider than 8 bits) scaled from its full range, "
     "float scaled x255 when every value lies in [0, 1] and used as read otherwise; "
     "none: values as read (for models fitted to raw 16-bit or float values); unit: "
-    "float images are 0..1 (x255) even with values outside. What was done is printed "
-    "with each input."
+    "float images are 0..1 (x255) even with values outside. Commands that apply model "
+    "files (classify, density) follow the scale the files record under auto (raw values: "
+    "as read), and refuse a --scale that contradicts it; models that record none are "
+    "colour models on 0..255 if they have 3 channels, else auto reads only 8-bit images "
+    "without a --scale. What was done is printed with each input."
 )
 
 
@@ -286,14 +289,6 @@ def resolve_scale(scale, to_8bit):
     if to_8bit and scale == "none":
         raise click.UsageError("--to-8bit scales 16-bit images; it contradicts --scale none")
     return scale
-
-
-def model_channels(model, n):
-    """The image channel names to pass for ``model``: RGB order when the model names R, G, B."""
-    names = getattr(model, "channels", None)
-    if names is not None and n == 3 and set(names) == set("RGB"):
-        return "RGB"
-    return None
 
 
 DATA_HELP = """
@@ -353,6 +348,37 @@ def data_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+class UsageLine(click.UsageError):
+    """A usage error reported in one line, ``pixgmm: error: MESSAGE`` (exit status 2).
+
+    For mistakes in the files a command is given (a missing field, samples off
+    the image), where click's usage text would only hide the message.
+    """
+
+    def show(self, file=None):
+        click.echo(f"pixgmm: error: {self.format_message()}", err=True)
+
+
+class OneLineCommand(click.Command):
+    """A command whose every usage error (bad options as well) is one line, exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageLine:
+            raise
+        except click.UsageError as exc:
+            raise UsageLine(f"{info_name}: {exc.format_message()}") from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageLine:
+            raise
+        except click.UsageError as exc:
+            raise UsageLine(exc.format_message()) from None
 
 
 def fail(message, as_json):

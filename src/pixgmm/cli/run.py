@@ -133,7 +133,13 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
                 continue
             if geo is not None and _geo.writes(target):
                 geo.write(
-                    index, target, maps[o.map_key], opts.overwrite, packing=o.packing, cog=opts.cog
+                    index,
+                    target,
+                    maps[o.map_key],
+                    opts.overwrite,
+                    packing=o.packing,
+                    cog=opts.cog,
+                    **(o.geotiff or {}),
                 )
             elif o.form == "picture":
                 text = maps.get(PNG_TEXT, {}).get(o.map_key)

@@ -37,7 +37,7 @@ def process(path, stem, outputs, compute, rule, opts, result, geo, bar=None):
         if not todo:
             continue
         chosen = [(o, t) for o, t in zip(outputs, targets) if t in todo]
-        streamed = {o.map_key: (t, o.packing) for o, t in chosen if _geo.writes(t)}
+        streamed = {o.map_key: (o, t) for o, t in chosen if _geo.writes(t)}
         held = [(o, t) for o, t in chosen if not _geo.writes(t)]
         texts = {}
         held_maps = _page(geo, index, compute, rule, opts, result, streamed, held, texts,
@@ -84,21 +84,28 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
 
     page = geo.pages[index]
     _check_held(page, held, opts.max_pixels)
+    # the bands the models read, in their order (--bands, band names): only those are read
+    indices, selected = rule.select(page.count, page.descriptions, page.alpha)
+    bands = None if indices is None else [i + 1 for i in indices]
+    alpha = page.alpha if bands is None else False
     itemsize = np.dtype(page.dtype).itemsize
+    n_bands = page.count if bands is None else len(bands)
     plan = plan_windows(
-        page.height, page.width, page.block, page.count * itemsize, _windows.WINDOW_BYTES
+        page.height, page.width, page.block, n_bands * itemsize, _windows.WINDOW_BYTES
     )
     buffers = {}
 
     with WindowReader(page.source, url=geo.path if _is_url(geo.path) else None) as reader:
         fixed = rule.fixed(
-            np.dtype(page.dtype), lambda: _value_range(reader, plan, geo, index, rule)
+            np.dtype(page.dtype),
+            lambda: _value_range(reader, plan, geo, index, rule, bands, alpha),
         )
+        result.note(selected)
         result.note(fixed.note)
 
         def compute_window(window, array):
             prepared, invalid = geo.prepare(index, array)
-            pixels, _ = fixed(prepared, page.alpha)
+            pixels, _ = fixed(prepared, alpha)
             maps = compute(pixels)
             maps = geo.mark(maps, invalid, packing)
             if PNG_TEXT in maps:
@@ -113,24 +120,23 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
             return maps
 
         outputs = {
-            key: OutputSpec(target, packing=p, cog=opts.cog)
-            for key, (target, p) in streamed.items()
+            key: OutputSpec(target, packing=o.packing, cog=opts.cog, **(o.geotiff or {}))
+            for key, (o, target) in streamed.items()
         }
         progress = None if bar is None else bar.update
         stream(reader, plan, compute_window, outputs, page, overwrite=opts.overwrite,
-               progress=progress)  # fmt: skip
+               bands=bands, progress=progress)  # fmt: skip
     return buffers
 
 
-def _value_range(reader, plan, geo, index, rule):
+def _value_range(reader, plan, geo, index, rule, bands, alpha):
     """``(min, max)`` of a float page's valid values in the model's channels; one more read."""
     import numpy as np
 
-    page = geo.pages[index]
     lo, hi = np.inf, -np.inf
-    for _, array in reader.windows(plan):
+    for _, array in reader.windows(plan, bands):
         prepared, _ = geo.prepare(index, array)
-        values = rule.channels(prepared, page.alpha)
+        values = rule.channels(prepared, alpha)
         if np.isnan(values).all():
             continue
         lo, hi = min(lo, float(np.nanmin(values))), max(hi, float(np.nanmax(values)))

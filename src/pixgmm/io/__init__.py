@@ -16,6 +16,8 @@ reading                           :func:`read_pages`, :func:`read_image`, :func:
 reading lazily (Dask)             :func:`open_image_lazy`, :func:`open_pages_lazy`,
                                   :func:`parse_chunks`
 GeoTIFF                           :func:`probe_geotiff`, :func:`write_geotiff`
+samples (training, reference)     :func:`read_features`, :func:`write_features`,
+                                  :func:`open_samples`
 Zarr stores                       :func:`write_zarr`, :func:`write_zarr_many`,
                                   :func:`store_status`, :func:`is_complete`
 other outputs (atomic)            :func:`write_png`, :func:`write_float`, :class:`StreamWriter`,
@@ -54,6 +56,9 @@ _LAZY = {
     "atomic_target": ("atomic", "atomic_target"),
     "compute": ("cluster", "compute"),
     "dask_client": ("cluster", "dask_client"),
+    "open_samples": ("samples", "open_samples"),
+    "read_features": ("vector", "read_features"),
+    "write_features": ("vector", "write_features"),
     "is_complete": ("zarrstore", "is_complete"),
     "open_image_lazy": ("lazy", "open_image_lazy"),
     "open_pages_lazy": ("lazy", "open_pages_lazy"),
@@ -87,12 +92,15 @@ __all__ = [
     "is_complete",
     "open_image_lazy",
     "open_pages_lazy",
+    "open_samples",
     "parse_chunks",
     "probe_geotiff",
+    "read_features",
     "read_image",
     "read_pages",
     "store_status",
     "video_frames",
+    "write_features",
     "write_float",
     "write_geotiff",
     "write_png",
@@ -124,5 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
     from .pixels import PixelRule
     from .read import read_image, read_pages, video_frames
+    from .samples import open_samples
+    from .vector import read_features, write_features
     from .write import StreamWriter, write_float, write_png
     from .zarrstore import COMPLETE_ATTR, is_complete, store_status, write_zarr, write_zarr_many

@@ -12,8 +12,9 @@ each with its own georeferencing), and its outputs keep the georeferencing:
   class for class probabilities) with nodata NaN;
 - masks are uint8 GeoTIFFs holding 1 (yes) and 0 (no), with nodata
   :data:`NODATA_LABEL` (255); label maps (``pixgmm classify``) hold the class
-  index, with nodata 255 (which is also the label of pixels no class applies
-  to);
+  values (or indices), with nodata the largest value of their dtype (255 for
+  uint8, 65535 for uint16; also the label of pixels no class applies to), a
+  colour table and the class names;
 - pictures for people (heatmap, overlay, the colour label picture, the PNG of
   ``density --format png``) stay PNG, without georeferencing;
 - with ``--chunks`` every Zarr store gets the attributes ``crs`` (WKT),
@@ -53,6 +54,20 @@ from dataclasses import dataclass
 
 #: Nodata value of uint8 masks and label maps written for a georeferenced input.
 NODATA_LABEL = 255
+
+
+def label_nodata(dtype):
+    """The nodata value of an integer map of ``dtype``: its largest value (255 for uint8).
+
+    >>> import numpy as np
+    >>> label_nodata(np.uint8), label_nodata(np.uint16)
+    (255, 65535)
+    """
+    import numpy as np
+
+    return int(np.iinfo(dtype).max)
+
+
 #: Maps that hold labels (a mask, class indices) and get :data:`NODATA_LABEL` at nodata pixels.
 LABEL_MAPS = ("mask", "labels")
 #: TIFF tags whose presence makes a TIFF worth asking rasterio about: ModelPixelScale,
@@ -200,10 +215,11 @@ class Georef:
     def mark(maps, invalid, packed=None):
         """The maps as a georeferenced input's outputs hold them: nodata marked, masks 0/1.
 
-        A mask (0/255 picture) becomes 0/1; masks and label maps get
-        :data:`NODATA_LABEL` at ``invalid`` pixels, float maps NaN (every band of
-        a multi-band map), maps packed as integers (``packed``: ``{key: dtype}``,
-        :mod:`pixgmm.quantize`) their no-value code; pictures are returned unchanged.
+        A mask (0/255 picture) becomes 0/1; masks and label maps get their
+        dtype's :func:`label_nodata` (255 for uint8) at ``invalid`` pixels, float
+        maps NaN (every band of a multi-band map), maps packed as integers
+        (``packed``: ``{key: dtype}``, :mod:`pixgmm.quantize`) their no-value code;
+        pictures are returned unchanged.
         """
         import numpy as np
 
@@ -224,7 +240,8 @@ class Georef:
                     where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
                     arr = xp.where(where, arr.dtype.type(fills[key]), arr)
                 elif key in LABEL_MAPS:
-                    arr = xp.where(invalid, np.uint8(NODATA_LABEL), arr).astype(arr.dtype)
+                    fill = arr.dtype.type(label_nodata(arr.dtype))
+                    arr = xp.where(invalid, fill, arr).astype(arr.dtype)
                 elif arr.dtype.kind == "f":
                     where = invalid if arr.ndim == invalid.ndim else invalid[..., None]
                     arr = xp.where(where, arr.dtype.type(np.nan), arr)
@@ -233,11 +250,9 @@ class Georef:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, index, target, array, overwrite=False, packing=None, cog=False):
+    def write(self, index, target, array, overwrite=False, **options):
         """Write a float map, mask or label map on the grid of page ``index`` (:func:`write_geotiff`)."""
-        write_geotiff(
-            target, array, self.pages[index], overwrite=overwrite, packing=packing, cog=cog
-        )
+        write_geotiff(target, array, self.pages[index], overwrite=overwrite, **options)
 
     def zarr_attrs(self, index, name, array, packing=None):
         """The georeferencing attributes of the Zarr store of map ``name`` of page ``index``.
@@ -262,7 +277,7 @@ class Georef:
         elif array.dtype.kind == "f":
             attrs["nodata"] = "NaN"
         elif name in LABEL_MAPS:
-            attrs["nodata"] = NODATA_LABEL
+            attrs["nodata"] = label_nodata(array.dtype)
         return attrs
 
 
@@ -293,17 +308,32 @@ def cloud_optimize(source, target, *, integer):
         raise OSError(_first_line(exc)) from exc
 
 
-def write_geotiff(path, array, like, *, overwrite=False, packing=None, cog=False):
+def write_geotiff(
+    path,
+    array,
+    like,
+    *,
+    overwrite=False,
+    packing=None,
+    cog=False,
+    colormap=None,
+    categories=None,
+    descriptions=None,
+):
     """Write a map as a GeoTIFF on the grid of ``like`` (a :class:`GeoPage`), atomically.
 
     Float maps are float32 with nodata NaN, one band per trailing plane
     ((H, W, K) -> K bands); integer maps are written in their dtype with nodata
-    :data:`NODATA_LABEL`; probabilities packed as integers (``packing``, a dtype of
-    :mod:`pixgmm.quantize`) with their no-value code as nodata and GDAL's band
-    scale and offset, so GDAL, rasterio (``masked=True``, ``scales``) and QGIS
-    read probabilities. ``cog``: a Cloud Optimized GeoTIFF (:func:`cloud_optimize`). Deflate-compressed, tiled 256 x 256, BigTIFF when
-    needed; written to a hidden temporary file and renamed into place
+    its largest value (:func:`label_nodata`: 255 for uint8); probabilities packed as
+    integers (``packing``, a dtype of :mod:`pixgmm.quantize`) with their no-value code
+    as nodata and GDAL's band scale and offset, so GDAL, rasterio (``masked=True``,
+    ``scales``) and QGIS read probabilities. Deflate-compressed, tiled 256 x 256,
+    BigTIFF when needed; written to a hidden temporary file and renamed into place
     (:func:`pixgmm.io.atomic.atomic_target`), so ``path`` never holds a partial file.
+    ``cog``: a Cloud Optimized GeoTIFF (:func:`cloud_optimize`). ``colormap``
+    (``{value: (r, g, b[, a])}``) and ``categories`` (a name per value, index =
+    value) go to band 1 of a uint8 or uint16 map, as
+    :class:`pixgmm.io.windows.OutputSpec` writes them; ``descriptions`` name the bands.
 
     Examples
     --------
@@ -339,7 +369,7 @@ def write_geotiff(path, array, like, *, overwrite=False, packing=None, cog=False
     elif arr.dtype.kind == "f":
         arr, nodata = arr.astype(np.float32, copy=False), float("nan")
     else:
-        nodata = NODATA_LABEL
+        nodata = label_nodata(arr.dtype)
     bands = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     profile = {
         "driver": "GTiff",
@@ -364,6 +394,12 @@ def write_geotiff(path, array, like, *, overwrite=False, packing=None, cog=False
                 if cf:
                     dst.scales = (cf["scale_factor"],) * bands.shape[0]
                     dst.offsets = (cf["add_offset"],) * bands.shape[0]
+                if colormap:
+                    dst.write_colormap(1, colormap)
+                for band, text in enumerate(descriptions or (), start=1):
+                    dst.set_band_description(band, str(text))
+                if categories is not None:
+                    dst.update_tags(1, categories=",".join(categories))
             if cog:
                 cloud_optimize(part, tmp, integer=arr.dtype.kind != "f")
         except rasterio.errors.RasterioError as exc:  # e.g. a full disk, in GDAL's words
@@ -440,6 +476,33 @@ def _gdal_env(path):
     from .remote import gdal_env
 
     return gdal_env(path)
+
+
+def band_tags(page, band=1):
+    """The metadata items of band ``band`` of a GeoTIFF page (e.g. a label map's ``categories``).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, rasterio
+    >>> from pixgmm.io import probe_geotiff, write_geotiff
+    >>> from pixgmm.io.geotiff import band_tags
+    >>> folder = tempfile.mkdtemp()
+    >>> with rasterio.open(folder + "/in.tif", "w", driver="GTiff", width=2, height=2,
+    ...                    count=1, dtype="uint8", crs="EPSG:32633",
+    ...                    transform=rasterio.transform.from_origin(0, 20, 10, 10)) as dst:
+    ...     dst.write(np.zeros((1, 2, 2), np.uint8))
+    >>> write_geotiff(folder + "/map.tif", np.ones((2, 2), np.uint8),
+    ...               probe_geotiff(folder + "/in.tif").pages[0], categories=["", "water"])
+    >>> band_tags(probe_geotiff(folder + "/map.tif").pages[0])["categories"]
+    ',water'
+    """
+    import rasterio
+
+    try:
+        with rasterio.open(page.source) as src:
+            return dict(src.tags(band))
+    except rasterio.errors.RasterioError as exc:
+        raise _input_error(f"cannot read GeoTIFF: {_first_line(exc)}") from None
 
 
 def _array_module(arr):

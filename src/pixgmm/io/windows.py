@@ -181,10 +181,11 @@ class OutputSpec:
     """One GeoTIFF output of a stream: its target and how it is written.
 
     ``dtype`` and ``count`` (bands) default to those of the first window's map;
-    ``nodata`` defaults to NaN for float maps and :data:`~pixgmm.io.geotiff.NODATA_LABEL`
-    for integer maps. ``colormap`` (``{value: (r, g, b[, a])}``) and
-    ``categories`` (band 1's category names, index = value) go to single-band
-    integer outputs; ``descriptions`` name the bands.
+    ``nodata`` defaults to NaN for float maps and the largest value of their
+    dtype for integer maps (:func:`~pixgmm.io.geotiff.label_nodata`: 255 for
+    uint8). ``colormap`` (``{value: (r, g, b[, a])}``) and ``categories``
+    (band 1's category names, index = value) go to single-band integer outputs;
+    ``descriptions`` name the bands.
     """
 
     path: object
@@ -202,7 +203,7 @@ class OutputSpec:
         import dataclasses
 
         from .. import quantize
-        from .geotiff import NODATA_LABEL
+        from .geotiff import label_nodata
 
         dtype = self.dtype or ("float32" if array.dtype.kind == "f" else array.dtype.name)
         count = self.count or (1 if array.ndim == 2 else array.shape[-1])
@@ -211,7 +212,7 @@ class OutputSpec:
             dtype = self.packing
             nodata = quantize.cf_attributes(self.packing).get("_FillValue", nodata)
         if nodata is None:
-            nodata = float("nan") if dtype.startswith("float") else NODATA_LABEL
+            nodata = float("nan") if dtype.startswith("float") else label_nodata(dtype)
         return dataclasses.replace(self, dtype=dtype, count=count, nodata=nodata)
 
 

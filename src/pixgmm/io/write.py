@@ -1,7 +1,8 @@
 """Writing pictures, float maps and videos, each atomically (see :mod:`.atomic`).
 
 PNG pictures (with optional text chunks), float32 TIFF or ``.npy`` maps, float32
-TIFF stacks, and videos frame by frame through ffmpeg (lossless FFV1 for masks and
+TIFF stacks, text (reports, CSV tables), matplotlib figures, and videos frame by
+frame through ffmpeg (lossless FFV1 for masks and
 label maps, H.264 for pictures made for the eye). GeoTIFF outputs are written by
 :mod:`.geotiff`, Zarr stores by :mod:`.zarrstore`. Every path may be a URL
 (``s3://bucket/maps/photo.mask.png``): the file is written locally and uploaded
@@ -105,6 +106,23 @@ def _gdal_tags(cf):
         (42112, "s", 0, metadata, True),  # GDAL_METADATA
         (42113, "s", 0, str(cf["_FillValue"]), True),  # GDAL_NODATA
     )
+
+
+def write_text(path, text, overwrite=False):
+    """Write ``text`` (a report, a CSV table) as UTF-8, atomically."""
+    with atomic_target(path, overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_figure(path, figure, overwrite=False, *, dpi=None):
+    """Save a matplotlib figure (its format from the suffix, e.g. ``.png``), atomically; close it."""
+    try:
+        with atomic_target(path, overwrite) as tmp:
+            figure.savefig(tmp, format=suffix(path).lstrip(".") or "png", dpi=dpi)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
 
 
 def write_tiff_stack(path, pages, overwrite=False, metadata=None):

@@ -7,7 +7,8 @@
   producer's accuracy, and the area estimates of Olofsson et al. (2014) with
   their confidence intervals (:class:`AccuracyReport`); its pictures
   :func:`confusion_matrix_figure` / :func:`plot_confusion_matrix` and
-  :func:`area_estimates_figure` / :func:`plot_area_estimates`.
+  :func:`area_estimates_figure` / :func:`plot_area_estimates`; of a map file
+  against a reference file of points, polygons or a raster, :func:`map_accuracy`.
 
 This package face only re-exports; each module holds one job.
 """
@@ -22,6 +23,7 @@ from .accuracy_plots import (
     plot_area_estimates,
     plot_confusion_matrix,
 )
+from .mapfile import map_accuracy
 from .roc import auc, plot_roc, roc_curve, roc_figure, tpr_at_fpr
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "area_estimates_figure",
     "auc",
     "confusion_matrix_figure",
+    "map_accuracy",
     "plot_area_estimates",
     "plot_confusion_matrix",
     "plot_roc",
