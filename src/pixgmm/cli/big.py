@@ -134,7 +134,7 @@ def run_lazy(
     from ..io.pixels import PixelRule, page_pixels
     from ..io.zarrstore import store_status, write_zarr_many
     from . import geo as _geo
-    from .outputs import page_label
+    from .outputs import Where, page_label
     from .run import _Progress, process_inputs, summarize
 
     rule = rule or PixelRule()
@@ -193,7 +193,7 @@ def run_lazy(
                 continue
             pixels, note, invalid = page_pixels(geo, i, page, rule)
             result.note(note)
-            maps = compute(pixels)
+            maps = compute(pixels, Where(None if geo is None else geo.pages[i]))
             if geo is not None:
                 maps = geo.mark(maps, invalid, packed)  # nodata pixels marked, masks 0/1
             items += [
@@ -232,7 +232,7 @@ def density_maps(model, name, log_, channels):
 
     from ..evaluate import log_density
 
-    def compute(pixels):
+    def compute(pixels, where=None):
         logp = log_density(pixels, model, channels=channels)
         return {name: (logp if log_ else da.exp(logp)).astype(np.float32)}
 

@@ -6,11 +6,13 @@ import sys
 
 import click
 
-from .geo import GEO_HELP
+from .big import BIG_HELP, big_options, requested
+from .classifymaps import REJECTED_COLOUR, UNCLASSIFIED_COLOUR
+from .geo import GEO_BIG_HELP, GEO_HELP
 from .legend import LABEL_VALUES, make_legend
 from .match import BANDS_HELP, parse_bands
 from .options import (
-    IMAGE_HELP,
+    LAZY_IMAGE_HELP,
     cog_option,
     common_options,
     float_format_option,
@@ -21,14 +23,20 @@ from .options import (
     split_list,
 )
 
-CLASSIFY_OUTPUTS = ("labels", "colour", "probability", "confidence")
+CLASSIFY_OUTPUTS = ("labels", "colour", "probability", "confidence", "margin", "entropy")
+#: The file-name part of each output (``scene.labels-colour.png``).
+OUTPUT_NAMES = {
+    "labels": "labels",
+    "colour": "labels-colour",
+    "probability": "classes",
+    "confidence": "confidence",
+    "margin": "margin",
+    "entropy": "entropy",
+}
 #: Label-map value of pixels no class can claim in a uint8 label map (uint16: 65535).
 UNCLASSIFIED = 255
 #: Default label-map value of rejected pixels in a uint8 label map (uint16: 65534).
 REJECTED = 254
-#: Colours of unclassified and rejected pixels in the colour picture.
-UNCLASSIFIED_COLOUR = (0, 0, 0)
-REJECTED_COLOUR = (255, 255, 255)
 
 
 def _pairs(values, option):
@@ -60,55 +68,6 @@ def _count_priors(models, specs):
                 param_hint="--prior counts",
             )
     return "counts"
-
-
-def _index_classifier(classifier):
-    """The same classifier with the class indices 0, 1, ... as labels (what the label map holds)."""
-    from ..classify import Classifier
-
-    models = {i: classifier.models[lab] for i, lab in enumerate(classifier.labels)}
-    return Classifier(models, priors=classifier.priors)
-
-
-def _compute(classifier, save, channels, reject, legend):
-    """``compute(pixels) -> maps`` through the API: :meth:`Classifier.predict` and ``probability``.
-
-    ``reject`` holds ``min_probability`` and ``chi2_level`` for
-    :meth:`~pixgmm.Classifier.predict` (empty: no reject option). The classes
-    are predicted as indices (``k`` where no class applies, ``k + 1`` where
-    rejected) and written as ``legend``'s values.
-    """
-    import numpy as np
-
-    from . import render as _render
-
-    k = len(classifier.labels)
-    indexed = _index_classifier(classifier)
-    lookup = legend.lookup
-    options = {**reject, "reject": k + 1} if reject else {}
-
-    def compute(pixels):
-        maps = {}
-        if {"labels", "colour", "confidence"} & set(save):
-            index, confidence = indexed.predict(
-                pixels, channels=channels, fill=k, return_confidence=True, **options
-            )
-            if "labels" in save:
-                maps["labels"] = lookup[index]
-            if "colour" in save:
-                picture = _render.label_picture(np.minimum(index, k - 1))
-                picture[index == k] = UNCLASSIFIED_COLOUR
-                picture[index == k + 1] = REJECTED_COLOUR
-                maps["colour"] = picture
-            if "confidence" in save:
-                maps["confidence"] = confidence.astype(np.float32)
-        if "probability" in save:
-            maps["probability"] = classifier.probability(pixels, channels=channels).astype(
-                np.float32
-            )
-        return maps
-
-    return compute
 
 
 def _reject_options(classifier, min_probability, chi2_level, reject_label):
@@ -174,7 +133,7 @@ def _separability(classifier, as_json):
     return summary
 
 
-@click.command(epilog=IMAGE_HELP + GEO_HELP)
+@click.command(epilog=LAZY_IMAGE_HELP + GEO_HELP + "\n" + BIG_HELP + GEO_BIG_HELP)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--model",
@@ -203,7 +162,20 @@ def _separability(classifier, as_json):
     f"{UNCLASSIFIED} where no class applies, --reject-label where rejected; see "
     "--label-values), colour (PNG, each class in its own colour, unclassified black, "
     "rejected white), probability (float P(class | colour), one page or plane per class), "
-    "confidence (float: the posterior of the most probable class).",
+    "confidence (float: the posterior of the most probable class), margin (float: the best "
+    "minus the second-best posterior; near 0 where two classes compete), entropy (float: "
+    "the entropy of the posterior over the classes, in nats; 0 where one class is certain, "
+    "log(number of classes) where all are equal). Labels, confidence, margin and entropy "
+    "come from one pass over the pixels.",
+)
+@click.option(
+    "--prior-raster",
+    metavar="PRIORS.tif",
+    help="Per-pixel prior probabilities: a raster on the image's grid with one band per class "
+    "in --model order (a previous land-cover map's class frequencies, a terrain mask). "
+    "Values need not sum to 1 (they are divided by their sum at each pixel); 0 forbids a "
+    "class there, and a pixel whose priors are all 0 or nodata gets no class. Replaces "
+    "--prior.",
 )
 @click.option(
     "--label-values",
@@ -249,6 +221,7 @@ def _separability(classifier, as_json):
 )
 @pixel_options
 @float_format_option
+@big_options
 @cog_option
 @common_options
 def classify(
@@ -256,6 +229,7 @@ def classify(
     model_specs,
     prior_specs,
     save,
+    prior_raster,
     label_values,
     bands,
     min_probability,
@@ -266,6 +240,10 @@ def classify(
     max_pixels,
     to_8bit,
     float_format,
+    chunks,
+    workers,
+    scheduler,
+    zarr_format,
     cog,
     out,
     overwrite,
@@ -300,6 +278,7 @@ def classify(
     from ..classify import Classifier
     from . import match as _match
     from . import render as _render
+    from .classifymaps import PriorRaster, classify_maps
     from .outputs import Output
     from .run import run
 
@@ -309,6 +288,10 @@ def classify(
     specs = _pairs(model_specs, "--model")
     models = {label: load_model(spec, f"--model {label}") for label, spec in specs.items()}
     priors = None
+    if prior_raster is not None and prior_specs:
+        raise click.UsageError(
+            "--prior-raster gives every pixel its own priors; leave out --prior with it"
+        )
     if [p.strip().lower() for p in prior_specs] == ["counts"]:
         priors = _count_priors(models, specs)
     elif prior_specs:
@@ -337,24 +320,22 @@ def classify(
     channels = _match.compute_channels(models)
     palette = _render.PALETTE
     entries = legend.entries(palette)
-    names = {
-        "labels": "labels",
-        "colour": "labels-colour",
-        "probability": "classes",
-        "confidence": "confidence",
-    }
     extras = {"labels": legend.geotiff(palette, UNCLASSIFIED_COLOUR, REJECTED_COLOUR)}
     outputs = [
         Output(
-            names[k],
-            "float" if k in ("probability", "confidence") else "picture",
+            OUTPUT_NAMES[k],
+            "picture" if k in ("labels", "colour") else "float",
             key=k,
             geotiff=extras.get(k),
         )
         for k in CLASSIFY_OUTPUTS
         if k in save
     ]
-    opts = make_options(out, overwrite, quiet, as_json, float_format, max_pixels, cog=cog)
+    lazy = requested(chunks, workers, scheduler, zarr_format)
+    opts = make_options(
+        out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True,
+        zarr_format=zarr_format, cog=cog,
+    )  # fmt: skip
     extra = {
         "classes": entries,
         "label_values": "class values" if legend.by_value else "indices",
@@ -378,5 +359,15 @@ def classify(
         )  # fmt: skip
         rejected = f"; {legend.rejected} = rejected" if reject else ""
         click.echo(f"classes: {text}; {legend.unclassified} = unclassified{rejected}")
-    compute = _compute(classifier, save, channels, reject, legend)
+    priors_raster = None if prior_raster is None else PriorRaster(prior_raster, len(models))
+    compute = classify_maps(classifier, save, channels, reject, legend, priors_raster)
+    if lazy:
+        from . import big as _big
+
+        def by_file_name(pixels, where=None):
+            return {OUTPUT_NAMES[k]: v for k, v in compute(pixels, where).items()}
+
+        names = [OUTPUT_NAMES[k] for k in CLASSIFY_OUTPUTS if k in save]
+        sys.exit(_big.run_lazy(list(inputs), names, by_file_name, opts, chunks, workers,
+                               scheduler, extra, rule=rule))  # fmt: skip
     sys.exit(run(list(inputs), outputs, compute, opts, rule, extra))

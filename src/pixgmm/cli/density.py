@@ -137,7 +137,7 @@ def density(
             )
         )
 
-    def compute(pixels):
+    def compute(pixels, where=None):
         logp = log_density(pixels, model, channels=channels)
         maps = {name: (logp if log_ else np.exp(logp)).astype(np.float32)}
         if "png" in formats:

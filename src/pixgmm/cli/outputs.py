@@ -8,7 +8,7 @@ maps; :func:`to_write` keeps the targets a rerun still has to write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Suffix of the videos of exact pictures (masks, label maps): lossless FFV1 in Matroska.
 EXACT_VIDEO_SUFFIX = ".mkv"
@@ -31,7 +31,9 @@ class Output:
     exactly the values written, a ``lossy`` one (an overlay, a heatmap: made for
     the eye) to a smaller H.264 ``.mp4``. A ``whole`` output needs the whole map at
     once (its colour scale comes from the map's percentiles), so an input with
-    one is never streamed window by window (:mod:`.stream`).
+    one is never streamed window by window (:mod:`.stream`). ``geotiff`` holds
+    what a GeoTIFF output carries beside its pixels (``colormap``,
+    ``categories``: :class:`pixgmm.io.windows.OutputSpec`'s keywords).
     """
 
     name: str
@@ -41,10 +43,20 @@ class Output:
     lossy: bool = False
     whole: bool = False  # made from the whole map (a percentile colour scale): not streamed
     packing: str | None = None  # a probability packed in this dtype (pixgmm.quantize)
+    geotiff: dict | None = field(default=None, compare=False)  # colormap, categories, ...
 
     @property
     def map_key(self):
         return self.key or self.name
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a ``compute(pixels, where)`` call's pixels are: a page (a GeoTIFF's
+    :class:`~pixgmm.io.geotiff.GeoPage`, or None) and a window of it (None: all of it)."""
+
+    page: object = None
+    window: object = None
 
 
 def suffix(output, opts, video):

@@ -30,6 +30,7 @@ from ..io import write as _writers
 from . import inputs as _inputs
 from .outputs import (
     PNG_TEXT,
+    Where,
     image_targets,
     packed,
     stream_kind,
@@ -125,7 +126,7 @@ def _process_image(path, stem, outputs, compute, rule, opts, result):
             continue
         pixels, note, invalid = page_pixels(geo, index, page, rule)
         result.note(note)
-        maps = compute(pixels)
+        maps = compute(pixels, Where(None if geo is None else geo.pages[index]))
         if geo is not None:
             maps = geo.mark(maps, invalid, packed(outputs))  # nodata marked, masks 0/1
         for o, target in zip(outputs, targets):

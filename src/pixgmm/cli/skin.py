@@ -59,7 +59,7 @@ def _skin_compute(detector, save, ratio, threshold, cmap=None, colorbar=False, p
     cmap = cmap or _render.DEFAULT_CMAP
     names = _needed(save)
 
-    def compute(rgb):
+    def compute(rgb, where=None):
         m = detector.maps(rgb, names, log_ratio=log_t, probability_dtype=pdtype, channels="RGB")
         maps = {k: m[k] for k in ("logratio", "probability") if k in save}
         if "heatmap" in save:
@@ -92,7 +92,7 @@ def _lazy_compute(detector, save, log_t, lut, pdtype):
     def tint(image, mask):
         return _render.overlay(_render.to_display(image), mask[..., 0])
 
-    def compute(rgb):
+    def compute(rgb, where=None):
         m = detector.maps(rgb, names, log_ratio=log_t, probability_dtype=pdtype, channels="RGB")
         maps = {k: m[k] for k in ("logratio", "probability") if k in save}
         if "heatmap" in save:

@@ -80,7 +80,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
     from ..io import windows as _windows
     from ..io.paths import is_url as _is_url
     from ..io.windows import OutputSpec, WindowReader, plan_windows, stream
-    from .outputs import PNG_TEXT
+    from .outputs import PNG_TEXT, Where
 
     page = geo.pages[index]
     _check_held(page, held, opts.max_pixels)
@@ -106,7 +106,7 @@ def _page(geo, index, compute, rule, opts, result, streamed, held, texts, packin
         def compute_window(window, array):
             prepared, invalid = geo.prepare(index, array)
             pixels, _ = fixed(prepared, alpha)
-            maps = compute(pixels)
+            maps = compute(pixels, Where(page, window))
             maps = geo.mark(maps, invalid, packing)
             if PNG_TEXT in maps:
                 texts[PNG_TEXT] = maps[PNG_TEXT]

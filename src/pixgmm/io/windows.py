@@ -407,3 +407,82 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
                     errors.append(exc)
             if finished and errors:
                 raise errors[0]
+
+
+class AlignedRaster:
+    """A raster read on another raster's grid, window by window: per-pixel priors, masks.
+
+    ``path`` is opened with rasterio (a GeoTIFF, a ``.vrt``, a URL);
+    :meth:`check` refuses a raster whose grid differs from the input's (size,
+    and transform and CRS when both have them) or whose band count is not
+    ``bands``; :meth:`read` gives a window (or the whole raster) as (H, W, bands)
+    float32, nodata and NaN as NaN.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, rasterio
+    >>> from pixgmm.io.windows import AlignedRaster, Window
+    >>> path = tempfile.mkdtemp() + "/priors.tif"
+    >>> with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=2,
+    ...                    dtype="float32", crs="EPSG:32633",
+    ...                    transform=rasterio.transform.from_origin(0, 0, 10, 10)) as dst:
+    ...     dst.write(np.ones((2, 3, 4), np.float32))
+    >>> with AlignedRaster(path) as priors:
+    ...     priors.read(Window(1, 1, 2, 3)).shape
+    (2, 3, 2)
+    """
+
+    def __init__(self, path):
+        import rasterio
+
+        from .paths import is_url
+        from .remote import gdal_env, gdal_path
+
+        self.path = path
+        self._env = gdal_env(path) if is_url(path) else contextlib.nullcontext()
+        try:
+            with self._env:
+                self._ds = rasterio.open(gdal_path(path) if is_url(path) else path)
+        except rasterio.errors.RasterioError as exc:
+            from .errors import ReadError, first_line
+
+            raise ReadError(f"cannot read {path}: {first_line(exc)}") from None
+        self.count = self._ds.count
+
+    def check(self, height, width, transform=None, crs_wkt=None, *, bands=None, what="priors"):
+        """Raise ValueError unless this raster lies on the grid given (and has ``bands`` bands)."""
+        ds = self._ds
+        problems = []
+        if (ds.height, ds.width) != (height, width):
+            problems.append(f"it is {ds.width} x {ds.height} pixels, the image {width} x {height}")
+        if transform is not None and ds.crs is not None:
+            mine = tuple(float(v) for v in tuple(ds.transform)[:6])
+            if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(mine, transform)):
+                problems.append(f"its transform {mine} is not the image's {tuple(transform)}")
+            if crs_wkt is not None and ds.crs.to_wkt() != crs_wkt:
+                from rasterio.crs import CRS
+
+                if CRS.from_wkt(crs_wkt) != ds.crs:
+                    problems.append("its CRS is not the image's")
+        if bands is not None and ds.count != bands:
+            problems.append(f"it has {ds.count} band(s) but {bands} are needed, one per class")
+        if problems:
+            raise ValueError(f"{what} {self.path}: " + "; ".join(problems))
+
+    def read(self, window=None):
+        """``window`` (or the whole raster) as float32 (H, W, bands); nodata and NaN as NaN."""
+        import numpy as np
+
+        with self._env:
+            arr = self._ds.read(window=None if window is None else window.rasterio(),
+                                out_dtype="float32", masked=True)  # fmt: skip
+        return np.moveaxis(arr.filled(np.nan), 0, -1)
+
+    def close(self):
+        self._ds.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
