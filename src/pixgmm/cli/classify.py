@@ -334,7 +334,7 @@ def classify(
     lazy = requested(chunks, workers, scheduler, zarr_format)
     opts = make_options(
         out, overwrite, quiet, as_json, float_format, max_pixels, lazy=True,
-        zarr_format=zarr_format, cog=cog,
+        zarr_format=zarr_format, cog=cog, kernels="classify",
     )  # fmt: skip
     extra = {
         "classes": entries,

@@ -312,6 +312,7 @@ def fit(
     """
     from . import data as _data
     from . import fitclasses as _fc
+    from .options import note_first_run
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")
@@ -343,6 +344,7 @@ def fit(
     if reg_covar != "auto":
         _reg_covar(reg_covar, True)  # a bad value is an error before any image is read
     bars = _fc.Progress(_fc.progress_enabled(progress, quiet))
+    note_first_run("fit", quiet or as_json)
     start = time.perf_counter()
     settings = dict(
         init=init,

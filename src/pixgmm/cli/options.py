@@ -195,6 +195,27 @@ def load_model(spec, option="--model"):
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+def note_first_run(kind, quiet):
+    """Say once, on a terminal, that the wait is numba compiling the kernels for this machine.
+
+    ``kind`` is the work about to run (:data:`pixgmm._engine.cachestate.KERNELS`);
+    nothing is printed when stderr is not a terminal, with ``--quiet`` or
+    ``--json``, or once the kernels are in numba's disk cache.
+    """
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return
+    from .._engine.cachestate import first_run
+
+    if first_run(kind):
+        click.echo(
+            "pixgmm: first run on this machine: compiling its kernels (tens of seconds, "
+            "once; later runs load them from the cache)",
+            err=True,
+        )
+
+
 def make_options(
     out,
     overwrite,
@@ -206,6 +227,7 @@ def make_options(
     lazy=False,
     zarr_format=None,
     cog=False,
+    kernels="evaluate",
 ):
     """The per-input loop's :class:`~pixgmm.cli.run.Options`; ``lazy``: the command has --chunks."""
     from ..io.paths import as_path
@@ -221,6 +243,7 @@ def make_options(
         lazy=lazy,
         zarr_format=int(zarr_format or 3),
         cog=cog,
+        kernels=kernels,
     )
 
 

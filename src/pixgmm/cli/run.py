@@ -86,6 +86,7 @@ class Options:
     lazy: bool = False  # the command has --chunks (its pixel-limit refusals advise it)
     zarr_format: int = 3  # of the stores written with --chunks
     cog: bool = False  # GeoTIFF outputs as Cloud Optimized GeoTIFFs
+    kernels: str = "evaluate"  # the kernels the command runs (for the first-run note)
 
 
 class _Progress:
@@ -286,7 +287,11 @@ def run(inputs, outputs, compute, opts, rule, extra=None):
     ``rule`` (a :class:`~pixgmm.io.pixels.PixelRule`) turns each page or frame
     into the pixels ``compute`` takes. ``extra`` (a dict) is added to the JSON summary.
     """
+    from .options import note_first_run
+
     found = _inputs.expand_inputs(inputs)
+    if any(path is not None for _, path, _ in found):
+        note_first_run(opts.kernels, opts.quiet or opts.json)
     progress = _Progress(opts)
     bar = progress.bar(total=len(found), unit="file")
 
