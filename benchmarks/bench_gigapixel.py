@@ -235,6 +235,78 @@ def phase_outofcore(args):
     return info
 
 
+def phase_iofloor(args):
+    """The I/O floor of ``pixgmm skin --save mask,probability``: read the image store, write a
+    probability store and a mask store of the same dtypes, chunks and codec, with dask's own
+    ``to_zarr`` and next to no computation (a scaled channel, a comparison)."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    out = Path(args.dir) / "floor"
+    shutil.rmtree(out, ignore_errors=True)
+    pdtype = np.dtype(args.probability_dtype)
+    t, c = time.perf_counter(), cpu_seconds()
+    with dask.config.set(scheduler="threads", num_workers=args.threads):
+        image = da.from_zarr(zarr.open_array(args.image, mode="r"))
+        if pdtype == np.float32:
+            p = image[..., 0].astype(np.float32) * np.float32(1 / 255)
+        else:
+            p = image[..., 0].astype(pdtype)
+        mask = da.where(image[..., 1] > 128, np.uint8(255), np.uint8(0))
+        writes = [
+            da.to_zarr(arr, str(out / f"{name}.zarr"), compute=False, overwrite=True,
+                       zarr_format=3, compressors=args.compressors)
+            for name, arr in (("probability", p), ("mask", mask))
+        ]
+        dask.compute(*writes)
+    seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
+    n = image.shape[0] * image.shape[1]
+    shutil.rmtree(out, ignore_errors=True)
+    return {"pixels": n, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_skincli(args):
+    """``pixgmm skin IMAGE --chunks C --save mask,probability`` as a user runs it (a process)."""
+    out = Path(args.dir) / "skin-cli"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pixgmm", "skin", args.image, "--chunks", str(args.chunk),
+           "--save", "mask,probability", "--probability-dtype", args.probability_dtype,
+           "-o", str(out), "--quiet"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"pixgmm skin failed: {proc.stderr}")
+    import zarr
+
+    from pixgmm import io as pxio
+
+    stores = {n: out / f"{Path(args.image).stem}.{n}.zarr" for n in ("probability", "mask")}
+    complete = all(pxio.is_complete(s) for s in stores.values())
+    c = args.chunk  # spot check one chunk against the API
+    crop = zarr.open_array(args.image, mode="r")[:c, :c]
+    want = pixgmm.SkinDetector().maps(crop, ("probability", "mask"),
+                                      probability_dtype=args.probability_dtype)  # fmt: skip
+    got_p = zarr.open_array(stores["probability"], mode="r")[:c, :c]
+    got_m = zarr.open_array(stores["mask"], mode="r")[:c, :c]
+    ok = bool(np.array_equal(got_p, want["probability"]) and
+              np.array_equal(got_m > 0, want["mask"]))  # fmt: skip
+    shape = zarr.open_array(args.image, mode="r").shape
+    n = shape[0] * shape[1]
+    shutil.rmtree(out, ignore_errors=True)
+    return {
+        "pixels": n,
+        "seconds": seconds,
+        "cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "peak_rss_mb": after.ru_maxrss / 1024,
+        "complete": complete,
+        "spot_check_equal": ok,
+    }
+
+
 def phase_s3(args):
     """The out-of-core pass on local stores and on S3 (``AWS_ENDPOINT_URL``), side by side."""
     import dask
@@ -455,6 +527,8 @@ def run_phase(phase, args, **extra):
     if args.keep_output:
         cmd.append("--keep-output")
     cmd += ["--s3-size", str(args.s3_size)]
+    if getattr(args, "probability_dtype", None):
+        cmd += ["--probability-dtype", args.probability_dtype]
     for k, v in extra.items():
         cmd += [f"--{k}", str(v)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -500,9 +574,17 @@ def main(argv=None):
     p.add_argument("--output", help="also write the report to this Markdown file")
     p.add_argument(
         "--phase",
-        choices=["generate", "inmemory", "outofcore", "cluster", "s3"],
+        choices=["generate", "inmemory", "outofcore", "cluster", "s3", "iofloor", "skincli"],
         help=argparse.SUPPRESS,
     )
+    p.add_argument(
+        "--skin-only",
+        action="store_true",
+        help="only compare `pixgmm skin --chunks --save mask,probability` (float32 and uint8 "
+        "probability) with the I/O-only pass that writes the same stores",
+    )
+    p.add_argument("--skin-repeats", type=int, default=3, help="runs of each, interleaved")
+    p.add_argument("--probability-dtype", default="float32", help=argparse.SUPPRESS)
     p.add_argument("--image", help=argparse.SUPPRESS)
     p.add_argument("--bucket", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -517,6 +599,8 @@ def main(argv=None):
             "outofcore": phase_outofcore,
             "cluster": phase_cluster,
             "s3": phase_s3,
+            "iofloor": phase_iofloor,
+            "skincli": phase_skincli,
         }
         print(json.dumps(fn[args.phase](args)))
         return
@@ -553,6 +637,12 @@ def main(argv=None):
         say(f"generated {gen['image']} in {gen['seconds']:.1f} s")
     else:
         say(f"reusing {gen['image']}")
+    skin_report(args, gen["image"], say)
+    if args.skin_only:
+        say(f"load average at end: {_load()}")
+        if args.output:
+            Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
     mem = run_phase("inmemory", args, image=gen["image"])
     ooc = run_phase("outofcore", args, image=gen["image"])
     graph = graph_report(args)
@@ -644,6 +734,36 @@ def main(argv=None):
             say(f"  {label:7s}: {c['chunks']} chunks -> {c['per_worker']} per worker")
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def skin_report(args, image, say):
+    """`pixgmm skin --chunks` against its I/O floor, float32 and uint8 probability, interleaved."""
+    say()
+    say(f"pixgmm skin {Path(image).name} --chunks {args.chunk} --save mask,probability, against "
+        "the I/O-only pass writing the same stores (median of "
+        f"{args.skin_repeats}, runs interleaved; load {_load()}):")  # fmt: skip
+    say("| probability dtype | pixgmm skin | I/O only | floor / pixgmm (goal >= 0.8) | "
+        "pixgmm peak RSS (goal < 2 GB) | spot check |")  # fmt: skip
+    say("|---|---:|---:|---:|---:|---|")
+    for pdtype in ("float32", "uint8"):
+        args.probability_dtype = pdtype
+        cli, floor = [], []
+        for _ in range(args.skin_repeats):
+            floor.append(run_phase("iofloor", args, image=image))
+            cli.append(run_phase("skincli", args, image=image))
+        t_cli = float(np.median([r["seconds"] for r in cli]))
+        t_floor = float(np.median([r["seconds"] for r in floor]))
+        spread = (f"{min(r['seconds'] for r in cli):.1f}-{max(r['seconds'] for r in cli):.1f} s",
+                  f"{min(r['seconds'] for r in floor):.1f}-{max(r['seconds'] for r in floor):.1f} s")  # fmt: skip
+        rss = max(r["peak_rss_mb"] for r in cli)
+        ratio = t_floor / t_cli
+        n = cli[0]["pixels"]
+        say(f"| {pdtype} | {t_cli:.1f} s ({spread[0]}; {n / t_cli / 1e6:.0f} Mpx/s) | "
+            f"{t_floor:.1f} s ({spread[1]}; {n / t_floor / 1e6:.0f} Mpx/s) | {ratio:.2f} "
+            f"{'met' if ratio >= 0.8 else 'NOT met'} | {rss:.0f} MB "
+            f"{'met' if rss < 2048 else 'NOT met'} | "
+            f"{'equal' if all(r['spot_check_equal'] and r['complete'] for r in cli) else 'DIFFERS'} |")  # fmt: skip
+    args.probability_dtype = "float32"
 
 
 def _load():

@@ -83,3 +83,21 @@ def test_quantised_probabilities_decode_within_half_a_step():
         assert packed[0] == attrs["_FillValue"]
         assert packed[1] * attrs["scale_factor"] + attrs["add_offset"] == pytest.approx(0.25, abs=step)
     assert quantize.cf_attributes("float32") == {}
+
+
+@pytest.mark.parametrize("pdtype", ["float32", "uint8"])
+def test_large_images_take_the_tables_of_final_values_with_the_same_results(pdtype):
+    """From 2**20 pixels the maps come from colour tables of their final values."""
+    from pixgmm._engine.cache import TABLES
+
+    det = pixgmm.SkinDetector(prior=0.4)
+    big = np.random.default_rng(9).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    got = det.maps(big, ("probability", "mask", "logratio"), probability_dtype=pdtype, ratio=3.0)
+    built = [key[0] for key in TABLES._items if str(key[0]).startswith("skin-")]
+    assert set(built) >= {"skin-logratio", "skin-mask", "skin-probability"}
+    np.testing.assert_array_equal(got["logratio"], det.log_ratio(big).astype(np.float32))
+    np.testing.assert_array_equal(got["probability"],
+                                  quantize.encode(det.probability(big), pdtype))  # fmt: skip
+    np.testing.assert_array_equal(got["mask"], det.mask(big, ratio=3.0))
+    small = det.maps(big[:10, :10], ("probability",), probability_dtype=pdtype)  # cached: tables
+    np.testing.assert_array_equal(small["probability"], got["probability"][:10, :10])

@@ -74,15 +74,30 @@ def maps(detector, image, names, log_threshold, probability_dtype, channel_axis,
 
     Validated by the caller (:meth:`pixgmm.SkinDetector.maps`): ``names`` from
     :func:`check_maps`, ``log_threshold`` a float, ``probability_dtype`` one of
-    :data:`pixgmm.quantize.DTYPES`.
+    :data:`pixgmm.quantize.DTYPES`. The tables of final values are used for 8-bit
+    colour images of at least :data:`pixgmm._engine.table.TABLE_MIN_PIXELS`
+    pixels (the whole image's count, for a Dask image) or when they are cached;
+    a smaller image takes the engines' own rule, which is faster for it than
+    building 16.7 million table entries.
     """
-    if hasattr(image, "dask") and not isinstance(image, np.ndarray):
-        return _dask_maps(detector, image, names, log_threshold, probability_dtype,
-                          channel_axis, channels)  # fmt: skip
-    return _block(image, detector, names, log_threshold, probability_dtype, channel_axis, channels)
+    lazy = hasattr(image, "dask") and not isinstance(image, np.ndarray)
+    d = detector.skin.n_features
+    n_pixels = int(np.prod(image.shape, dtype=np.float64) // max(1, image.shape[channel_axis]))
+    tables = (
+        np.dtype(image.dtype) == np.uint8
+        and d <= 3
+        and (n_pixels >= _table.TABLE_MIN_PIXELS
+             or _cached(detector, names, d, log_threshold, probability_dtype, channels))
+    )  # fmt: skip
+    args = (names, log_threshold, probability_dtype, channel_axis, channels, tables)
+    if lazy:
+        return _dask_maps(detector, image, *args)
+    return _block(image, detector, *args)
 
 
-def _dask_maps(detector, image, names, log_threshold, probability_dtype, channel_axis, channels):
+def _dask_maps(
+    detector, image, names, log_threshold, probability_dtype, channel_axis, channels, tables
+):
     import dask
     import dask.array as da
 
@@ -106,6 +121,7 @@ def _dask_maps(detector, image, names, log_threshold, probability_dtype, channel
         probability_dtype,
         axis,
         channels,
+        tables,
         drop_axis=drop,
         chunks=spatial_chunks,
         dtype=object,
@@ -129,21 +145,23 @@ def _dtypes(probability_dtype):
             "mask": np.dtype(bool)}  # fmt: skip
 
 
-def _block(block, detector, names, log_threshold, probability_dtype, channel_axis, channels):
+def _block(
+    block, detector, names, log_threshold, probability_dtype, channel_axis, channels, tables
+):
     """Every requested map of one NumPy block, as a dict."""
     d = detector.skin.n_features
     X, spatial = pixels_view(block, d, channel_axis)
-    if X.dtype == np.uint8 and d <= 3:
+    if tables:
         return _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, channels)
     lr = detector.log_ratio(block, channel_axis=channel_axis, channels=channels)
     out = {}
     if "logratio" in names:
         out["logratio"] = lr.astype(np.float32)
-    if "mask" in names:
-        out["mask"] = lr >= log_threshold
     if "probability" in names:
         p = posterior_inplace(np.array(lr, dtype=np.float64), detector.log_prior_odds)
         out["probability"] = quantize.encode(p, probability_dtype)
+    if "mask" in names:
+        out["mask"] = lr >= log_threshold
     return out
 
 
@@ -161,12 +179,9 @@ def _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, c
     return {n: o.reshape(spatial) for n, o in zip(names, outs)}
 
 
-def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, channels):
-    """The table of one map's final values for every 8-bit colour (built once, cached)."""
-    from . import evaluate
-    from ._engine.blocks import _TABLE_LOCK
-
-    key = (
+def _key(detector, name, n_channels, log_threshold, probability_dtype, channels):
+    """Everything the table of one map depends on."""
+    return (
         f"skin-{name}",
         detector.skin._fingerprint,
         detector.nonskin._fingerprint,
@@ -176,17 +191,35 @@ def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, 
         (float(detector.log_prior_odds), probability_dtype) if name == "probability" else None,
     )
 
-    def log_ratio():
-        return evaluate.log_ratio(_table.all_colours(n_channels), detector.skin,
-                                  detector.nonskin, channels=channels, method="table")  # fmt: skip
+
+def _cached(detector, names, n_channels, log_threshold, probability_dtype, channels):
+    """True when the tables of every map in ``names`` are in the table cache."""
+    from ._engine.cache import TABLES
+
+    return all(
+        TABLES.get(_key(detector, n, n_channels, log_threshold, probability_dtype, channels))
+        is not None
+        for n in names
+    )
+
+
+def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, channels):
+    """The table of one map's final values for every 8-bit colour (built once, cached)."""
+    from ._engine.blocks import _TABLE_LOCK
+    from .evaluate import _resolve_models
+
+    key = _key(detector, name, n_channels, log_threshold, probability_dtype, channels)
 
     def build():
-        lr = log_ratio()
+        models = _resolve_models([detector.skin, detector.nonskin], ("skin", "nonskin"), channels)
+        # the log-ratio colour table itself (cached too): no gather of 16.7 million colours
+        lr = _table.colour_table("ratio", models, True, n_channels, np.float64)
         if name == "logratio":
             return lr.astype(np.float32)
         if name == "mask":
             return lr >= log_threshold
-        return quantize.encode(posterior_inplace(lr, detector.log_prior_odds), probability_dtype)
+        p = posterior_inplace(np.array(lr, dtype=np.float64), detector.log_prior_odds)
+        return quantize.encode(p, probability_dtype)
 
     with _TABLE_LOCK:  # one build per process, whatever the number of threads
         return _table.cached(key, build)
