@@ -1,0 +1,135 @@
+"""Sphinx configuration of pixgmm's documentation.
+
+Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
+(``pip install -e ".[all,docs]"``). The gallery's scripts in ``examples/`` run
+during the build and draw their pictures; the API pages are generated from the
+numpydoc docstrings and the command-line pages from the click commands.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# the source tree's pixgmm, installed or not (an editable install points here too)
+sys.path.insert(0, str(ROOT / "src"))
+
+import pixgmm  # noqa: E402
+
+project = "pixgmm"
+author = "pixgmm developers"
+copyright = "pixgmm developers"
+version = release = pixgmm.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_click",
+    "sphinx_copybutton",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb"]
+default_role = "autolink"
+nitpicky = False
+
+# -- API reference --------------------------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"member-order": "groupwise"}
+autodoc_typehints = "none"  # the numpydoc Parameters sections say the types
+numpydoc_show_class_members = False  # the class template lists the members itself
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = False
+numpydoc_xref_param_type = False
+# Validate what numpydoc renders: structure (sections known and in order, parameters that
+# exist), not style preferences (every docstring need not have See Also or an Examples).
+numpydoc_validation_checks = {"GL06", "GL07", "GL08", "PR02", "PR06", "PR10", "RT02", "YD01"}
+
+# -- Gallery --------------------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "matplotlib_animations": False,
+    "backreferences_dir": None,
+    "min_reported_time": 1,
+    "abort_on_example_error": False,
+}
+warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
+
+# -- HTML -----------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"pixgmm {release}"
+html_static_path = []
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 6,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_sidebars = {"index": [], "auto_examples/index": []}
+html_show_sourcelink = False
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+
+
+# -- Constants: their ``#:`` comment, not their type's docstring ------------------------------
+_CONSTANT_DOCS = {}
+
+
+def _constant_docs():
+    """``{name: [(module, lines), ...]}`` of every ``#:`` comment on a module-level name."""
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    docs = {}
+    names = ["pixgmm"] + [
+        m.name
+        for m in pkgutil.walk_packages(pixgmm.__path__, "pixgmm.")
+        if not m.name.endswith("__main__")  # importing it would run the command line
+    ]
+    for module in names:
+        try:
+            attrs = ModuleAnalyzer.for_module(module).find_attr_docs()
+        except Exception:  # a module without source: nothing to find
+            continue
+        for (scope, name), lines in attrs.items():
+            if scope == "":
+                docs.setdefault(name, []).append((module, list(lines)))
+    return docs
+
+
+def _document_constant(app, what, name, obj, options, lines):
+    """A constant's page shows the ``#:`` comment where it is defined, never ``str.__doc__``."""
+    import importlib
+
+    if what not in ("data", "attribute") or not isinstance(obj, (str, int, float, tuple)):
+        return
+    if not _CONSTANT_DOCS:
+        _CONSTANT_DOCS.update(_constant_docs())
+    own = []
+    for module, doc in _CONSTANT_DOCS.get(name.rsplit(".", 1)[-1], []):
+        if getattr(importlib.import_module(module), name.rsplit(".", 1)[-1], None) == obj:
+            own = doc
+            break
+    inherited = (type(obj).__doc__ or "").strip()
+    if own or "\n".join(lines).strip() == inherited:
+        lines[:] = own
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _document_constant, priority=100)  # before numpydoc
