@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # the source tree's pixgmm, installed or not (an editable install points here too)
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "docs" / "sphinxext"))  # the gallery's figure scraper
 
 import pixgmm  # noqa: E402
 
@@ -37,6 +38,7 @@ extensions = [
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb"]
 default_role = "autolink"
+smartquotes = False  # "--option" stays two hyphens, as the command line spells it
 nitpicky = False
 
 # -- API reference --------------------------------------------------------------------------
@@ -65,6 +67,7 @@ sphinx_gallery_conf = {
     "backreferences_dir": None,
     "min_reported_time": 1,
     "abort_on_example_error": False,
+    "image_scrapers": ("matplotlib", "pixgmm_gallery.figure_scraper"),
 }
 warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
 
@@ -131,5 +134,34 @@ def _document_constant(app, what, name, obj, options, lines):
         lines[:] = own
 
 
+# -- Command line: a help text's "Examples:" block becomes a code block -------------------------
+def _examples_as_code(app, ctx, lines):
+    """Render the ``\\b`` "Examples:" paragraph of a click help text as shell code.
+
+    sphinx-click turns a ``\\b`` paragraph into a line block, whose inline markup
+    (``hands/*.jpg``) reStructuredText would read as emphasis.
+    """
+    out, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("| ") and line[2:].strip().endswith(":") and not line[2:3].isspace():
+            block = []
+            j = i + 1
+            while j < len(lines) and lines[j].startswith("|  "):
+                block.append(lines[j][2:])
+                j += 1
+            if block:
+                indent = min(len(b) - len(b.lstrip()) for b in block if b.strip())
+                out += [line[2:].strip(), "", ".. code-block:: bash", ""]
+                out += ["   " + b[indent:] for b in block]
+                out.append("")
+                i = j
+                continue
+        out.append(line)
+        i += 1
+    lines[:] = out
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _document_constant, priority=100)  # before numpydoc
+    app.connect("sphinx-click-process-description", _examples_as_code)
