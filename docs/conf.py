@@ -67,7 +67,7 @@ sphinx_gallery_conf = {
     "backreferences_dir": None,
     "min_reported_time": 1,
     "abort_on_example_error": False,
-    "image_scrapers": ("matplotlib", "pixgmm_gallery.figure_scraper"),
+    "image_scrapers": ("pixgmm_gallery.figure_scraper", "matplotlib"),
 }
 warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
 

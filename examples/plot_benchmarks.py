@@ -17,7 +17,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# the repository's examples/ folder: the working directory when the gallery is built
+EXAMPLES = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+BENCHMARKS = EXAMPLES.resolve().parent / "benchmarks"
 UNITS = {"ms": 1e-3, "s": 1.0, "min": 60.0}
 
 

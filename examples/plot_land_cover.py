@@ -84,20 +84,24 @@ shown = np.where(labels == 255, np.nan, labels)
 composite = scene[..., [5, 3, 2]].astype(float)  # SWIR, NIR, red: a false-colour picture
 composite = np.clip(composite / np.percentile(composite, 99, axis=(0, 1)), 0, 1)
 
+classes_style = {"cmap": cmap, "vmin": 0.5, "vmax": 4.5}
 fig, axes = plt.subplots(2, 3, figsize=(12, 8), layout="constrained")
 panels = [
-    (composite, "bands B12, B8, B4", {}),
-    (truth, "true classes", {"cmap": cmap, "vmin": 0.5, "vmax": 4.5}),
-    (shown, "map (white: rejected)", {"cmap": cmap, "vmin": 0.5, "vmax": 4.5}),
+    (composite, "bands B12, B8, B4", None),
+    (truth, "true classes", classes_style),
+    (shown, "map (white: rejected)", classes_style),
     (maps["confidence"], "confidence", {"cmap": "viridis", "vmin": 0.25, "vmax": 1}),
     (maps["margin"], "margin", {"cmap": "viridis", "vmin": 0, "vmax": 1}),
     (maps["entropy"], "entropy (nats)", {"cmap": "magma", "vmin": 0, "vmax": np.log(4)}),
 ]
 for ax, (image, title, style) in zip(axes.flat, panels):
-    im = ax.imshow(image, interpolation="nearest", **style)
+    im = ax.imshow(image, interpolation="nearest", **(style or {}))
     ax.set_title(title)
     ax.set_axis_off()
-    if image is not composite:
+    if style is classes_style:  # the colour bar names the classes
+        bar = fig.colorbar(im, ax=ax, shrink=0.75, ticks=list(NAMES))
+        bar.ax.set_yticklabels(list(NAMES.values()))
+    elif style is not None:
         fig.colorbar(im, ax=ax, shrink=0.75)
 axes[0, 0].contour(training > 0, levels=[0.5], colors="white", linewidths=0.8)
 

@@ -65,7 +65,9 @@ print(f"likelihood ratio >= 8: {strict.mean():.1%} of the pixels")
 # the ROC curves, with the right channel order and with BGR read as RGB;
 # without it, the figure says so.
 
-UCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Skin_NonSkin.txt"
+# the repository's examples/ folder: the working directory when the gallery is built
+EXAMPLES = Path(__file__).parent if "__file__" in globals() else Path.cwd()
+UCI = EXAMPLES.resolve().parent.parent / "shared" / "data" / "Skin_NonSkin.txt"
 
 if UCI.is_file():
     table = np.loadtxt(UCI, dtype=np.int64)
