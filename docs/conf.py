@@ -8,6 +8,7 @@ numpydoc docstrings and the command-line pages from the click commands.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -18,6 +19,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "docs" / "sphinxext"))  # the gallery's figure scraper
 
 import pixgmm  # noqa: E402
+from sphinx import addnodes  # noqa: E402
+from sphinx.transforms import SphinxTransform  # noqa: E402
 
 project = "pixgmm"
 author = "pixgmm developers"
@@ -30,12 +33,17 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
+    "myst_parser",
     "sphinx_click",
     "sphinx_copybutton",
     "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+# the user guide is Markdown (MyST): "[text](file.md)" links work on GitHub and here alike
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_heading_anchors = 3
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb"]
 default_role = "autolink"
 smartquotes = False  # "--option" stays two hyphens, as the command line spells it
@@ -162,6 +170,44 @@ def _examples_as_code(app, ctx, lines):
     lines[:] = out
 
 
+# -- Links from the guide to the repository's own files (results files, benchmarks/README.md) --
+class RepositoryFileLinks(SphinxTransform):
+    """Turn a guide link to a Markdown file outside ``docs/`` into a download of that file.
+
+    ``[results.md](../../benchmarks/results.md)`` works on GitHub as written; MyST takes
+    any ``.md`` link for a page of the site, which such a file is not. Here it becomes a
+    download link (the file as committed), so it works in the built site too. A link to
+    a file that does not exist still fails the build.
+    """
+
+    default_priority = 500
+
+    def apply(self, **kwargs):
+        env = self.env
+        here = Path(env.doc2path(env.docname)).parent
+        for node in list(self.document.findall(addnodes.pending_xref)):
+            target = node.get("reftarget", "")
+            if node.get("refdomain") != "doc" or target in env.found_docs:
+                continue
+            srcdir = Path(env.srcdir).resolve()
+            paths = [srcdir / (target + suffix) for suffix in self.config.source_suffix]
+            path = next((p for p in paths if p.is_file()), None)
+            if path is None or path.resolve().is_relative_to(srcdir):
+                continue
+            download = addnodes.download_reference(
+                "",
+                "",
+                *node.children,
+                refdomain=None,
+                reftype="myst",
+                refdoc=env.docname,
+                refexplicit=True,
+                reftarget=os.path.relpath(path, here),
+            )
+            node.replace_self(download)
+
+
 def setup(app):
+    app.add_transform(RepositoryFileLinks)
     app.connect("autodoc-process-docstring", _document_constant, priority=100)  # before numpydoc
     app.connect("sphinx-click-process-description", _examples_as_code)
