@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "docs" / "sphinxext"))  # the gallery's figure scraper
 
-import pixgmm  # noqa: E402
 from sphinx import addnodes  # noqa: E402
 from sphinx.transforms import SphinxTransform  # noqa: E402
+
+import pixgmm  # noqa: E402
 
 project = "pixgmm"
 author = "pixgmm developers"

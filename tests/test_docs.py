@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("sphinx", reason="the docs extra is not installed (pip install -e '.[docs]')")
 
-from sphinx.ext.autosummary import import_by_name  # noqa: E402
-from sphinx.ext.autosummary.generate import find_autosummary_in_files  # noqa: E402
+from sphinx.ext.autosummary import import_by_name
+from sphinx.ext.autosummary.generate import find_autosummary_in_files
 
-import pixgmm  # noqa: E402
+import pixgmm
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 API_PAGES = sorted((DOCS / "api").glob("*.rst"))
@@ -65,9 +65,7 @@ def _missing(module_name, entries, automodules, objects):
         if isinstance(value, type(pixgmm)):  # a submodule: its own page
             if value.__name__ not in automodules:
                 missing.append(full)
-        elif full not in entries and not (
-            callable(value) and any(value is obj for obj in objects)
-        ):
+        elif full not in entries and not (callable(value) and any(value is obj for obj in objects)):
             missing.append(full)
     return missing
 
