@@ -1,7 +1,8 @@
-"""The README's GeoTIFF example, run as written on GeoTIFFs written by rasterio.
+"""The user guide's GeoTIFF example, run as written on GeoTIFFs written by rasterio.
 
-The code block is read from README.md (the one after "A multispectral GeoTIFF classified"),
-so the example cannot drift from what works.
+The code block is read from the guide's classification page, docs/guide/classification.md
+(the one after "A multispectral GeoTIFF classified"; it was the README's), so the example
+cannot drift from what works.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "classification.md"
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("rioxarray")
@@ -20,7 +21,7 @@ pytest.importorskip("dask")
 
 
 def _example():
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     start = text.index("A multispectral GeoTIFF classified")
     block = re.search(r"```python\n(.*?)```", text[start:], re.S)
     return block.group(1)
@@ -53,7 +54,7 @@ def test_readme_geotiff_example_runs_and_keeps_the_georeferencing(tmp_path, rng,
     field, transform = _scene(tmp_path, rng)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(_example(), "README.md", "exec"), namespace)
+    exec(compile(_example(), str(PAGE), "exec"), namespace)
     with rasterio.open(tmp_path / "landcover.tif") as src:
         assert src.crs.to_epsg() == 32633 and src.transform == transform
         assert src.nodata == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+#: pixgmm's version.
 __version__ = "0.1.0"
 
 #: Public name -> the submodule that defines it; a submodule exported as itself maps to None.

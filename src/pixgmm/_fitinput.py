@@ -27,6 +27,7 @@ from ._validation import (
 )
 from .mixture import COVARIANCE_TYPES, SCALES, Mixture
 
+#: The initialisations a fit accepts as ``init=`` (besides a :class:`~pixgmm.Mixture`).
 INIT_METHODS = ("lloyd", "kmeans", "k-means++", "random")
 #: Dask float arrays up to this size are persisted for the distributed EM.
 PERSIST_BYTES = 2 << 30

@@ -106,6 +106,12 @@ def atomic_target(path, overwrite):
     :class:`OutputError`, whose message names ``path`` (not the temporary file)
     and the system's reason. For a URL the temporary file is local and is
     uploaded to ``path`` at the end (:func:`pixgmm.io.remote.upload_target`).
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write; it becomes ``path`` when the block ends
+        without an error.
     """
     if _is_url(path):
         from .remote import upload_target

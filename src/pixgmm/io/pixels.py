@@ -363,6 +363,12 @@ class PixelRule:
     bands: BandMatch | None = None
 
     def __call__(self, page, alpha=None, descriptions=None):
+        """``(pixels, note)``: ``page`` (NumPy or Dask) as the models read it, and what was done.
+
+        ``alpha`` says whether the page's last band is alpha (None: guessed from
+        the band count, as for photos); ``descriptions`` are the bands' names (a
+        GeoTIFF's; None for a photo), by which ``bands`` selects them.
+        """
         lazy = not isinstance(page, np.ndarray) and hasattr(page, "dask")
         img = page if lazy else np.asarray(page)
         indices, chosen = self.select(img.shape[-1] if img.ndim == 3 else 1, descriptions, alpha)

@@ -95,9 +95,12 @@ def roc_curve(scores, labels, *, positive=None):
 
     Returns
     -------
-    fpr, tpr, thresholds : numpy.ndarray
-        ``fpr[i]`` and ``tpr[i]`` are the false- and true-positive rates of the
-        rule ``score >= thresholds[i]``. Thresholds decrease; the first is
+    fpr : numpy.ndarray
+        ``fpr[i]`` is the false-positive rate of the rule ``score >= thresholds[i]``.
+    tpr : numpy.ndarray
+        ``tpr[i]`` is the true-positive rate of the same rule.
+    thresholds : numpy.ndarray
+        The score thresholds, decreasing; the first is
         ``inf`` (nothing positive, the point (0, 0)) and the last is the
         smallest score (everything positive, the point (1, 1)), as in
         ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``. When some
