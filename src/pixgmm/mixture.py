@@ -702,7 +702,10 @@ class Mixture:
                 f'{source}: field $.training.scale needs "version": 3 (version 2 files record '
                 "no value scale); write the file with this pixgmm or set the version to 3"
             )
-        validate(data, _SCHEMA_FILES.get(version, _SCHEMA_FILES[1]), source)
+        known = isinstance(version, int) and not isinstance(version, bool)
+        # an unknown or malformed version is validated against version 1, which names it
+        validate(data, _SCHEMA_FILES.get(version, _SCHEMA_FILES[1]) if known else _SCHEMA_FILES[1],
+                 source)  # fmt: skip
         try:
             model = cls(
                 data["weights"],

@@ -142,7 +142,7 @@ def run_lazy(
         chunk_spec = parse_chunks(chunks)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(str(exc), param_hint="--chunks") from None
-    from .options import note_first_run
+    from .run import note_first_run
 
     found = _expand(inputs)
     if any(path is not None for _, path, _ in found):

@@ -312,7 +312,7 @@ def fit(
     """
     from . import data as _data
     from . import fitclasses as _fc
-    from .options import note_first_run
+    from .run import note_first_run
 
     if per_class and classes:
         raise click.UsageError("give --class LABEL or --per-class, not both")

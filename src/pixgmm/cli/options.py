@@ -195,27 +195,6 @@ def load_model(spec, option="--model"):
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def note_first_run(kind, quiet):
-    """Say once, on a terminal, that the wait is numba compiling the kernels for this machine.
-
-    ``kind`` is the work about to run (:data:`pixgmm._engine.cachestate.KERNELS`);
-    nothing is printed when stderr is not a terminal, with ``--quiet`` or
-    ``--json``, or once the kernels are in numba's disk cache.
-    """
-    import sys
-
-    if quiet or not sys.stderr.isatty():
-        return
-    from .._engine.cachestate import first_run
-
-    if first_run(kind):
-        click.echo(
-            "pixgmm: first run on this machine: compiling its kernels (tens of seconds, "
-            "once; later runs load them from the cache)",
-            err=True,
-        )
-
-
 def make_options(
     out,
     overwrite,

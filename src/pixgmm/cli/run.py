@@ -221,6 +221,25 @@ def reason(exc, path=None, lazy=False, out=None):
     return f"{type(exc).__name__}: {exc}"
 
 
+def note_first_run(kind, quiet):
+    """Say once, on a terminal, that the wait is numba compiling the kernels for this machine.
+
+    ``kind`` is the work about to run (:data:`pixgmm._engine.cachestate.KERNELS`);
+    nothing is printed when stderr is not a terminal, with ``--quiet`` or
+    ``--json``, or once the kernels are in numba's disk cache.
+    """
+    if quiet or not sys.stderr.isatty():
+        return
+    from .._engine.cachestate import first_run
+
+    if first_run(kind):
+        print(
+            "pixgmm: first run on this machine: compiling its kernels (tens of seconds, "
+            "once; later runs load them from the cache)",
+            file=sys.stderr,
+        )
+
+
 def process_inputs(found, opts, check, handle, bar=None):
     """Call ``handle(path, stem, result)`` for each found input; return the results.
 
@@ -287,8 +306,6 @@ def run(inputs, outputs, compute, opts, rule, extra=None):
     ``rule`` (a :class:`~pixgmm.io.pixels.PixelRule`) turns each page or frame
     into the pixels ``compute`` takes. ``extra`` (a dict) is added to the JSON summary.
     """
-    from .options import note_first_run
-
     found = _inputs.expand_inputs(inputs)
     if any(path is not None for _, path, _ in found):
         note_first_run(opts.kernels, opts.quiet or opts.json)
