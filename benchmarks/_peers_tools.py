@@ -11,7 +11,8 @@ GRASS GIS (``grass``, Debian ``grass-core``)
     with ``reject=``, ``r.out.gdal`` of the labels and of the reject map with pixgmm's
     creation options plus ``NUM_THREADS=ALL_CPUS``. Two ways of bringing the GeoTIFF in are
     timed, ``r.external`` (a link, read through GDAL) and ``r.in.gdal`` (a copy in GRASS's
-    format); the faster is kept. ``i.gensig`` and ``i.maxlik`` have no threads option (one
+    format); the faster is kept (by default only ``r.external``, the faster in the baseline
+    run: see :data:`GRASS_WAYS`). ``i.gensig`` and ``i.maxlik`` have no threads option (one
     core); GDAL decodes with ``GDAL_NUM_THREADS=ALL_CPUS``.
 Orfeo ToolBox (``otbcli_*``, Debian ``otb-bin``)
     Train: ``TrainImagesClassifier -classifier bayes`` (OpenCV's normal Bayes classifier:
@@ -139,7 +140,11 @@ def gdal_options(options, threads=True):
 # -- GRASS -----------------------------------------------------------------------------------
 
 GRASS_ENV = {"GDAL_NUM_THREADS": "ALL_CPUS"}
-GRASS_WAYS = {"r.external": "r.external", "r.in.gdal": "r.in.gdal"}
+#: Ways of bringing the GeoTIFF into GRASS. ``r.in.gdal`` (a copy in GRASS's own format) was
+#: slower than ``r.external`` in every run of the baseline (train 145-224 s against 85-152 s,
+#: full-tile classify 71-156 s against 42-74 s; benchmarks/runs/peers_results-2026-12-07-run1.md),
+#: so only ``r.external`` runs by default; ``--grass-ways r.external,r.in.gdal`` times both.
+GRASS_WAYS = ("r.external", "r.in.gdal")
 
 
 def grass_setup(work, scene):
@@ -158,11 +163,11 @@ def _grass_bring(way, image, name):
     return f"{way} input={image} output={name} --overwrite --quiet"
 
 
-def grass_runs(loc, work, paths, options):
-    """GRASS's train run and classify runs, for both ways of bringing the GeoTIFF in."""
+def grass_runs(loc, work, paths, options, ways=("r.external",)):
+    """GRASS's train run and classify runs, for each way of bringing the GeoTIFF in."""
     runs = []
     bands = ",".join(f"band.{i}" for i in range(1, 11))
-    for way in GRASS_WAYS:
+    for way in ways:
         tag = way.replace(".", "")
         out = Path(work) / "out" / f"grass-{tag}-train"
         script = "\n".join([

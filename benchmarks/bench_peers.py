@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -108,6 +109,7 @@ def measure(run, work, log):
     run.out_dir.mkdir(parents=True)
     env = {**os.environ, **run.env}
     peak = [0, 0]
+    load = (load_average() or [None])[0]
     done = threading.Event()
     with open(log, "w") as fh:
         t0 = time.perf_counter()
@@ -129,6 +131,7 @@ def measure(run, work, log):
     poller.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {
+        "load_1min": load,
         "wall_s": wall,
         "peak_rss_bytes": max(peak),
         "tree_rss_bytes": peak[0],
@@ -183,7 +186,8 @@ def run_step(runs, repeats, work, warm_up, results):
         rec = results[run.step][run.key]
         walls = [m["wall_s"] for m in rec["runs"]]
         rec.update(median_s=statistics.median(walls), min_s=min(walls), max_s=max(walls),
-                   peak_rss_bytes=max(m["peak_rss_bytes"] for m in rec["runs"]))  # fmt: skip
+                   peak_rss_bytes=max(m["peak_rss_bytes"] for m in rec["runs"]),
+                   load=[m["load_1min"] for m in rec["runs"]])  # fmt: skip
     return ok
 
 
@@ -217,14 +221,16 @@ def _pixgmm_info():
     except (subprocess.SubprocessError, ValueError, IndexError) as exc:
         return {"error": str(exc)}
     src = Path(info["file"]).resolve().parent
-    for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "--", "."]):
+    git = {"commit": ["log", "-1", "--format=%h %cd", "--date=short", "--", "."],
+           "uncommitted_changes": ["status", "--porcelain", "--", "."]}  # fmt: skip
+    for key, args in git.items():
         try:
             res = subprocess.run(["git", "-C", str(src), *args], capture_output=True,
                                  text=True, timeout=30)  # fmt: skip
-            key = "commit" if args[0] == "rev-parse" else "uncommitted_changes"
-            info[key] = res.stdout.strip() if key == "commit" else bool(res.stdout.strip())
         except OSError:
-            info["commit"] = "unknown (no git)"
+            info[key] = "unknown (no git)"
+            continue
+        info[key] = res.stdout.strip() if key == "commit" else bool(res.stdout.strip())
     return info
 
 
@@ -312,18 +318,20 @@ def _table(res, step):
     floor = kept(res["results"], step, "floor")
     cli = kept(res["results"], step, "pixgmm-cli")
     lines = ["| contender | median | min - max | first run | peak memory (tree) | "
-             "x I/O floor | x pixgmm CLI |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "x I/O floor | x pixgmm CLI | load (1 min) at the runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for key, r in R.items():
         if r.get("failed") and "median_s" not in r:
-            lines.append(f"| {key} | failed | | | | | |")
+            lines.append(f"| {key} | failed | | | | | | |")
             continue
         if "median_s" not in r:
             continue
         first = r["first"]["wall_s"] if r.get("first") else None
         fl = f"{r['median_s'] / floor[1]['median_s']:.2f}x" if floor else "—"
         cl = f"{r['median_s'] / cli[1]['median_s']:.2f}x" if cli else "—"
+        load = ", ".join("?" if x is None else f"{x:.1f}" for x in r["load"])
         lines.append(f"| {key} | {_s(r['median_s'])} | {_s(r['min_s'])} - {_s(r['max_s'])} | "
-                     f"{_s(first)} | {_gb(r['peak_rss_bytes'])} | {fl} | {cl} |")  # fmt: skip
+                     f"{_s(first)} | {_gb(r['peak_rss_bytes'])} | {fl} | {cl} | {load} |")  # fmt: skip
     return lines
 
 
@@ -358,7 +366,11 @@ def markdown(res):
         f"{res['duration_min']:.1f} min. Machine: {m['cpu']}, {m['cores']} cores, "
         f"{m['memory_gb']:.1f} GB RAM, {m['os']}, Python {m['python']}. Load average "
         f"(1 / 5 / 15 min) {format_load(m['load_start'])} at the start, "
-        f"{format_load(m['load_end'])} at the end, on {m['cores']} cores.", "",
+        f"{format_load(m['load_end'])} at the end, on {m['cores']} cores; the 1-minute load "
+        f"at the start of the timed runs ranged from {m['load_runs'][0]:.1f} to "
+        f"{m['load_runs'][2]:.1f} (median {m['load_runs'][1]:.1f}): other jobs shared the "
+        "cores, and a tool using both cores loses more to them than a single-threaded one.",
+        "",
         f"pixgmm measured: `{px.get('file', '?')}` (version {px.get('version', '?')}, commit "
         f"{px.get('commit', '?')}{', with uncommitted changes' if px.get('uncommitted_changes') else ''}"
         f"; {px.get('numba_threads', '?')} numba threads). Tools: "
@@ -375,8 +387,10 @@ def markdown(res):
         f" `{json.dumps(res['creation_options'])}`; GRASS, OTB and the floor write with the "
         "same, GRASS and OTB also with `NUM_THREADS=ALL_CPUS`.", "",
         f"Every figure is wall time of a new process, files in and out; median of "
-        f"{res['repeats']} runs after one untimed first run (reported), the contenders of a "
-        "step taking turns. Peak memory: the largest sum of resident memory over the process "
+        f"{res['repeats']} runs"
+        + (" (no untimed first run: --quick)" if res["quick"] else
+           " after one untimed first run (reported)")
+        + ", the contenders of a step taking turns. Peak memory: the largest sum of resident memory over the process "
         "tree (polled every 20 ms), or the largest high-water mark (`VmHWM`) of one process "
         "in it if higher.",
     ]  # fmt: skip
@@ -407,9 +421,10 @@ def markdown(res):
         L += ["", "## Rejects", "", *res["reject_lines"]]
     if res.get("otb_training_pixels"):
         same = res["otb_training_pixels"] == sc["training_pixels"]
-        L += ["", f"OTB sampled {res['otb_training_pixels']} training pixels per class from the "
-              f"polygons; the label raster (pixel-centre rule) holds {sc['training_pixels']}: "
-              f"{'the same pixels counted' if same else 'NOT the same counts'}."]  # fmt: skip
+        counts = ", ".join(f"{k}: {v:,}" for k, v in res["otb_training_pixels"].items())
+        L += ["", f"OTB sampled {counts} training pixels per class from the polygons: "
+              + ("the counts of the label raster (pixel-centre rule)." if same else
+                 f"NOT the counts of the label raster ({sc['training_pixels']}).")]  # fmt: skip
     if res.get("signature"):
         s = res["signature"]
         L += ["", "## Trained parameters: GRASS `i.gensig` against pixgmm's fit", "",
@@ -507,7 +522,9 @@ def analyse(res, results, paths, work, which):
                         f"(18.465 for 10 bands, untimed) rejects {s['pixgmm_rejected']:,} pixels "
                         f"and GRASS's category 1 holds {s['grass_category_1']:,}: "
                         f"{s['only_grass']} only in GRASS's, {s['only_pixgmm']} only in pixgmm's "
-                        f"(the same set on {s['agreement']:.5%} of the pixels).")  # fmt: skip
+                        f"(the same set on {s['agreement']:.5%} of the pixels; the rest lie near the "
+                        "threshold, where the small differences of the trained covariances, "
+                        "below, decide).")  # fmt: skip
     res["agreement"] = agreement
     res["reject_lines"] = reject_lines
     otb = kept(results, "train", "otb")
@@ -541,6 +558,12 @@ def main(argv=None):
         "--only", default=None, help="comma-separated contenders: " + ",".join(tools.CONTENDERS)
     )
     p.add_argument(
+        "--grass-ways",
+        default="r.external",
+        help="how GRASS brings the GeoTIFF in, comma-separated: r.external (a link; the "
+        "default), r.in.gdal (a copy in GRASS's format); with both, the faster is kept",
+    )
+    p.add_argument(
         "--keep",
         type=Path,
         default=None,
@@ -570,6 +593,9 @@ def main(argv=None):
                 skipped[c] = which[c]
     for c, why in skipped.items():
         print(f"skipping {c}: {why}", flush=True)
+    ways = tuple(w.strip() for w in args.grass_ways.split(",") if w.strip())
+    if not ways or set(ways) - set(tools.GRASS_WAYS):
+        p.error(f"--grass-ways: choose from {list(tools.GRASS_WAYS)}, got {args.grass_ways!r}")
 
     t_start = time.perf_counter()
     load_start = load_average()
@@ -592,7 +618,9 @@ def main(argv=None):
         pix = tools.pixgmm_runs(work, paths, which, work / "out" / "pixgmm-api-train")
         train = [r for r in pix if r.step == "train"]
         if which["grass"] is None:
-            train += [r for r in tools.grass_runs(loc, work, paths, options) if r.step == "train"]
+            train += [
+                r for r in tools.grass_runs(loc, work, paths, options, ways) if r.step == "train"
+            ]
         if which["otb"] is None:
             train += [r for r in tools.otb_runs(work, paths, options) if r.step == "train"]
         api_train = [r for r in train if r.key == "pixgmm-api"]
@@ -633,7 +661,9 @@ def main(argv=None):
             if which["floor"] is None:
                 runs += [r for r in tools.floor_runs(work, paths) if r.step == step]
             if which["grass"] is None:
-                runs += [r for r in tools.grass_runs(loc, work, paths, options) if r.step == step]
+                runs += [
+                    r for r in tools.grass_runs(loc, work, paths, options, ways) if r.step == step
+                ]
             if which["otb"] is None:
                 runs += [r for r in tools.otb_runs(work, paths, options) if r.step == step]
             for r in runs:  # the Python tasks write with the options found above
@@ -652,8 +682,8 @@ def main(argv=None):
     import psutil
 
     res.update(
-        invocation="python benchmarks/bench_peers.py" + "".join(" " + a for a in argv),
-        note=args.note, repeats=repeats, scene=info, skipped=skipped, cli_fit=cli_fit,
+        invocation="python benchmarks/bench_peers.py" + "".join(" " + shlex.quote(a) for a in argv),
+        note=args.note, repeats=repeats, quick=args.quick, scene=info, skipped=skipped, cli_fit=cli_fit,
         creation_options=options, creation_options_source=options_source,
         versions=tools.versions(which), pixgmm=_pixgmm_info(),
         threads=(f"pixgmm: numba's threads (every core unless NUMBA_NUM_THREADS is set; here "
@@ -675,6 +705,11 @@ def main(argv=None):
         },
         duration_min=(time.perf_counter() - t_start) / 60,
     )  # fmt: skip
+    loads = sorted(m["load_1min"] for step in res["results"].values() for r in step.values()
+                   for m in r["runs"] if m["load_1min"] is not None)  # fmt: skip
+    res["machine"]["load_runs"] = (
+        [loads[0], statistics.median(loads), loads[-1]] if loads else [float("nan")] * 3
+    )
     res["targets"] = targets(res)
     text = markdown(res)
     out_md.parent.mkdir(parents=True, exist_ok=True)
