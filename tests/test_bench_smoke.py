@@ -1,13 +1,16 @@
-"""Smoke test of ``benchmarks/bench_core.py --quick``: it runs and reports every contender.
+"""Smoke tests of ``benchmarks/bench_core.py --quick`` and ``bench_peers.py --quick``.
 
-A correctness check of the benchmark script only (small images, one repeat); no timing is
-asserted anywhere.
+``bench_core.py``: it runs and reports every contender. ``bench_peers.py``: pixgmm's parts
+and the I/O floor run, and GRASS and Orfeo ToolBox, absent from the path, are skipped with
+how to install them. A correctness check of the benchmark scripts only (small images, one
+repeat); no timing is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,8 +129,102 @@ def test_spread_of_several_runs(quick_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.startswith(("| W1 ", "| W2 ", "| W3 ", "| cold "))]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("| W1 ", "| W2 ", "| W3 ", "| cold "))
+    ]
     assert len(rows) == len(data["rows"])
     # two copies of one run: min, median and max coincide, and the spread is 1.00
     assert all(line.endswith("| 1.00 |") for line in rows)
     assert "met in " in text and " of 2 runs" in text
+
+
+# -- benchmarks/bench_peers.py --quick: pixgmm's parts only ----------------------------------
+
+PEERS = SCRIPT.with_name("bench_peers.py")
+PIXGMM_PARTS = ("floor", "pixgmm-api", "pixgmm-dask", "pixgmm-cli")
+CLASSIFY_KEYS = {"pixgmm-api", "pixgmm-dask", "pixgmm-cli", "floor/GDAL defaults",
+                 "floor/every thread"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def peers_run(tmp_path_factory):
+    for name in ("rasterio", "rioxarray", "pyogrio", "shapely", "psutil", "dask"):
+        pytest.importorskip(name, reason="bench_peers.py writes and reads GeoTIFFs and vectors")
+    out = tmp_path_factory.mktemp("peers")
+    md = out / "peers.md"
+    # Only this interpreter's folder on the path: GRASS and OTB are absent, as in CI.
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run(
+        [sys.executable, str(PEERS), "--quick", "--only", ",".join(PIXGMM_PARTS),
+         "--output", str(md)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    data = json.loads(md.with_suffix(".json").read_text(encoding="utf-8"))
+    return md.read_text(encoding="utf-8"), data, proc.stdout
+
+
+def test_peers_skips_absent_tools_and_says_how_to_install_them(peers_run):
+    text, data, stdout = peers_run
+    assert "apt-get install grass-core" in data["skipped"]["grass"]
+    assert "apt-get install otb-bin" in data["skipped"]["otb"]
+    assert "skipping grass" in stdout and "skipping otb" in stdout
+    assert "**Skipped:**" in text and "apt-get install grass-core" in text
+    for step in data["results"].values():
+        assert not {r["contender"] for r in step.values()} & {"grass", "otb"}
+
+
+def test_peers_times_every_part_of_pixgmm_and_the_floor(peers_run):
+    _, data, _ = peers_run
+    res = data["results"]
+    assert set(res["train"]) == {"pixgmm-api"}
+    for step in ("classify-crop", "classify-full"):
+        assert set(res[step]) == CLASSIFY_KEYS
+    for step in res.values():
+        for key, rec in step.items():
+            assert rec["failed"] is None, (key, rec["failed"])
+            assert math.isfinite(rec["median_s"]) and rec["median_s"] > 0, key
+            assert rec["min_s"] <= rec["median_s"] <= rec["max_s"], key
+            assert rec["peak_rss_bytes"] > 0, key
+
+
+def test_peers_maps_read_back_and_agree(peers_run):
+    # the maps of the API, Dask and the command line are decoded to class values (the CLI's
+    # indices included) and agree with each other and, mostly, with the truth
+    _, data, _ = peers_run
+    assert data["creation_options_source"] == "pixgmm"
+    for size in ("crop", "full"):
+        agree = data["agreement"][size]
+        assert set(agree["tools"]) == {"pixgmm-api", "pixgmm-dask", "pixgmm-cli"}
+        for key, tool in agree["tools"].items():
+            assert not tool["read_as"].startswith("unreadable"), (key, tool["read_as"])
+            assert tool["truth_agreement"] > 0.9, (key, tool)
+            assert tool["nodata_pixels_given_a_class"] == 0, key
+        assert len(agree["pairs"]) == 3
+        for pair in agree["pairs"]:
+            assert pair["agreement"] >= 0.999, pair
+
+
+def test_peers_reports_targets_machine_and_the_cli_fit(peers_run):
+    text, data, _ = peers_run
+    assert data["targets"]
+    assert all(
+        line.endswith(
+            (" — met in this run", " — NOT met in this run", ": not measured in this run")
+        )
+        for line in data["targets"]
+    )
+    assert data["cli_fit"]  # `pixgmm fit IMAGE --training`: available or why not
+    assert len(data["machine"]["load_start"]) == 3 and len(data["machine"]["load_end"]) == 3
+    assert "Load average (1 / 5 / 15 min)" in text and "## Commands" in text
+
+
+def test_peers_unknown_contender_is_a_usage_error():
+    proc = subprocess.run(
+        [sys.executable, str(PEERS), "--quick", "--only", "pixgmm-api,qgis"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "--only" in proc.stderr and "qgis" in proc.stderr
