@@ -32,7 +32,15 @@ __all__ = ["DTYPES", "cf_attributes", "check_dtype", "decode", "encode"]
 
 
 def check_dtype(dtype, name="probability_dtype"):
-    """The dtype's name when it is one of :data:`DTYPES`; else a ValueError naming ``name``."""
+    """The dtype's name when it is one of :data:`DTYPES`; else a ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pixgmm.quantize import check_dtype
+    >>> check_dtype(np.uint8), check_dtype("float32")
+    ('uint8', 'float32')
+    """
     try:
         text = np.dtype(dtype).name
     except TypeError:
@@ -43,7 +51,15 @@ def check_dtype(dtype, name="probability_dtype"):
 
 
 def encode(p, dtype):
-    """Probabilities ``p`` (NaN: no value) in ``dtype``: float32 as they are, integers packed."""
+    """Probabilities ``p`` (NaN: no value) in ``dtype``: float32 as they are, integers packed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pixgmm.quantize import encode
+    >>> encode(np.array([0.0, 0.25, np.nan]), "uint16").tolist()
+    [0, 16384, 65535]
+    """
     dtype = check_dtype(dtype)
     p = np.asarray(p)
     if dtype == "float32":
@@ -55,7 +71,15 @@ def encode(p, dtype):
 
 
 def decode(packed):
-    """Probabilities (float64, NaN where no value) from :func:`encode`'s output."""
+    """Probabilities (float64, NaN where no value) from :func:`encode`'s output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pixgmm.quantize import decode
+    >>> decode(np.array([0, 127, 254, 255], np.uint8)).round(4).tolist()
+    [0.0, 0.5, 1.0, nan]
+    """
     packed = np.asarray(packed)
     if packed.dtype.kind == "f":
         return packed.astype(np.float64)
@@ -66,7 +90,14 @@ def decode(packed):
 
 
 def cf_attributes(dtype):
-    """``{"scale_factor", "add_offset", "_FillValue"}`` of a packed dtype; empty for float32."""
+    """``{"scale_factor", "add_offset", "_FillValue"}`` of a packed dtype; empty for float32.
+
+    Examples
+    --------
+    >>> from pixgmm.quantize import cf_attributes
+    >>> cf_attributes("uint8")["_FillValue"], cf_attributes("float32")
+    (255, {})
+    """
     dtype = check_dtype(dtype)
     if dtype == "float32":
         return {}

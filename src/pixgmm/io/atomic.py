@@ -107,11 +107,32 @@ def atomic_target(path, overwrite):
     and the system's reason. For a URL the temporary file is local and is
     uploaded to ``path`` at the end (:func:`pixgmm.io.remote.upload_target`).
 
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output.
+    overwrite : bool
+        Replace an existing ``path``; without it an existing one is an
+        :class:`OutputExists` (before anything is written).
+
     Yields
     ------
     pathlib.Path
         The temporary file to write; it becomes ``path`` when the block ends
         without an error.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pixgmm.io import atomic_target
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_target(folder / "report.txt", overwrite=False) as tmp:
+    ...     _ = tmp.write_text("done")
+    ...     print(tmp.name.startswith(".report.txt.pixgmm-tmp-"), (folder / "report.txt").exists())
+    True False
+    >>> (folder / "report.txt").read_text(), [p.name for p in folder.iterdir()]
+    ('done', ['report.txt'])
     """
     if _is_url(path):
         from .remote import upload_target

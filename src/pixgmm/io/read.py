@@ -211,6 +211,31 @@ def video_frames(path, max_pixels=None):
     A frame larger than the pixel limit is refused before any is decoded. A
     video at a URL is downloaded to a temporary file first (removed when the
     frames are exhausted or the iterator is closed).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The video (MP4, MKV, AVI, ...).
+    max_pixels : int, optional
+        The pixel limit of one frame (:mod:`pixgmm.io.limits`).
+
+    Returns
+    -------
+    fps : float
+        Frames per second (25 when the file does not say).
+    frames : iterator of numpy.ndarray
+        (H, W, 3) uint8 RGB frames, decoded one at a time.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, imageio.v3 as iio
+    >>> from pixgmm.io import video_frames
+    >>> path = tempfile.mkdtemp() + "/clip.mkv"
+    >>> iio.imwrite(path, np.zeros((3, 16, 16, 3), np.uint8), plugin="FFMPEG", fps=5,
+    ...             codec="ffv1")
+    >>> fps, frames = video_frames(path)
+    >>> fps, [f.shape for f in frames]
+    (5.0, [(16, 16, 3), (16, 16, 3), (16, 16, 3)])
     """
     import imageio.v3 as iio
 

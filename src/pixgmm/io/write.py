@@ -24,7 +24,27 @@ PNG_COMPRESS_LEVEL = 3
 def write_png(path, array, overwrite=False, text=None):
     """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically.
 
-    ``text`` (a dict of str) is written as the PNG's text chunks (tEXt).
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output (:func:`pixgmm.io.atomic_target`).
+    array : numpy.ndarray
+        uint8 pixels, (H, W) or (H, W, 3).
+    overwrite : bool, default False
+        Replace an existing file.
+    text : dict of str, optional
+        The PNG's text chunks (tEXt), e.g. a heatmap's value range.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> from pixgmm.io import write_png
+    >>> path = tempfile.mkdtemp() + "/mask.png"
+    >>> write_png(path, np.full((2, 3), 255, np.uint8), text={"pixgmm:kind": "mask"})
+    >>> with Image.open(path) as im:
+    ...     print(im.size, im.text)
+    (3, 2) {'pixgmm:kind': 'mask'}
     """
     import imageio.v3 as iio
 
