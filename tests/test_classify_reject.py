@@ -250,3 +250,15 @@ def test_return_confidence_gives_both_maps_from_one_pass(rng):
     np.testing.assert_array_equal(dc.compute(), conf)
     with pytest.raises(TypeError, match="return_confidence"):
         clf.predict(img, return_confidence="yes")
+
+
+def test_the_reject_threshold_is_the_chi_square_quantile_of_scipy_stats():
+    """chi2_level's threshold (from scipy.special, a light import) equals scipy.stats's quantile."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from pixgmm.classify._call import chi2_threshold
+
+    for d in (1, 3, 10, 14):
+        models = {"a": pixgmm.Mixture([1.0], [np.zeros(d)], [np.ones(d)], "diag")}
+        for level in (0.5, 0.9, 0.999, 0.999999):
+            want = scipy_stats.chi2.ppf(level, d)
+            assert chi2_threshold(models, ["a"], level) == pytest.approx(want, rel=1e-12)

@@ -93,7 +93,7 @@ def _reject_options(classifier, min_probability, chi2_level, reject_label):
                     param_hint="--chi2-level",
                 )
         try:
-            import scipy.stats  # noqa: F401  (the chi-square quantile)
+            import scipy.special  # noqa: F401  (the chi-square quantile)
         except ImportError:
             raise click.UsageError(
                 "--chi2-level needs SciPy for the chi-square quantile; install it with "
