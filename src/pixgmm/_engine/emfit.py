@@ -267,6 +267,9 @@ def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
     ntasks = _em.n_tasks(X.shape[0])
     Xf = np.asarray(X, dtype=np.float64)
     mean = (w @ Xf) / w.sum()
+    if k == 1:  # one cluster: k-means ends at the weighted mean, whatever its seed
+        nk, sx, sxx, _ = _lloyd_stats(X, w, mean[None, :], True, ntasks)
+        return _em.m_step(nk, sx, sxx, mean[None, :], covariance_type, reg_covar)
     var = (w @ (Xf - mean) ** 2) / w.sum()
     tol = LLOYD_TOL * float(var.mean())
     if X.shape[0] > LLOYD_COARSE_MIN:  # coarse: seeding and Lloyd on a sample drawn by weight
