@@ -94,10 +94,30 @@ def test_large_images_take_the_tables_of_final_values_with_the_same_results(pdty
     big = np.random.default_rng(9).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
     got = det.maps(big, ("probability", "mask", "logratio"), probability_dtype=pdtype, ratio=3.0)
     built = [key[0] for key in TABLES._items if str(key[0]).startswith("skin-")]
-    assert set(built) >= {"skin-logratio", "skin-mask", "skin-probability"}
+    assert set(built) >= {"skin-logratio", "skin-probability+mask"}  # one lookup for the two
     np.testing.assert_array_equal(got["logratio"], det.log_ratio(big).astype(np.float32))
     np.testing.assert_array_equal(got["probability"],
                                   quantize.encode(det.probability(big), pdtype))  # fmt: skip
     np.testing.assert_array_equal(got["mask"], det.mask(big, ratio=3.0))
+    alone = det.maps(big, ("probability",), probability_dtype=pdtype)  # its own table
+    np.testing.assert_array_equal(alone["probability"], got["probability"])
+    mask = det.maps(big, ("mask",), ratio=3.0)["mask"]
+    np.testing.assert_array_equal(mask, got["mask"])
     small = det.maps(big[:10, :10], ("probability",), probability_dtype=pdtype)  # cached: tables
     np.testing.assert_array_equal(small["probability"], got["probability"][:10, :10])
+
+
+def test_a_combined_table_keeps_nan_probabilities_apart_from_the_mask():
+    """A colour whose both densities are 0 has a NaN log ratio: probability NaN, mask False."""
+    bins = 8
+    skin = pixgmm.HistogramModel.fit(np.full((50, 3), 200, np.uint8), bins=bins, smoothing=0)
+    other = pixgmm.HistogramModel.fit(np.full((50, 3), 20, np.uint8), bins=bins, smoothing=0)
+    det = pixgmm.SkinDetector(skin, other)
+    big = np.full((1024, 1024, 3), 120, np.uint8)  # in neither histogram: 0 / 0
+    big[:5] = 200
+    for pdtype in ("float32", "uint8", "uint16"):
+        got = det.maps(big, ("probability", "mask"), probability_dtype=pdtype)
+        want_p = quantize.encode(det.probability(big), pdtype)
+        np.testing.assert_array_equal(got["probability"], want_p)
+        np.testing.assert_array_equal(got["mask"], det.mask(big))
+        assert not got["mask"][10:].any() and got["mask"][:5].all()

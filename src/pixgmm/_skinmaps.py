@@ -165,10 +165,33 @@ def _block(
     return out
 
 
+#: Combined tables: the probability's width in bits per stored dtype, and the table's dtype.
+_PACKED = {"float32": (31, np.uint32), "uint16": (16, np.uint32), "uint8": (8, np.uint16)}
+
+
 def _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, channels):
-    """The maps of 8-bit pixels through colour tables of their final values."""
-    tables = [_colour_table(detector, n, X.shape[1], log_threshold, probability_dtype, channels)
-              for n in names]  # fmt: skip
+    """The maps of 8-bit pixels through colour tables of their final values.
+
+    The probability and the mask, when both are asked for, come from one table
+    whose entries hold both (the probability's bits, the mask in the bit above):
+    one lookup per pixel for the two maps.
+    """
+    n_channels = X.shape[1]
+    out = {}
+    rest = list(names)
+    if "probability" in names and "mask" in names:
+        rest = [n for n in names if n not in ("probability", "mask")]
+        table = _colour_table(detector, "probability+mask", n_channels, log_threshold,
+                              probability_dtype, channels)  # fmt: skip
+        bits, _ = _PACKED[probability_dtype]
+        p = np.empty(X.shape[0], probability_dtype)
+        mask = np.empty(X.shape[0], bool)
+        if X.shape[0]:
+            width = np.uint32 if probability_dtype == "float32" else p.dtype
+            _table.gather_split(X, table, bits, p.view(width), mask.view(np.uint8), 1)
+        out["probability"], out["mask"] = p, mask
+    tables = [_colour_table(detector, n, n_channels, log_threshold, probability_dtype, channels)
+              for n in rest]  # fmt: skip
     outs = [np.empty(X.shape[0], t.dtype) for t in tables]
     if X.shape[0]:
         for i in range(0, len(tables), 2):  # two maps per pass over the pixels
@@ -176,7 +199,19 @@ def _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, c
                 _table.gather_pair(X, tables[i], tables[i + 1], outs[i], outs[i + 1])
             else:
                 _table.gather(X, tables[i], outs[i])
-    return {n: o.reshape(spatial) for n, o in zip(names, outs)}
+    out.update(zip(rest, outs))
+    return {n: out[n].reshape(spatial) for n in names}
+
+
+def _posterior_table(lr, log_prior_odds):
+    """:func:`posterior_inplace` of a whole colour table, a cache-sized piece at a time (the
+    same arithmetic, element by element, without a pass over 134 MB for each step)."""
+    p = np.empty(lr.shape, np.float64)
+    step = 1 << 16
+    for start in range(0, lr.size, step):
+        piece = np.array(lr[start : start + step], dtype=np.float64)
+        p[start : start + step] = posterior_inplace(piece, log_prior_odds)
+    return p
 
 
 def _key(detector, name, n_channels, log_threshold, probability_dtype, channels):
@@ -188,7 +223,10 @@ def _key(detector, name, n_channels, log_threshold, probability_dtype, channels)
         normalize_channels(channels),
         n_channels,
         float(log_threshold) if name == "mask" else None,
-        (float(detector.log_prior_odds), probability_dtype) if name == "probability" else None,
+        (float(detector.log_prior_odds), probability_dtype)
+        if name.startswith("probability")
+        else None,
+        float(log_threshold) if name == "probability+mask" else None,
     )
 
 
@@ -218,8 +256,14 @@ def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, 
             return lr.astype(np.float32)
         if name == "mask":
             return lr >= log_threshold
-        p = posterior_inplace(np.array(lr, dtype=np.float64), detector.log_prior_odds)
-        return quantize.encode(p, probability_dtype)
+        p = quantize.encode(_posterior_table(lr, detector.log_prior_odds), probability_dtype)
+        if name == "probability":
+            return p
+        # "probability+mask": the probability's bits (a float32's sign bit cleared: NaN stays
+        # NaN) and the mask in the bit above them
+        bits, table_dtype = _PACKED[probability_dtype]
+        value = p.view(np.uint32) & np.uint32(0x7FFFFFFF) if bits == 31 else p
+        return value.astype(table_dtype) | ((lr >= log_threshold).astype(table_dtype) << bits)
 
     with _TABLE_LOCK:  # one build per process, whatever the number of threads
         return _table.cached(key, build)

@@ -85,6 +85,24 @@ def gather_pair(X, table_a, table_b, out_a, out_b):
     _gather2(X, shifts, table_a, table_b, out_a, out_b, direct.n_tasks(X.shape[0]))
 
 
+def gather_split(X, table, value_bits, out_value, out_flag, flag_on):
+    """One lookup per pixel in a table of packed entries: a value and a flag bit.
+
+    Each entry of ``table`` (uint16 or uint32) holds a value in its low
+    ``value_bits`` bits and a flag in the bit above; ``out_value`` (an unsigned
+    integer array of the value's width: a float32 map viewed as uint32) gets the
+    value, ``out_flag`` (uint8: a bool map viewed as uint8, or a 0/255 mask)
+    ``flag_on`` where the flag is set, 0 elsewhere.
+    """
+    c = X.shape[1]
+    if table.shape != (256**c,):
+        raise ValueError(f"a colour table of {table.shape} entries cannot index {c}-channel pixels")
+    shifts = np.array([8 * (c - 1 - i) for i in range(c)], dtype=np.int64)
+    mask = table.dtype.type((1 << value_bits) - 1)
+    _gather_split(X, shifts, table, mask, np.int64(value_bits), out_value, out_flag,
+                  np.uint8(flag_on), direct.n_tasks(X.shape[0]))  # fmt: skip
+
+
 def all_colours(n_channels):
     """Every 8-bit colour as an (256**C, C) uint8 array, in colour-table order."""
     idx = np.arange(256**n_channels, dtype=np.uint32)
@@ -203,6 +221,23 @@ def _gather2(X, shifts, table_a, table_b, out_a, out_b, ntasks):
                 idx |= np.int64(X[i, c]) << shifts[c]
             out_a[i] = table_a[idx]
             out_b[i] = table_b[idx]
+
+
+@numba.njit(**NUMBA_PARALLEL_FLAGS)
+def _gather_split(X, shifts, table, mask, value_bits, out_value, out_flag, flag_on, ntasks):
+    """out_value[i], out_flag[i] from one table entry: its low bits and its flag bit."""
+    N, C = X.shape
+    nblocks = (N + BLOCK - 1) // BLOCK
+    for t in numba.prange(ntasks):
+        lo = t * nblocks // ntasks * BLOCK
+        hi = min(N, (t + 1) * nblocks // ntasks * BLOCK)
+        for i in range(lo, hi):
+            idx = np.int64(0)
+            for c in range(C):
+                idx |= np.int64(X[i, c]) << shifts[c]
+            entry = table[idx]
+            out_value[i] = entry & mask
+            out_flag[i] = flag_on if (entry >> value_bits) & 1 else np.uint8(0)
 
 
 def _direct_log(colours, params):
