@@ -203,15 +203,31 @@ def _table_maps(X, spatial, detector, names, log_threshold, probability_dtype, c
     return {n: out[n].reshape(spatial) for n in names}
 
 
-def _posterior_table(lr, log_prior_odds):
-    """:func:`posterior_inplace` of a whole colour table, a cache-sized piece at a time (the
-    same arithmetic, element by element, without a pass over 134 MB for each step)."""
-    p = np.empty(lr.shape, np.float64)
+def _probability_table(lr, log_prior_odds, probability_dtype, mask_threshold=None):
+    """The probability of every colour in its stored dtype; with ``mask_threshold``, packed
+    with the mask (``lr >= mask_threshold``) in the bit above the probability's bits (a
+    float32's sign bit, cleared first: a NaN stays NaN, never a mask).
+
+    Built a cache-sized piece at a time, with the same arithmetic element by element as
+    :func:`posterior_inplace` and :func:`pixgmm.quantize.encode` on a whole map.
+    """
+    if mask_threshold is None:
+        out = np.empty(lr.shape, probability_dtype)
+    else:
+        bits, table_dtype = _PACKED[probability_dtype]
+        out = np.empty(lr.shape, table_dtype)
     step = 1 << 16
     for start in range(0, lr.size, step):
-        piece = np.array(lr[start : start + step], dtype=np.float64)
-        p[start : start + step] = posterior_inplace(piece, log_prior_odds)
-    return p
+        piece = lr[start : start + step]
+        p = quantize.encode(posterior_inplace(np.array(piece, np.float64), log_prior_odds),
+                            probability_dtype)  # fmt: skip
+        if mask_threshold is None:
+            out[start : start + step] = p
+            continue
+        value = p.view(np.uint32) & np.uint32(0x7FFFFFFF) if bits == 31 else p
+        flag = (piece >= mask_threshold).astype(table_dtype) << table_dtype(bits)
+        out[start : start + step] = value.astype(table_dtype) | flag
+    return out
 
 
 def _key(detector, name, n_channels, log_threshold, probability_dtype, channels):
@@ -256,14 +272,8 @@ def _colour_table(detector, name, n_channels, log_threshold, probability_dtype, 
             return lr.astype(np.float32)
         if name == "mask":
             return lr >= log_threshold
-        p = quantize.encode(_posterior_table(lr, detector.log_prior_odds), probability_dtype)
-        if name == "probability":
-            return p
-        # "probability+mask": the probability's bits (a float32's sign bit cleared: NaN stays
-        # NaN) and the mask in the bit above them
-        bits, table_dtype = _PACKED[probability_dtype]
-        value = p.view(np.uint32) & np.uint32(0x7FFFFFFF) if bits == 31 else p
-        return value.astype(table_dtype) | ((lr >= log_threshold).astype(table_dtype) << bits)
+        mask_threshold = log_threshold if name == "probability+mask" else None
+        return _probability_table(lr, detector.log_prior_odds, probability_dtype, mask_threshold)
 
     with _TABLE_LOCK:  # one build per process, whatever the number of threads
         return _table.cached(key, build)
