@@ -238,7 +238,8 @@ def phase_outofcore(args):
 def phase_iofloor(args):
     """The I/O floor of ``pixgmm skin --save mask,probability``: read the image store, write a
     probability store and a mask store of the same dtypes, chunks and codec, with dask's own
-    ``to_zarr`` and next to no computation (a scaled channel, a comparison)."""
+    ``to_zarr`` and next to no computation (a value per colour, scaled to 0..1 or 0..254;
+    a comparison for the mask), in a process of its own as a user's script would run."""
     import dask
     import dask.array as da
     import zarr
@@ -249,10 +250,14 @@ def phase_iofloor(args):
     t, c = time.perf_counter(), cpu_seconds()
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         image = da.from_zarr(zarr.open_array(args.image, mode="r"))
+        # a value per colour, so the map holds as many distinct values as a probability map
+        # (a scaled channel would have 256 and compress far more easily than the real map)
+        index = (image[..., 0].astype(np.float32) * np.float32(65536)
+                 + image[..., 1].astype(np.float32) * np.float32(256) + image[..., 2])  # fmt: skip
         if pdtype == np.float32:
-            p = image[..., 0].astype(np.float32) * np.float32(1 / 255)
+            p = index * np.float32(1 / 16777215)
         else:
-            p = image[..., 0].astype(pdtype)
+            p = (index * np.float32(254 / 16777215)).astype(pdtype)
         mask = da.where(image[..., 1] > 128, np.uint8(255), np.uint8(0))
         writes = [
             da.to_zarr(arr, str(out / f"{name}.zarr"), compute=False, overwrite=True,
