@@ -56,6 +56,10 @@ def run_pytest(label, pytest_args, cache_dir):
     lines = proc.stdout.strip().splitlines()
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), None)
     print(f"  {wall:.1f} s, exit {proc.returncode}: {summary}", flush=True)
+    # pytest's short summary (its default -rfE): which tests failed or errored, and why
+    failures = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    for line in failures:
+        print(f"  {line}", flush=True)
     return {
         "label": label,
         "command": " ".join(["python", "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]),
@@ -67,6 +71,7 @@ def run_pytest(label, pytest_args, cache_dir):
         "load_start": load_start,
         "load_end": load_average(),
         "cached_files": sum(1 for _ in Path(cache_dir).rglob("*.nbi")),
+        "failures": failures,
     }
 
 
@@ -92,6 +97,10 @@ def markdown(res):
             f"(exit {r['exit_code']}) | {r['cached_files']} | "
             f"{format_load(r['load_start'])} -> {format_load(r['load_end'])} |"
         )
+    for r in res["runs"]:
+        if r.get("failures"):
+            lines += ["", f"Failed in the {r['label']} run:", ""]
+            lines += [f"- `{line}`" for line in r["failures"]]
     lines.append("")
     return "\n".join(lines)
 
