@@ -179,7 +179,7 @@ def test_peers_skips_absent_tools_and_says_how_to_install_them(peers_run):
 def test_peers_times_every_part_of_pixgmm_and_the_floor(peers_run):
     _, data, _ = peers_run
     res = data["results"]
-    # `pixgmm fit IMAGE --training` trains from the same label raster as the API
+    # `pixgmm fit IMAGE --training` from the polygons, beside the API's fit on the label raster
     assert set(res["train"]) == {"pixgmm-api", "pixgmm-cli"}
     for step in ("classify-crop", "classify-full"):
         assert set(res[step]) == CLASSIFY_KEYS

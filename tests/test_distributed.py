@@ -452,17 +452,19 @@ def test_ctrl_c_cancels_the_tasks_still_writing(client, rng, tmp_path):
     # Python raises KeyboardInterrupt only where SIGINT has its default handler; a process
     # started in the background by a shell inherits SIGINT ignored (no Ctrl-C to press)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
-        watcher.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                pxio.write_zarr(pixgmm.density(slow, skin), path)
-        finally:
-            stop.set()
-            watcher.join(TIMEOUT)
-            signal.signal(signal.SIGINT, previous)
-        written = zarr.open_array(path, mode="r").nchunks_initialized
-        time.sleep(5)  # 2 workers at 1.5 s a block would have written 6 more by now
+    try:
+        with pxio.dask_client(scheduler=client.scheduler.address, progress=False):
+            watcher.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    pxio.write_zarr(pixgmm.density(slow, skin), path)
+            finally:
+                stop.set()
+                watcher.join(TIMEOUT)
+            written = zarr.open_array(path, mode="r").nchunks_initialized
+            time.sleep(5)  # 2 workers at 1.5 s a block would have written 6 more by now
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # a task already running when Ctrl-C came cannot be stopped (one per worker thread);
     # no task starts afterwards
     running = sum(client.nthreads().values())
