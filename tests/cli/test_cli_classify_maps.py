@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -12,23 +10,13 @@ import pixgmm
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("click")
 
-from click.testing import CliRunner  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from pixgmm.cli import main  # noqa: E402
+from cli_run import invoke  # noqa: E402
 from pixgmm.io import windows  # noqa: E402
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(400000.0, 5000000.0, 10.0, 10.0)
-
-
-def invoke(*args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def write(path, bands, dtype, nodata=None):

@@ -8,7 +8,6 @@ errors run in process (click's CliRunner), which is fast.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,9 +21,8 @@ pytest.importorskip("scipy")
 imageio = pytest.importorskip("imageio.v3")
 tifffile = pytest.importorskip("tifffile")
 
-from click.testing import CliRunner  # noqa: E402
 
-from pixgmm.cli import main  # noqa: E402
+from cli_run import invoke  # noqa: E402
 
 SKY, SKIN = (100, 120, 150), (130, 120, 120)
 
@@ -39,15 +37,6 @@ def run_cli(*args, cwd):
     )
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     return proc
-
-
-def invoke(*args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope="module")

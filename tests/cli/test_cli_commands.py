@@ -7,7 +7,6 @@ option combinations run in process, which is fast.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,19 +21,9 @@ tifffile = pytest.importorskip("tifffile")
 
 from click.testing import CliRunner  # noqa: E402
 
+from cli_run import invoke  # noqa: E402
 from pixgmm.cli import data as _cli_data  # noqa: E402
 from pixgmm.cli import main  # noqa: E402
-
-
-def invoke(*args, cwd):
-    """Run the CLI in process with ``cwd`` as the working folder."""
-    runner = CliRunner()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture

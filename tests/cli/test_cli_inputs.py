@@ -26,23 +26,12 @@ pytest.importorskip("click")
 imageio = pytest.importorskip("imageio.v3")
 tifffile = pytest.importorskip("tifffile")
 
-from click.testing import CliRunner  # noqa: E402
 
+from cli_run import invoke  # noqa: E402
 from pixgmm.cli import main  # noqa: E402
 from pixgmm.cli.inputs import expand_inputs  # noqa: E402
 
 SRC = Path(pixgmm.__file__).resolve().parents[1]
-
-
-def invoke(*args, cwd, env=None):
-    """Run the CLI in process with ``cwd`` as the working folder."""
-    runner = CliRunner()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
-    finally:
-        os.chdir(old)
 
 
 def run_cli(*args, cwd, timeout=300, env=None, prefix=()):

@@ -28,22 +28,11 @@ pytest.importorskip("click")
 imageio = pytest.importorskip("imageio.v3")
 tifffile = pytest.importorskip("tifffile")
 
-from click.testing import CliRunner  # noqa: E402
 
-from pixgmm.cli import main  # noqa: E402
+from cli_run import invoke  # noqa: E402
 
 ASTRONAUT_JPG = Path(pixgmm.__file__).parent / "data" / "astronaut.jpg"
 SKIN_ARGS = ["--save", "mask,probability,heatmap,overlay"]
-
-
-def invoke(*args, cwd):
-    runner = CliRunner()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def cli_command(*args):

@@ -8,7 +8,6 @@ nodata of every GeoTIFF output with the input's.
 
 from __future__ import annotations
 
-import os
 import tracemalloc
 
 import numpy as np
@@ -19,24 +18,14 @@ import pixgmm
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("click")
 
-from click.testing import CliRunner  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from pixgmm.cli import main  # noqa: E402
+from cli_run import invoke  # noqa: E402
 from pixgmm.io import windows  # noqa: E402
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(300000.0, 5000000.0, 20.0, 20.0)
 SPECTRA = np.array([[900, 1200, 800, 3000], [2000, 1800, 2500, 900], [4000, 4200, 3900, 4100]])
-
-
-def invoke(*args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope="module")
