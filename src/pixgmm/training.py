@@ -236,17 +236,20 @@ def training_pixels(
                 chosen = codes > 0
                 if not chosen.any():
                     continue
-                prepared, invalid = geo.prepare(0, array)
+                # only the training pixels are checked and scaled, as one (1, n, bands) row
+                prepared, invalid = geo.prepare(0, array[chosen][None])
+                codes = codes[chosen]
                 if invalid is not None:
-                    nodata += np.bincount(codes[chosen & invalid], minlength=k + 1)
-                    chosen &= ~invalid
+                    invalid = invalid[0]
+                    nodata += np.bincount(codes[invalid], minlength=k + 1)
+                    prepared, codes = prepared[:, ~invalid], codes[~invalid]
                 pixels, _ = rule(prepared, False)
-                px = pixels[chosen]
+                px = pixels[0]
                 if px.size:
                     integer = integer and (
                         px.dtype.kind in "ui" or bool((px == np.round(px)).all())
                     )
-                    acc.add(px, codes[chosen], name=str(image), labels_name=str(source))
+                    acc.add(px, codes, name=str(image), labels_name=str(source))
     counts = {c: acc.n_pixels(i + 1) for i, c in enumerate(classes)}
     lost = {c: int(nodata[i + 1]) for i, c in enumerate(classes)}
     if not classes:
