@@ -14,12 +14,15 @@ what they use, so a process's start-up is part of its time, as for the command-l
     core: multithreaded decoding and compression).
 ``api-train IMAGE TRAINING_TIF MODEL_DIR``
     :func:`pixgmm.fitting.fit_classes_em` on the label raster, one full-covariance Gaussian
-    per class, channels named from the band descriptions; one model file per class.
+    per class, channels named from the band descriptions; one model file per class. The
+    rasters are read inside ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")``.
 ``api-classify IMAGE MODEL_DIR OUT_DIR CHUNKS LEVEL``
-    The README's rioxarray recipe: ``Classifier.predict(..., chi2_level=LEVEL,
-    return_confidence=True)`` and both maps written with ``rio.to_raster`` (pixgmm's
-    creation options). ``CHUNKS`` is ``none`` (NumPy-backed) or a chunk size (Dask-backed,
-    the README's ``chunks={"x": 2048, "y": 2048}``).
+    The rioxarray recipe of the classification guide (``docs/guide/classification.md``):
+    ``Classifier.classify(img, ("labels", "confidence"), chi2_level=LEVEL, reject=255)``
+    and both maps written with ``rio.to_raster`` (pixgmm's creation options), inside
+    ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")`` and with ``NUM_THREADS="ALL_CPUS"``, as
+    the guide advises (GRASS and OTB get the same settings). ``CHUNKS`` is ``none``
+    (NumPy-backed) or a chunk size (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
 """
 
 from __future__ import annotations
@@ -66,12 +69,14 @@ def floor(image, out_dir, threads):
 
 
 def api_train(image, training, model_dir):
+    import rasterio
     import rioxarray
 
     import pixgmm
 
-    img = rioxarray.open_rasterio(image)  # (band, y, x)
-    train = rioxarray.open_rasterio(training).squeeze()  # class values, 0 = none
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # GDAL decodes on every core
+        img = rioxarray.open_rasterio(image).load()  # (band, y, x)
+        train = rioxarray.open_rasterio(training).squeeze().load()  # class values, 0 = none
     bands = list(img.attrs["long_name"])  # the band descriptions: B2 ... B12
     fits = pixgmm.fitting.fit_classes_em(img.values, train.values, 1, "full", channel_axis=0,
                                          classes=[1, 2, 3, 4, 5, 6], channels=bands)  # fmt: skip
@@ -82,22 +87,23 @@ def api_train(image, training, model_dir):
 
 
 def api_classify(image, model_dir, out_dir, chunks, level):
+    import rasterio
     import rioxarray
 
     import pixgmm
 
-    options = creation_options()
-    if chunks == "none":
-        img = rioxarray.open_rasterio(image)  # (band, y, x), NumPy-backed
-    else:
-        img = rioxarray.open_rasterio(image, chunks={"x": int(chunks), "y": int(chunks)})
+    options = {**creation_options(), "NUM_THREADS": "ALL_CPUS"}  # GDAL compresses on every core
     models = {int(p.stem): pixgmm.Mixture.load(p) for p in sorted(Path(model_dir).glob("*.json"))}
     clf = pixgmm.Classifier(models)  # equal priors: the rule of i.maxlik and OTB's bayes
-    labels, conf = clf.predict(img, channel_axis="band", fill=0, chi2_level=float(level),
-                               reject=255, return_confidence=True)  # fmt: skip
-    labels.astype("uint8").rio.write_nodata(0).rio.to_raster(Path(out_dir) / "labels.tif",
-                                                             **options)  # fmt: skip
-    conf.rio.to_raster(Path(out_dir) / "confidence.tif", **options)
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # and decodes on every core
+        if chunks == "none":
+            img = rioxarray.open_rasterio(image)  # (band, y, x), NumPy-backed
+        else:
+            img = rioxarray.open_rasterio(image, chunks={"x": int(chunks), "y": int(chunks)})
+        maps = clf.classify(img, ("labels", "confidence"), channel_axis="band", fill=0,
+                            chi2_level=float(level), reject=255)  # fmt: skip
+        maps["labels"].rio.write_nodata(0).rio.to_raster(Path(out_dir) / "labels.tif", **options)
+        maps["confidence"].rio.to_raster(Path(out_dir) / "confidence.tif", **options)
 
 
 TASKS = {"floor": floor, "api-train": api_train, "api-classify": api_classify}
