@@ -92,6 +92,28 @@ class FitResult:
 def n_parameters(n_components, n_features, covariance_type):
     """Free parameters of a mixture, as scikit-learn's ``_n_parameters``.
 
+    It counts the means, the covariances and the weights less one (they sum to 1): the
+    ``p`` of the ``bic`` and ``aic`` of :class:`FitResult`.
+
+    Parameters
+    ----------
+    n_components : int
+        Components of the mixture.
+    n_features : int
+        Channels (features) per pixel.
+    covariance_type : {"diag", "full", "spherical", "tied"}
+        The form of the covariances.
+
+    Returns
+    -------
+    int
+        The count of free parameters.
+
+    Raises
+    ------
+    KeyError
+        ``covariance_type`` is none of the four.
+
     Examples
     --------
     >>> from pixgmm.fitting import n_parameters

@@ -276,6 +276,44 @@ def fit_classes_em(
 ):
     """:func:`fit_classes` returning ``{label: FitResult}`` with every fit's diagnostics.
 
+    Parameters
+    ----------
+    images : array_like or list of array_like
+        An image (..., C), a pixel array (N, C), or a list of images (each
+        with the same number of channels).
+    labels : array_like or list of array_like
+        The class of every pixel: an array of the image's spatial shape (for
+        pixels (N, C), a vector of length N), or a list of them, one per image.
+        Any hashable values (integers, booleans, strings).
+    n_components : int, sequence of int or dict
+        Components per class (a range: chosen by ``criterion``); a dict gives
+        each class its own.
+    covariance_type : {"diag", "full", "spherical", "tied"}, default "diag"
+        The form of the components' covariances, as in :func:`pixgmm.fit`.
+    classes : sequence, optional
+        The classes to fit, in order. Default: every distinct label, sorted.
+        Pixels whose label is not listed are ignored (e.g. an "unlabelled" value).
+    channel_axis : int or None, default -1
+        The axis of every image holding the channels; None for single-channel
+        images.
+    **options
+        ``init``, ``max_iter``, ``tol``, ``n_init``, ``reg_covar``,
+        ``max_samples`` (per class), ``random_state``, ``channels``,
+        ``criterion``, ``callback``: as in :func:`pixgmm.fit`, passed to
+        :meth:`ClassHistograms.fit_em`.
+
+    Returns
+    -------
+    dict
+        ``{label: FitResult}`` in the order of ``classes``.
+
+    Raises
+    ------
+    ValueError
+        A label array whose shape differs from its image's spatial shape, a
+        class in ``classes`` with no pixels, or a class with fewer distinct
+        pixel values than components.
+
     Examples
     --------
     >>> import numpy as np

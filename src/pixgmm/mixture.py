@@ -837,6 +837,30 @@ def as_mixture(model, name="model"):
     (or anything with its fitted attributes), or a sequence of
     (mean, covariance, weight) triples.
 
+    Parameters
+    ----------
+    model : Mixture, GaussianMixture or sequence
+        A :class:`Mixture`; an object with ``covariance_type`` and ``fit``
+        attributes, read by :meth:`Mixture.from_sklearn` (a fitted scikit-learn
+        ``GaussianMixture``); or a sequence of (mean, covariance, weight) triples,
+        read by :meth:`Mixture.from_kernels`.
+    name : str, default "model"
+        How the error message names ``model``.
+
+    Returns
+    -------
+    Mixture
+        ``model`` itself when it is a Mixture, else a new one.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is none of the above, a scikit-learn model that is not fitted,
+        or an item of the sequence that is not a triple.
+    ValueError
+        Parameters that make no mixture: an empty sequence, or shapes that do
+        not agree.
+
     Examples
     --------
     >>> import pixgmm

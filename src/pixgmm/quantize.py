@@ -34,6 +34,23 @@ __all__ = ["DTYPES", "cf_attributes", "check_dtype", "decode", "encode"]
 def check_dtype(dtype, name="probability_dtype"):
     """The dtype's name when it is one of :data:`DTYPES`; else a ValueError naming ``name``.
 
+    Parameters
+    ----------
+    dtype : str, numpy.dtype or type
+        Anything :class:`numpy.dtype` takes (``"uint8"``, ``np.uint8``, ...).
+    name : str, default "probability_dtype"
+        How the error message names the argument.
+
+    Returns
+    -------
+    str
+        ``"float32"``, ``"uint16"`` or ``"uint8"``.
+
+    Raises
+    ------
+    ValueError
+        ``dtype`` is not one of :data:`DTYPES` (or not a dtype at all).
+
     Examples
     --------
     >>> import numpy as np
@@ -52,6 +69,25 @@ def check_dtype(dtype, name="probability_dtype"):
 
 def encode(p, dtype):
     """Probabilities ``p`` (NaN: no value) in ``dtype``: float32 as they are, integers packed.
+
+    Parameters
+    ----------
+    p : array_like
+        Probabilities in [0, 1] (not checked: values outside do not fit the
+        integer codes), NaN where there is no value.
+    dtype : {"float32", "uint16", "uint8"}
+        The dtype to store them in, by name or as a NumPy dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``p`` in ``dtype``, same shape: ``round(p * 254)`` for uint8 and
+        ``round(p * 65534)`` for uint16, with NaN as 255 or 65535.
+
+    Raises
+    ------
+    ValueError
+        ``dtype`` is not one of :data:`DTYPES`.
 
     Examples
     --------
@@ -73,6 +109,21 @@ def encode(p, dtype):
 def decode(packed):
     """Probabilities (float64, NaN where no value) from :func:`encode`'s output.
 
+    Parameters
+    ----------
+    packed : array_like
+        uint8 or uint16 codes, or floats (returned as float64, unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape; NaN where ``packed`` holds the no-value code.
+
+    Raises
+    ------
+    ValueError
+        ``packed`` is neither uint8, uint16 nor floating-point.
+
     Examples
     --------
     >>> import numpy as np
@@ -91,6 +142,23 @@ def decode(packed):
 
 def cf_attributes(dtype):
     """``{"scale_factor", "add_offset", "_FillValue"}`` of a packed dtype; empty for float32.
+
+    Parameters
+    ----------
+    dtype : {"float32", "uint16", "uint8"}
+        The dtype, by name or as a NumPy dtype.
+
+    Returns
+    -------
+    dict
+        For uint8 and uint16: ``scale_factor`` (1/254 or 1/65534), ``add_offset``
+        (0.0) and ``_FillValue`` (255 or 65535), the CF packing attributes;
+        ``{}`` for float32.
+
+    Raises
+    ------
+    ValueError
+        ``dtype`` is not one of :data:`DTYPES`.
 
     Examples
     --------

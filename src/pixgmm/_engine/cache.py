@@ -107,6 +107,20 @@ def clear_cache():
 def set_cache_limit(nbytes):
     """Set the table cache's byte limit (0 disables caching).
 
+    Parameters
+    ----------
+    nbytes : int or float
+        The new limit in bytes, finite and >= 0 (a float is truncated to whole
+        bytes). When the cached tables hold more, the least recently used are
+        dropped at once until they fit; a table larger than the limit is not kept.
+
+    Raises
+    ------
+    TypeError
+        ``nbytes`` is not a number (a bool is refused too).
+    ValueError
+        ``nbytes`` is negative, infinite or NaN.
+
     Examples
     --------
     >>> import pixgmm

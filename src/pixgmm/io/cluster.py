@@ -27,6 +27,19 @@ def compute(*collections, progress=None):
     exception propagates: none starts afterwards (one already running
     finishes its block).
 
+    Parameters
+    ----------
+    *collections : dask collections
+        What to compute (dask arrays, delayed objects, ...), all in one run.
+    progress : bool, optional
+        Show the progress bar. Default: the ``progress`` of the enclosing
+        :func:`dask_client`; no bar outside one.
+
+    Returns
+    -------
+    tuple
+        The computed result of each collection, in order.
+
     Examples
     --------
     >>> import dask.array as da

@@ -33,6 +33,18 @@ class PixelLimitError(ReadError):
     ``limit`` are the numbers, and :meth:`with_way_out` gives the same refusal with
     another sentence saying how to process it anyway (each caller names the options
     it has).
+
+    Parameters
+    ----------
+    size : str
+        The image's size in words, e.g. ``"14000 x 14000 pixels"`` (with
+        ``" x 3 pages"`` for several pages).
+    n_pixels : int
+        The pixels of the image, all pages together.
+    limit : int
+        The pixel limit in force (:func:`pixgmm.io.limits.pixel_limit`).
+    way_out : str
+        The sentence that ends the message: how to process the image anyway.
     """
 
     def __init__(self, size, n_pixels, limit, way_out):

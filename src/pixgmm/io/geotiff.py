@@ -335,6 +335,41 @@ def write_geotiff(
     value) go to band 1 of a uint8 or uint16 map, as
     :class:`pixgmm.io.windows.OutputSpec` writes them; ``descriptions`` name the bands.
 
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output (:func:`pixgmm.io.atomic_target`).
+    array : array_like
+        The map, (H, W) for one band or (H, W, K) for K bands, with H and W the
+        height and width of ``like``.
+    like : GeoPage
+        The grid: its CRS, transform, width and height (a page of :func:`probe`).
+    overwrite : bool, default False
+        Replace an existing file.
+    packing : {"uint8", "uint16", "float32"}, optional
+        The dtype of :mod:`pixgmm.quantize` the probabilities in ``array`` are
+        packed in (:func:`pixgmm.quantize.encode`). Default (or ``"float32"``):
+        not packed; written in ``array``'s dtype (floats as float32).
+    cog : bool, default False
+        Write a Cloud Optimized GeoTIFF (:func:`cloud_optimize`).
+    colormap : dict, optional
+        The colour table of band 1, ``{value: (r, g, b[, a])}``.
+    categories : sequence of str, optional
+        A name per value of band 1 (index = value), stored in its metadata item
+        ``categories``, comma-separated (:func:`band_tags` reads it).
+    descriptions : sequence of str, optional
+        The bands' descriptions (names), in band order.
+
+    Raises
+    ------
+    ValueError
+        ``array``'s height and width are not those of ``like``, or ``packing``
+        is not one of the dtypes.
+    OutputExists
+        ``path`` exists and ``overwrite`` is false.
+    OutputError
+        The write failed (a full disk, no permission; GDAL's reason).
+
     Examples
     --------
     >>> import os, tempfile, numpy as np, rasterio
@@ -538,6 +573,28 @@ def probe(path, on_dropped=None):
     :class:`~pixgmm.io.ReadError`. Results are cached by path, size and
     modification time. ``path`` may be a URL (``s3://bucket/scene.tif``), read
     through GDAL's ``/vsis3/``-style paths (:mod:`pixgmm.io.remote`).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The input. A path whose suffix is not ``.tif``, ``.tiff`` or ``.vrt``
+        (a GDAL virtual raster), or that does not exist, gives None at once.
+    on_dropped : callable, optional
+        ``on_dropped(message)``, called when ``path`` is a GeoTIFF and rasterio
+        is not installed.
+
+    Returns
+    -------
+    Georef or None
+        The georeferencing of every page; None for a plain TIFF (no GeoTIFF
+        tags, or neither a CRS nor a transform) and for a GeoTIFF without
+        rasterio.
+
+    Raises
+    ------
+    ReadError
+        rasterio cannot open the GeoTIFF or virtual raster, or a virtual raster
+        is given without rasterio installed.
 
     Examples
     --------

@@ -47,6 +47,25 @@ def parse_chunks(text):
     ``"4096"`` -> ``4096`` (every spatial axis), ``"2048,4096"`` -> ``(2048, 4096)``,
     ``"auto"`` or ``None`` -> ``"auto"``.
 
+    Parameters
+    ----------
+    text : str or None
+        The option's value: ``"auto"`` (any case), one size for every spatial
+        axis, or comma-separated sizes, one per axis; each size a whole number
+        of at least 1. None: ``"auto"``.
+
+    Returns
+    -------
+    int, tuple of int or str
+        The size, the sizes, or ``"auto"``.
+
+    Raises
+    ------
+    TypeError
+        ``text`` is neither a str nor None.
+    ValueError
+        A size that is not a whole number, or is below 1.
+
     Examples
     --------
     >>> from pixgmm.io import parse_chunks

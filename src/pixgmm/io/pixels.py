@@ -345,6 +345,23 @@ class PixelRule:
     :class:`BandMatch` choosing the bands the models read (None: every band, in
     the file's order).
 
+    Parameters
+    ----------
+    n_features : int, default 3
+        The channels per pixel the models read. A greyscale page gets a channel
+        axis for 1 feature; one band more is dropped as alpha (when the page says
+        its last band is alpha, or, when it does not say, for 1 or 3 features);
+        any other channel count is a ``ValueError`` when the rule is called.
+    scale : {"auto", "none", "unit"}, default "auto"
+        The ``--scale`` option (:data:`SCALES`; see the module's docstring).
+    models : {"0..255", "raw", "0..1"} or None, default "0..255"
+        The value scale the models were fitted on (:data:`MODEL_SCALES`), which
+        ``"auto"`` follows; None: unknown (8-bit pages are used as read, others
+        refused).
+    bands : BandMatch, optional
+        The bands the models read, in their order. Default: every band, in the
+        file's order.
+
     Examples
     --------
     >>> import numpy as np

@@ -117,6 +117,20 @@ def read_pages(path, max_pixels=None):
     ``path`` may be a URL (``s3://bucket/photo.jpg``; credentials from the
     environment, see :mod:`pixgmm.io.remote`).
 
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        An image file: JPEG, PNG, TIFF, BMP, WebP, GIF, or a GDAL virtual
+        raster (``.vrt``), by its suffix.
+    max_pixels : int, optional
+        The pixel limit, all pages together; 0: no limit. Default: the limit in
+        force (:func:`pixgmm.io.limits.pixel_limit`).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One array per page or frame, in the file's order.
+
     Raises
     ------
     MissingInput
@@ -177,6 +191,28 @@ def read_pages(path, max_pixels=None):
 
 def read_image(path, *, page=0, max_pixels=None):
     """One page of the image at ``path`` as a NumPy array, RGB(A) order (see :func:`read_pages`).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        An image file, as for :func:`read_pages`.
+    page : int, default 0
+        The page or frame to return (negative: counted from the end). Every
+        page is read first.
+    max_pixels : int, optional
+        The pixel limit, all pages together, as for :func:`read_pages`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) for greyscale or (H, W, C), in the dtype stored.
+
+    Raises
+    ------
+    ValueError
+        The file has no page ``page``.
+    MissingInput, PixelLimitError, ReadError, ImportError
+        As :func:`read_pages` raises them.
 
     Examples
     --------

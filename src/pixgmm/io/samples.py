@@ -319,6 +319,34 @@ def open_samples(path, page, field=None, *, layer=None):
     A georeferenced TIFF or ``.vrt`` is a label raster (``field`` must then be
     None); anything else is read as a vector file, or a
     :class:`~pixgmm.io.vector.Features` already read is used as it is.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or Features
+        A label raster (``.tif``, ``.tiff``, ``.vrt``), a vector file GDAL reads
+        (:func:`pixgmm.io.read_features`), or features already read.
+    page : GeoPage
+        The image's grid (a page of :func:`pixgmm.io.probe_geotiff`).
+    field : str, optional
+        The class field of a vector file; may be omitted when the layer has
+        exactly one field. Not used for features already read.
+    layer : str, optional
+        The layer of a vector file; may be omitted when the file holds one. Not
+        used for features already read.
+
+    Returns
+    -------
+    RasterSamples or VectorSamples
+        The samples, window by window on the grid of ``page``.
+
+    Raises
+    ------
+    ValueError
+        ``field`` is given for a label raster, or the vector file's features or
+        class values are refused (:func:`pixgmm.io.read_features`).
+    MissingInput, ReadError
+        The file is missing or cannot be read, or a label raster is not a
+        one-band georeferenced TIFF on the image's grid.
     """
     from .formats import GDAL_SUFFIXES, TIFF_SUFFIXES
     from .geotiff import probe

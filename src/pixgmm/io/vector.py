@@ -326,6 +326,27 @@ def write_features(path, features, *, overwrite=False):
     FlatGeobuf), the features in their order; the file is written beside its target and renamed into place
     (:func:`pixgmm.io.atomic.atomic_target`).
 
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output: a ``.gpkg``, ``.geojson``, ``.json`` or ``.fgb`` file. Its
+        one layer is named after the file's stem.
+    features : Features
+        The features to write (:func:`read_features`, :meth:`Features.subset`);
+        the class field keeps its name, integer classes as 64-bit integers and
+        text as text.
+    overwrite : bool, default False
+        Replace an existing file.
+
+    Raises
+    ------
+    ValueError
+        ``path`` has another suffix.
+    OutputExists
+        ``path`` exists and ``overwrite`` is false.
+    OutputError
+        The write failed (a full disk, no permission; GDAL's reason).
+
     Examples
     --------
     >>> import tempfile, numpy as np, shapely, pyogrio.raw

@@ -77,6 +77,31 @@ def write_float(path, array, overwrite=False, packing=None):
     the scale, offset and nodata value (GDAL and rasterio read them); ``.npy``
     cannot say how to unpack them and refuses.
 
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output (:func:`pixgmm.io.atomic_target`): ``.npy`` for NumPy's
+        format, any other suffix a TIFF.
+    array : array_like
+        The map, (H, W), or a stack of maps, (H, W, K); written as float32, or
+        in ``packing``'s dtype.
+    overwrite : bool, default False
+        Replace an existing file.
+    packing : {"uint8", "uint16", "float32"}, optional
+        The dtype of :mod:`pixgmm.quantize` the probabilities in ``array`` are
+        packed in (:func:`pixgmm.quantize.encode`). Default (or ``"float32"``):
+        ``array`` holds floats, written as float32.
+
+    Raises
+    ------
+    ValueError
+        ``packing`` is not one of the dtypes, or is an integer dtype and
+        ``path`` is a ``.npy`` file.
+    OutputExists
+        ``path`` exists and ``overwrite`` is false.
+    OutputError
+        The operating system refused the write (a full disk, no permission).
+
     Examples
     --------
     >>> import tempfile, numpy as np, tifffile
@@ -179,6 +204,26 @@ class StreamWriter:
     decode to exactly the values written: for masks and label maps) or
     ``"tiff"`` (float32 pages). Use as a context manager; :meth:`append` adds
     one frame. Nothing appears under ``path`` unless the block completes.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or URL
+        The output (:func:`pixgmm.io.atomic_target`); for a video its suffix
+        chooses ffmpeg's container (``.mp4``, ``.mkv``, ...).
+    kind : {"video", "lossless", "tiff"}
+        What is written (:data:`VIDEO_KINDS` for the two videos). A
+        ``"lossless"`` video takes uint8 frames only; ``"tiff"`` writes each
+        frame as float32, a (H, W, K) frame as K pages.
+    overwrite : bool, default False
+        Replace an existing output; without it, entering the block raises
+        :class:`~pixgmm.io.OutputExists` when ``path`` exists.
+    fps : float, default 25.0
+        Frames per second of a video; not used for ``"tiff"``.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not one of the three.
     """
 
     def __init__(self, path, kind, overwrite=False, fps=25.0):

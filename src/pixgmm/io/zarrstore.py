@@ -41,6 +41,25 @@ RUN_ATTR = "pixgmm_run"
 def is_complete(path):
     """True when :func:`write_zarr` finished writing the Zarr store at ``path``.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store: a local path or a URL (``s3://bucket/maps/photo.mask.zarr``).
+
+    Returns
+    -------
+    bool
+        True when :func:`store_status` says ``"complete"``; False for a missing,
+        unfinished or foreign store.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a str or os.PathLike.
+    OutputError
+        For a URL: the object store cannot be asked (no such bucket, access
+        denied, no connection).
+
     Examples
     --------
     >>> import tempfile
@@ -54,6 +73,12 @@ def is_complete(path):
 def store_status(path):
     """What :func:`write_zarr` finds at ``path``: what it would do with it.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store: a local path (made absolute in this process) or a URL
+        (``s3://bucket/maps/photo.mask.zarr``).
+
     Returns
     -------
     str
@@ -64,6 +89,14 @@ def store_status(path):
         ``"foreign"``: anything else (a Zarr array or group pixgmm did not
         write, another file or folder); replaced only with ``overwrite=True``,
         and only if it is a Zarr store (a folder of other files never is).
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a str or os.PathLike.
+    OutputError
+        For a URL: the object store cannot be asked (no such bucket, access
+        denied, no connection).
 
     Examples
     --------
