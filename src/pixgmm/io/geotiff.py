@@ -565,8 +565,9 @@ def _first_line(exc):
 def probe(path, on_dropped=None):
     """The :class:`Georef` of ``path`` when it is a georeferenced TIFF rasterio can read, else None.
 
-    Only ``.tif``/``.tiff`` files are looked at; their tags are read with
-    tifffile first, so plain TIFFs never import rasterio. A GeoTIFF without
+    Only ``.tif``/``.tiff`` files and GDAL virtual rasters (``.vrt``) are
+    looked at; a TIFF's tags are read with tifffile first, so plain TIFFs never
+    import rasterio. A GeoTIFF without
     rasterio installed gives None, after calling ``on_dropped(message)`` (if
     given) with a sentence saying that its georeferencing is dropped and how to
     keep it. A GeoTIFF that rasterio cannot open raises
