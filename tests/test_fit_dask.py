@@ -130,15 +130,46 @@ def test_block_histograms_dense_or_sorted_merge_to_the_in_memory_histogram(rng, 
         np.testing.assert_array_equal(codes, np.flatnonzero(dense))
         np.testing.assert_array_equal(n, dense[codes])
 
+    # one step of the tree adds sparse and dense parts alike, and leaves its inputs as they were
+    size = 1000
+    parts = [(a, wa), np.arange(size, dtype=float), (b, wb), np.ones(size)]
+    kept = [tuple(x.copy() for x in p) if isinstance(p, tuple) else p.copy() for p in parts]
+    want = np.arange(size) + 1.0
+    np.add.at(want, a, wa)
+    np.add.at(want, b, wb)
+    got = histfit._merge_histograms(*parts, size=size, dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    for p, k in zip(parts, kept):
+        for x, y in zip(p if isinstance(p, tuple) else (p,), k if isinstance(k, tuple) else (k,)):
+            np.testing.assert_array_equal(x, y)
+    # integer counts in uint32 (an image of fewer than 2**32 pixels): the same sums, exactly
+    ones = [(a, np.full(a.shape[0], 3.0)), (b, np.full(b.shape[0], 5.0))]
+    got = histfit._merge_histograms(*ones, np.full(size, 7, np.uint32), size=size, dtype=np.uint32)
+    want = np.full(size, 7)
+    want[a] += 3
+    want[b] += 5
+    assert got.dtype == np.uint32
+    np.testing.assert_array_equal(got, want)
+
     img = image(rng, shape=(64, 80))
     ref = fitting.fit_em(img, 2, "full", init=START, tol=0, max_iter=3)
+    expected_colours, expected_n = histfit.compress(img.reshape(-1, 3), None)[:2]
+    # trees of any fan-in over the 12 blocks: groups of 2, 3 or 5, and a group of one passed on
+    for fan_in in (2, 3, 5):
+        monkeypatch.setattr(histfit, "TREE_FAN_IN", fan_in)
+        for merge_fraction in (1, 10**12):  # every merge sparse, or every merge dense
+            monkeypatch.setattr(histfit, "DENSE_MERGE_FRACTION", merge_fraction)
+            colours, n = histfit.dask_histogram(da.from_array(img, chunks=(20, 30, 3)))
+            np.testing.assert_array_equal(colours, expected_colours)
+            np.testing.assert_array_equal(n, expected_n)
+            assert n.dtype == np.float64
+    monkeypatch.undo()
     # every block counted without sorting and every merge dense; or sorted blocks merged sparse
     for dense_from, merge_fraction in ((1, 10**12), (10**9, 1), (1, 1)):
         monkeypatch.setattr(histfit, "DENSE_HISTOGRAM_MIN", dense_from)
         monkeypatch.setattr(histfit, "DENSE_MERGE_FRACTION", merge_fraction)
         lazy = da.from_array(img, chunks=(20, 30, 3))
         colours, n = histfit.dask_histogram(lazy)
-        expected_colours, expected_n = histfit.compress(img.reshape(-1, 3), None)[:2]
         np.testing.assert_array_equal(colours, expected_colours)
         np.testing.assert_array_equal(n, expected_n)
         with dask.config.set(scheduler="threads"):

@@ -70,9 +70,9 @@ def block_stats(X, w, means, prec, coef, full, second):
     return nk.sum(0), sx.sum(0), sxx.sum(0), float(tot[0]), float(tot[1]), int(tot[2])
 
 
-def add_stats(a, b):
-    """The statistics of two parts together (a tree-reduction step)."""
-    return tuple(x + y for x, y in zip(a, b))
+def add_stats(*parts):
+    """The statistics of several parts together (a tree-reduction step)."""
+    return tuple(sum(x[1:], x[0]) for x in zip(*parts))
 
 
 # -- compression ----------------------------------------------------------------------
@@ -189,37 +189,41 @@ def _block_histogram(block):
 #: dense array of counts: adding two of them is cheaper than merging their code lists.
 DENSE_MERGE_FRACTION = 8
 
+#: Partial histograms added by each step of the reduction tree. Several at once: a step
+#: that ends dense allocates its array of 256**C counts once for all of them, where steps
+#: by pairs allocate and copy one per pair.
+TREE_FAN_IN = 8
 
-def _merge_histograms(a, b, size):
-    """Two partial histograms added: each is ``(codes, counts)`` (sorted distinct codes) or a
-    dense float64 array of ``size`` counts. Sparse ones are merged linearly while small,
-    otherwise the sum is dense. The inputs are not modified."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        if a[0].shape[0] + b[0].shape[0] <= size // DENSE_MERGE_FRACTION:
-            return _em.merge_counts(a[0], a[1], b[0], b[1])
-    if isinstance(a, tuple) and not isinstance(b, tuple):
-        a, b = b, a
-    if isinstance(a, tuple):  # both sparse and large
-        out = np.zeros(size)
-        out[a[0]] = a[1]
-    else:
-        out = a.copy()
-    if isinstance(b, tuple):
-        out[b[0]] += b[1]  # codes are distinct: a plain indexed add is exact
-    else:
-        out += b
+
+def _merge_histograms(*parts, size, dtype):
+    """Partial histograms added: each is ``(codes, counts)`` (sorted distinct codes) or a
+    dense array of ``size`` counts in ``dtype`` (uint32 while the image has fewer than
+    2**32 pixels: exact, and half the memory of float64). Sparse ones are merged linearly
+    while their codes together stay few, otherwise the sum is dense. The inputs are not
+    modified."""
+    sparse = [p for p in parts if isinstance(p, tuple)]
+    dense = [p for p in parts if not isinstance(p, tuple)]
+    if not dense and sum(p[0].shape[0] for p in sparse) <= size // DENSE_MERGE_FRACTION:
+        codes, counts = sparse[0]
+        for more in sparse[1:]:
+            codes, counts = _em.merge_counts(codes, counts, *more)
+        return codes, counts
+    out = dense[0].copy() if dense else np.zeros(size, dtype)
+    for more in dense[1:]:
+        out += more
+    for codes, counts in sparse:
+        out[codes] += counts.astype(dtype)  # codes are distinct: a plain indexed add is exact
     return out
 
 
 def _tree(parts, combine):
+    """``combine`` over ``parts`` (dask objects) as a tree, :data:`TREE_FAN_IN` at a time."""
     import dask
 
     combine = dask.delayed(combine, pure=True)
     while len(parts) > 1:
-        nxt = [combine(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
-        if len(parts) % 2:
-            nxt.append(parts[-1])
-        parts = nxt
+        groups = [parts[i : i + TREE_FAN_IN] for i in range(0, len(parts), TREE_FAN_IN)]
+        parts = [combine(*g) if len(g) > 1 else g[0] for g in groups]
     return parts[0]
 
 
@@ -228,13 +232,15 @@ def dask_histogram(arr):
     import dask
 
     size = 256 ** arr.shape[-1]
+    dtype = np.uint32 if np.prod(arr.shape[:-1], dtype=np.float64) < 2**32 else np.float64
     blocks = [dask.delayed(_block_histogram, pure=True)(b) for b in arr.to_delayed().ravel()]
-    merged = dask.compute(_tree(blocks, functools.partial(_merge_histograms, size=size)))[0]
+    merge = functools.partial(_merge_histograms, size=size, dtype=dtype)
+    merged = dask.compute(_tree(blocks, merge))[0]
     if isinstance(merged, tuple):
         codes, counts = merged
     else:
         codes = np.flatnonzero(merged)
-        counts = merged[codes]
+        counts = merged[codes].astype(np.float64)
     return _em.decode8(codes.astype(np.int64), arr.shape[-1]), counts
 
 
