@@ -77,30 +77,9 @@ __all__ = [
 ]
 
 
-def fit_em(
-    pixels,
-    n_components,
-    covariance_type="diag",
-    *,
-    init="lloyd",
-    max_iter=100,
-    tol=1e-3,
-    n_init=1,
-    reg_covar="auto",
-    sample_weight=None,
-    max_samples=None,
-    random_state=0,
-    channels=None,
-    channel_axis=-1,
-    criterion="bic",
-    callback=None,
-    scale=None,
-):
-    """Fit a Gaussian mixture to every pixel and report how the fit went.
-
-    Takes the arguments of :func:`fit` and returns a :class:`FitResult`
-    (``result.mixture`` is what :func:`fit` returns).
-
+#: The Parameters section :func:`fit` and :func:`fit_em` share (they take the same
+#: arguments), put into both docstrings by :func:`_fit_parameters`.
+_FIT_PARAMETERS = """\
     Parameters
     ----------
     pixels : array_like or dask array
@@ -170,6 +149,42 @@ def fit_em(
         :attr:`~pixgmm.Mixture.training` (with the pixel count) and its file, so
         that ``pixgmm classify --scale auto`` reads images on the same scale.
         Default: not recorded.
+"""
+
+
+def _fit_parameters(func):
+    """Put :data:`_FIT_PARAMETERS` into ``func``'s docstring, at its marker line."""
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = func.__doc__.replace("    %(fit_parameters)s\n", _FIT_PARAMETERS)
+    return func
+
+
+@_fit_parameters
+def fit_em(
+    pixels,
+    n_components,
+    covariance_type="diag",
+    *,
+    init="lloyd",
+    max_iter=100,
+    tol=1e-3,
+    n_init=1,
+    reg_covar="auto",
+    sample_weight=None,
+    max_samples=None,
+    random_state=0,
+    channels=None,
+    channel_axis=-1,
+    criterion="bic",
+    callback=None,
+    scale=None,
+):
+    """Fit a Gaussian mixture to every pixel and report how the fit went.
+
+    Takes the arguments of :func:`fit` and returns a :class:`FitResult`
+    (``result.mixture`` is what :func:`fit` returns).
+
+    %(fit_parameters)s
 
     Returns
     -------
@@ -244,6 +259,7 @@ def fit_em(
     return dataclasses.replace(result, mixture=result.mixture.with_training(record))
 
 
+@_fit_parameters
 def fit(
     pixels,
     n_components,
@@ -265,74 +281,7 @@ def fit(
 ):
     """Fit a Gaussian mixture to every pixel of an image or a list of pixels.
 
-    Parameters
-    ----------
-    pixels : array_like or dask array
-        An image (..., C) with channels along ``channel_axis``, or pixels (N, C),
-        in any integer or floating dtype. Pixels with a NaN in any channel are
-        skipped (``FitResult.n_nan`` counts them); infinite values are an error.
-        A dask array is fitted without loading it: 8-bit images with up to 3
-        channels by a distributed colour histogram, anything else by a
-        distributed EM over its blocks (persisted when at most 2 GiB).
-    n_components : int or sequence of int
-        Number of Gaussian components; a range (e.g. ``range(2, 17)``) fits
-        every count and keeps the best by ``criterion``.
-    covariance_type : {"diag", "full", "spherical", "tied"}, default "diag"
-    init : {"lloyd", "kmeans", "k-means++", "random"} or Mixture, default "lloyd"
-        The start of the EM. ``"lloyd"``: weighted k-means in pixgmm's numba
-        engine on the distinct colours (or rows) with their exact weights:
-        greedy k-means++ seeding as scikit-learn's, then at most 20 Lloyd
-        iterations (stopping as scikit-learn's ``KMeans``); beyond 400,000
-        distinct values the seeding and these iterations run on 100,000 pixels
-        drawn by weight, then 2 more iterations on every distinct value. Each
-        cluster of every distinct value gives a component, as scikit-learn's
-        ``init_params="kmeans"``. (Beyond 2**21 distinct values, e.g. float
-        pixels, "every distinct value" is 2**21 pixels drawn by weight.) ``"kmeans"``: scikit-learn's
-        ``KMeans`` (needs ``pixgmm[fit]``) with the pixel counts as sample
-        weights, on at most 100,000 points drawn by weight. ``"k-means++"``:
-        weighted k-means++ seeding then every point to its nearest seed (NumPy
-        only; 100,000 points); ``"random"``: random responsibilities. The EM
-        then runs on every pixel. A :class:`~pixgmm.Mixture` starts from its
-        parameters (warm start); its weights are renormalised.
-    max_iter : int, default 100
-        EM iterations at most.
-    tol : float, default 1e-3
-        Stop when the mean log-likelihood per pixel changes by less than this;
-        ``tol=0`` runs exactly ``max_iter`` iterations.
-    n_init : int, default 1
-        Initialisations to try (not with a Mixture ``init``); the one with the
-        highest final lower bound is kept.
-    reg_covar : float or "auto", default "auto"
-        Added to the diagonal of every covariance at every M-step, as
-        scikit-learn's ``reg_covar``. ``"auto"``: 1.0 for integer pixels, 1e-6
-        for float pixels. Integer pixels take few distinct values, and a
-        component on one colour would shrink its variance towards 0 and its
-        likelihood towards infinity; a variance floor of 1 (one grey level
-        squared, a bit more than the 1/12 of the rounding to integers) keeps
-        every component at least about one level wide.
-    sample_weight : array_like, optional
-        Non-negative weight of every pixel (the spatial shape of ``pixels``).
-        Integer weights give the EM of the pixels repeated that many times.
-    max_samples : int, optional
-        Fit at most this many pixels, drawn uniformly at random without
-        replacement (seeded by ``random_state``). Default: every pixel.
-    random_state : int, numpy.random.Generator or None, default 0
-        Seed of the initialisation and of any subsample.
-    channels : str or sequence of str, optional
-        The channel order of ``pixels`` (e.g. ``"RGB"``), stored in the mixture.
-    channel_axis : int or None, default -1
-        The axis holding the channels; None for a single-channel image.
-    criterion : {"bic", "aic"}, default "bic"
-        How a range of ``n_components`` is decided (lowest wins).
-    callback : callable, optional
-        ``callback(n_iter, lower_bound)`` after every EM iteration (progress bars).
-    scale : {"raw", "0..255", "0..1"}, optional
-        The value scale of ``pixels``: ``"raw"`` (values as read from the image,
-        e.g. 16-bit reflectances), ``"0..255"`` (8-bit colours, or wider
-        pixels brought to that scale) or ``"0..1"``. Recorded in the mixture's
-        :attr:`~pixgmm.Mixture.training` (with the pixel count) and its file, so
-        that ``pixgmm classify --scale auto`` reads images on the same scale.
-        Default: not recorded.
+    %(fit_parameters)s
 
     Returns
     -------
