@@ -21,7 +21,9 @@ what they use, so a process's start-up is part of its time, as for the command-l
     ``Classifier.classify(img, ("labels", "confidence"), chi2_level=LEVEL, reject=255)``
     and both maps written with ``rio.to_raster`` (pixgmm's creation options), inside
     ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")`` and with ``NUM_THREADS="ALL_CPUS"``, as
-    the guide advises (GRASS and OTB get the same settings). ``CHUNKS`` is ``none``
+    the guide advises (GRASS and OTB get the same settings); the two writes are computed
+    together (``compute=False``, one ``dask.compute``), so a Dask-backed scene is read and
+    classified once for both. ``CHUNKS`` is ``none``
     (NumPy-backed) or a chunk size (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
 """
 
@@ -87,6 +89,9 @@ def api_train(image, training, model_dir):
 
 
 def api_classify(image, model_dir, out_dir, chunks, level):
+    import threading
+
+    import dask
     import rasterio
     import rioxarray
 
@@ -102,8 +107,16 @@ def api_classify(image, model_dir, out_dir, chunks, level):
             img = rioxarray.open_rasterio(image, chunks={"x": int(chunks), "y": int(chunks)})
         maps = clf.classify(img, ("labels", "confidence"), channel_axis="band", fill=0,
                             chi2_level=float(level), reject=255)  # fmt: skip
-        maps["labels"].rio.write_nodata(0).rio.to_raster(Path(out_dir) / "labels.tif", **options)
-        maps["confidence"].rio.to_raster(Path(out_dir) / "confidence.tif", **options)
+        # both files written in one pass over a Dask-backed scene (NumPy-backed: at once)
+        write = {"compute": False, **options}
+        dask.compute(
+            maps["labels"]
+            .rio.write_nodata(0)
+            .rio.to_raster(Path(out_dir) / "labels.tif", lock=threading.Lock(), **write),
+            maps["confidence"].rio.to_raster(
+                Path(out_dir) / "confidence.tif", lock=threading.Lock(), **write
+            ),
+        )
 
 
 TASKS = {"floor": floor, "api-train": api_train, "api-classify": api_classify}

@@ -57,11 +57,15 @@ def test_readme_geotiff_example_runs_and_keeps_the_georeferencing(tmp_path, rng,
     exec(compile(_example(), str(PAGE), "exec"), namespace)
     with rasterio.open(tmp_path / "landcover.tif") as src:
         assert src.crs.to_epsg() == 32633 and src.transform == transform
-        assert src.nodata == 0
+        assert src.nodata == 0 and src.dtypes[0] == "uint8"
         landcover = src.read(1)
     with rasterio.open(tmp_path / "confidence.tif") as src:
-        assert src.crs.to_epsg() == 32633
+        assert src.crs.to_epsg() == 32633 and src.dtypes[0] == "float32"
         confidence = src.read(1)
+    with rasterio.open(tmp_path / "margin.tif") as src:  # written in the same pass
+        assert src.transform == transform and src.dtypes[0] == "float32"
+        margin = src.read(1)
+    assert np.isnan(margin[:3, :5]).all() and (margin[3:] >= 0).all()
     valid = np.ones(field.shape, bool)
     valid[:3, :5] = False
     assert (landcover[~valid] == 0).all() and np.isnan(confidence[~valid]).all()
