@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _fitinput as _in
+from ._docshare import shared_section
 from ._engine import histfit as _histfit
 from ._fitresult import _fit_counts
 
@@ -264,18 +265,10 @@ def _as_image_list(images, labels):
     return [(images, labels, "images", "labels")]
 
 
-def fit_classes_em(
-    images,
-    labels,
-    n_components,
-    covariance_type="diag",
-    *,
-    classes=None,
-    channel_axis=-1,
-    **options,
-):
-    """:func:`fit_classes` returning ``{label: FitResult}`` with every fit's diagnostics.
-
+#: The Parameters section :func:`fit_classes` and :func:`fit_classes_em` share (they
+#: take the same arguments), put into both docstrings at their line
+#: ``%(class_parameters)s``.
+_CLASS_PARAMETERS = """\
     Parameters
     ----------
     images : array_like or list of array_like
@@ -301,6 +294,25 @@ def fit_classes_em(
         ``max_samples`` (per class), ``random_state``, ``channels``,
         ``criterion``, ``callback``: as in :func:`pixgmm.fit`, passed to
         :meth:`ClassHistograms.fit_em`.
+"""
+
+_class_parameters = shared_section("class_parameters", _CLASS_PARAMETERS)
+
+
+@_class_parameters
+def fit_classes_em(
+    images,
+    labels,
+    n_components,
+    covariance_type="diag",
+    *,
+    classes=None,
+    channel_axis=-1,
+    **options,
+):
+    """:func:`fit_classes` returning ``{label: FitResult}`` with every fit's diagnostics.
+
+    %(class_parameters)s
 
     Returns
     -------
@@ -330,6 +342,7 @@ def fit_classes_em(
     return acc.fit_em(n_components, covariance_type, **options)
 
 
+@_class_parameters
 def fit_classes(
     images,
     labels,
@@ -347,27 +360,7 @@ def fit_classes(
     number of images), then one EM per class runs as in :func:`pixgmm.fit`. To
     stream images from disk, use :class:`ClassHistograms` directly.
 
-    Parameters
-    ----------
-    images : array_like or list of array_like
-        An image (..., C), a pixel array (N, C), or a list of images (each
-        with the same number of channels).
-    labels : array_like or list of array_like
-        The class of every pixel: an array of the image's spatial shape (for
-        pixels (N, C), a vector of length N), or a list of them, one per image.
-        Any hashable values (integers, booleans, strings).
-    n_components : int, sequence of int or dict
-        Components per class (a range: chosen by ``criterion``); a dict gives
-        each class its own.
-    covariance_type : {"diag", "full", "spherical", "tied"}, default "diag"
-    classes : sequence, optional
-        The classes to fit, in order. Default: every distinct label, sorted.
-        Pixels whose label is not listed are ignored (e.g. an "unlabelled" value).
-    channel_axis : int or None, default -1
-    **options
-        ``init``, ``max_iter``, ``tol``, ``n_init``, ``reg_covar``,
-        ``max_samples`` (per class), ``random_state``, ``channels``,
-        ``criterion``, ``callback``: as in :func:`pixgmm.fit`.
+    %(class_parameters)s
 
     Returns
     -------

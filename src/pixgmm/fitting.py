@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import _fitinput as _in
+from ._docshare import shared_section
 from ._fitinput import INIT_METHODS
 from ._fitresult import (
     ConvergenceWarning,
@@ -78,7 +79,7 @@ __all__ = [
 
 
 #: The Parameters section :func:`fit` and :func:`fit_em` share (they take the same
-#: arguments), put into both docstrings by :func:`_fit_parameters`.
+#: arguments), put into both docstrings at their line ``%(fit_parameters)s``.
 _FIT_PARAMETERS = """\
     Parameters
     ----------
@@ -152,11 +153,7 @@ _FIT_PARAMETERS = """\
 """
 
 
-def _fit_parameters(func):
-    """Put :data:`_FIT_PARAMETERS` into ``func``'s docstring, at its marker line."""
-    if func.__doc__:  # None under python -OO
-        func.__doc__ = func.__doc__.replace("    %(fit_parameters)s\n", _FIT_PARAMETERS)
-    return func
+_fit_parameters = shared_section("fit_parameters", _FIT_PARAMETERS)
 
 
 @_fit_parameters
