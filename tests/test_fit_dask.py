@@ -163,6 +163,10 @@ def test_block_histograms_dense_or_sorted_merge_to_the_in_memory_histogram(rng, 
             np.testing.assert_array_equal(colours, expected_colours)
             np.testing.assert_array_equal(n, expected_n)
             assert n.dtype == np.float64
+    # one colour counted more often than uint8 or uint16 could hold, through dense sums
+    flat = np.zeros((300, 300, 3), np.uint8)
+    colours, n = histfit.dask_histogram(da.from_array(flat, chunks=(100, 100, 3)))
+    assert colours.tolist() == [[0, 0, 0]] and n.tolist() == [90000.0]
     monkeypatch.undo()
     # every block counted without sorting and every merge dense; or sorted blocks merged sparse
     for dense_from, merge_fraction in ((1, 10**12), (10**9, 1), (1, 1)):
