@@ -23,8 +23,8 @@ what they use, so a process's start-up is part of its time, as for the command-l
     ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")`` and with ``NUM_THREADS="ALL_CPUS"``, as
     the guide advises (GRASS and OTB get the same settings); the two writes are computed
     together (``compute=False``, one ``dask.compute``), so a Dask-backed scene is read and
-    classified once for both. ``CHUNKS`` is ``none``
-    (NumPy-backed) or a chunk size (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
+    classified once for both. ``CHUNKS`` is ``none`` (NumPy-backed) or a chunk size
+    (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
 """
 
 from __future__ import annotations
