@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _fitinput as _in
-from ._docshare import shared_section
+from ._docshare import shared_sections
 from ._engine import histfit as _histfit
 from ._fitresult import _fit_counts
 
@@ -265,9 +265,9 @@ def _as_image_list(images, labels):
     return [(images, labels, "images", "labels")]
 
 
-#: The Parameters section :func:`fit_classes` and :func:`fit_classes_em` share (they
-#: take the same arguments), put into both docstrings at their line
-#: ``%(class_parameters)s``.
+#: The Parameters and Raises sections :func:`fit_classes` and :func:`fit_classes_em`
+#: share (``fit_classes`` is ``fit_classes_em`` returning only the mixtures), put into
+#: both docstrings at their lines ``%(class_parameters)s`` and ``%(class_raises)s``.
 _CLASS_PARAMETERS = """\
     Parameters
     ----------
@@ -296,10 +296,19 @@ _CLASS_PARAMETERS = """\
         :meth:`ClassHistograms.fit_em`.
 """
 
-_class_parameters = shared_section("class_parameters", _CLASS_PARAMETERS)
+_CLASS_RAISES = """\
+    Raises
+    ------
+    ValueError
+        A label array whose shape differs from its image's spatial shape, a
+        class in ``classes`` with no pixels, or a class with fewer distinct
+        pixel values than components.
+"""
+
+_class_sections = shared_sections(class_parameters=_CLASS_PARAMETERS, class_raises=_CLASS_RAISES)
 
 
-@_class_parameters
+@_class_sections
 def fit_classes_em(
     images,
     labels,
@@ -319,12 +328,7 @@ def fit_classes_em(
     dict
         ``{label: FitResult}`` in the order of ``classes``.
 
-    Raises
-    ------
-    ValueError
-        A label array whose shape differs from its image's spatial shape, a
-        class in ``classes`` with no pixels, or a class with fewer distinct
-        pixel values than components.
+    %(class_raises)s
 
     Examples
     --------
@@ -342,7 +346,7 @@ def fit_classes_em(
     return acc.fit_em(n_components, covariance_type, **options)
 
 
-@_class_parameters
+@_class_sections
 def fit_classes(
     images,
     labels,
@@ -368,12 +372,7 @@ def fit_classes(
         ``{label: Mixture}`` in the order of ``classes``; ready for
         :class:`pixgmm.Classifier` or, with two classes, :class:`pixgmm.SkinDetector`.
 
-    Raises
-    ------
-    ValueError
-        A label array whose shape differs from its image's spatial shape, a
-        class in ``classes`` with no pixels, or a class with fewer distinct
-        pixel values than components.
+    %(class_raises)s
 
     See Also
     --------

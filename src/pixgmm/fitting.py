@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import _fitinput as _in
-from ._docshare import shared_section
+from ._docshare import shared_sections
 from ._fitinput import INIT_METHODS
 from ._fitresult import (
     ConvergenceWarning,
@@ -78,8 +78,9 @@ __all__ = [
 ]
 
 
-#: The Parameters section :func:`fit` and :func:`fit_em` share (they take the same
-#: arguments), put into both docstrings at their line ``%(fit_parameters)s``.
+#: The Parameters and Raises sections :func:`fit` and :func:`fit_em` share (``fit`` is
+#: ``fit_em`` returning only the mixture), put into both docstrings at their lines
+#: ``%(fit_parameters)s`` and ``%(fit_raises)s``.
 _FIT_PARAMETERS = """\
     Parameters
     ----------
@@ -153,10 +154,24 @@ _FIT_PARAMETERS = """\
 """
 
 
-_fit_parameters = shared_section("fit_parameters", _FIT_PARAMETERS)
+_FIT_RAISES = """\
+    Raises
+    ------
+    ValueError
+        Fewer distinct pixel values than components, a zero total weight,
+        infinite pixel values, a covariance that became singular, or a bad
+        argument.
+    ImportError
+        ``init="kmeans"`` without scikit-learn.
+    TypeError
+        An argument of the wrong type, e.g. a ``callback`` that is not callable.
+"""
 
 
-@_fit_parameters
+_fit_sections = shared_sections(fit_parameters=_FIT_PARAMETERS, fit_raises=_FIT_RAISES)
+
+
+@_fit_sections
 def fit_em(
     pixels,
     n_components,
@@ -187,16 +202,7 @@ def fit_em(
     -------
     FitResult
 
-    Raises
-    ------
-    ValueError
-        Fewer distinct pixel values than components, a zero total weight,
-        infinite pixel values, a covariance that became singular, or a bad
-        argument.
-    ImportError
-        ``init="kmeans"`` without scikit-learn.
-    TypeError
-        An argument of the wrong type, e.g. a ``callback`` that is not callable.
+    %(fit_raises)s
 
     Examples
     --------
@@ -256,7 +262,7 @@ def fit_em(
     return dataclasses.replace(result, mixture=result.mixture.with_training(record))
 
 
-@_fit_parameters
+@_fit_sections
 def fit(
     pixels,
     n_components,
@@ -285,14 +291,7 @@ def fit(
     Mixture
         Weights summing to 1, ``reg_covar`` included in the covariances.
 
-    Raises
-    ------
-    ValueError
-        Fewer distinct pixel values than components, a zero total weight,
-        infinite pixel values, a covariance that became singular, or a bad
-        argument.
-    ImportError
-        ``init="kmeans"`` without scikit-learn.
+    %(fit_raises)s
 
     Warns
     -----

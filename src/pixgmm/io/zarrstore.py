@@ -54,11 +54,8 @@ def is_complete(path):
 
     Raises
     ------
-    TypeError
-        ``path`` is not a str or os.PathLike.
-    OutputError
-        For a URL: the object store cannot be asked (no such bucket, access
-        denied, no connection).
+    TypeError, OutputError
+        As :func:`store_status` raises them.
 
     Examples
     --------
