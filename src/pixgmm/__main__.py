@@ -1,5 +1,5 @@
 """``python -m pixgmm``: the same as the ``pixgmm`` command."""
 
-from .cli.main import main
+from .cli.main import run
 
-main(prog_name="pixgmm")
+run()

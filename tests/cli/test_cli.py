@@ -72,6 +72,25 @@ def test_help_lists_every_command(tmp_path):
     assert "LABEL=MODEL.json" in proc.stdout
 
 
+def test_the_program_keeps_its_exit_status_and_skips_the_last_collection(tmp_path):
+    """``run`` (the console script, ``python -m pixgmm``) exits with the command's status
+    and leaves the objects alive at exit in the collector's permanent generation."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "from pixgmm.cli.main import run\n"
+        "sys.argv[1:] = {args!r}\n"
+        "run()\n"
+    )
+    for args, status, shown in ((["--version"], 0, "pixgmm, version"),
+                                (["classify", "--no-such-option"], 2, "No such option")):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-c", code.format(args=args)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == status, (proc.stdout, proc.stderr)
+        assert shown in proc.stdout + proc.stderr
+        assert proc.stdout.strip().endswith("frozen True")
+
+
 def test_skin_on_real_files_matches_the_python_api(photos, tmp_path):
     # one subprocess over seven inputs (about 2 s of CPU; longer on a busy machine)
     out = tmp_path / "out"

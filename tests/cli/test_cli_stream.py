@@ -148,6 +148,37 @@ def test_memory_holds_a_few_windows_whatever_the_scene(tmp_path, monkeypatch):
     assert got.shape == (h, w) and np.isfinite(got).all()
 
 
+@pytest.mark.parametrize("user_setting", [None, "300"])
+def test_gdal_block_cache_is_a_few_windows_unless_the_user_sets_it(
+    scene, small_windows, tmp_path, monkeypatch, user_setting
+):
+    """GDAL's cache (where written tiles wait) is bounded while windows stream, then restored;
+    a GDAL_CACHEMAX in the environment is the user's and stays."""
+    from rasterio.env import get_gdal_config
+
+    if user_setting is None:
+        monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    else:
+        monkeypatch.setenv("GDAL_CACHEMAX", user_setting)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    seen = []
+    real = windows.WindowWriter.put
+
+    def put(self, window, array):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return real(self, window, array)
+
+    monkeypatch.setattr(windows.WindowWriter, "put", put)
+    result = invoke("classify", scene["dir"] / "scene.tif", *scene["specs"], "--scale", "none",
+                    "--save", "labels,confidence", "-o", tmp_path, cwd=tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(seen) > 10  # dozens of windows, two outputs each
+    # (GDAL read the variable when this process started: the cache stays as it is)
+    expected = windows.CACHE_BYTES if user_setting is None else before
+    assert {str(v) for v in seen} == {str(expected)}
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+
+
 def test_a_failure_in_a_window_leaves_no_output(scene, small_windows, tmp_path, monkeypatch):
     d = scene["dir"]
     calls = []

@@ -1,5 +1,5 @@
 """``python -m pixgmm.cli``: the same as the ``pixgmm`` command."""
 
-from .main import main
+from .main import run
 
-main(prog_name="pixgmm")
+run()

