@@ -11,7 +11,8 @@ what they use, so a process's start-up is part of its time, as for the command-l
     brightest band, and its share of the band sum), so the outputs compress like a label
     map and a confidence map, not like constant arrays. ``THREADS`` is ``default`` (GDAL's
     defaults, as pixgmm runs) or ``all`` (GDAL_NUM_THREADS and NUM_THREADS set to every
-    core: multithreaded decoding and compression).
+    core: multithreaded decoding and compression). The process then exits as the ``pixgmm``
+    program does, without the interpreter's last garbage collection (``gc.freeze``).
 ``api-train IMAGE TRAINING_TIF MODEL_DIR``
     :func:`pixgmm.fitting.fit_classes_em` on the label raster, one full-covariance Gaussian
     per class, channels named from the band descriptions; one model file per class. The
@@ -20,11 +21,11 @@ what they use, so a process's start-up is part of its time, as for the command-l
     The rioxarray recipe of the classification guide (``docs/guide/classification.md``):
     ``Classifier.classify(img, ("labels", "confidence"), chi2_level=LEVEL, reject=255)``
     and both maps written with ``rio.to_raster`` (pixgmm's creation options), inside
-    ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS")`` and with ``NUM_THREADS="ALL_CPUS"``, as
-    the guide advises (GRASS and OTB get the same settings); the two writes are computed
-    together (``compute=False``, one ``dask.compute``), so a Dask-backed scene is read and
-    classified once for both. ``CHUNKS`` is ``none`` (NumPy-backed) or a chunk size
-    (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
+    ``rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128 * 2**20)`` and with
+    ``NUM_THREADS="ALL_CPUS"``, as the guide advises (GRASS and OTB get the same threads);
+    the two writes are computed together (``compute=False``, one ``dask.compute``), so a
+    Dask-backed scene is read and classified once for both. ``CHUNKS`` is ``none``
+    (NumPy-backed) or a chunk size (Dask-backed, the guide's ``chunks={"x": 2048, "y": 2048}``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def creation_options():
 
 
 def floor(image, out_dir, threads):
+    import gc
+
     import numpy as np
     import rasterio
 
@@ -68,6 +71,7 @@ def floor(image, out_dir, threads):
                 u8.write(block.argmax(axis=0).astype(np.uint8), 1, window=window)
                 share = block.max(axis=0) / (block.sum(axis=0, dtype=np.float32) + 1.0)
                 f32.write(share.astype(np.float32), 1, window=window)
+    gc.freeze()  # as pixgmm.cli.main.run: the objects alive at exit are not collected
 
 
 def api_train(image, training, model_dir):
@@ -100,7 +104,8 @@ def api_classify(image, model_dir, out_dir, chunks, level):
     options = {**creation_options(), "NUM_THREADS": "ALL_CPUS"}  # GDAL compresses on every core
     models = {int(p.stem): pixgmm.Mixture.load(p) for p in sorted(Path(model_dir).glob("*.json"))}
     clf = pixgmm.Classifier(models)  # equal priors: the rule of i.maxlik and OTB's bayes
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # and decodes on every core
+    # and decodes on every core; its block cache holds a few chunks
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_CACHEMAX=128 * 2**20):
         if chunks == "none":
             img = rioxarray.open_rasterio(image)  # (band, y, x), NumPy-backed
         else:
