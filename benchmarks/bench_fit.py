@@ -445,7 +445,9 @@ def markdown(res, s, quick, load):
     )
     lines.append(row("F4", f"Dask, Zarr {s['zarr']}^2 uint8 ({f4.get('pixels', 0):,} pixels; "
                            f"{f4.get('points', 0):,} distinct colours)", f4))  # fmt: skip
-    lines.append(row("F4", "reading the store once (a max over every chunk): the floor", res["F4_read"]))
+    lines.append(
+        row("F4", "reading the store once (a max over every chunk): the floor", res["F4_read"])
+    )
     lines.append("")  # fmt: skip
     for r, label in ((f1, "defaults"), (f1n2, "n_init=2")):
         if _ok(r) and _ok(sub):

@@ -260,8 +260,14 @@ def phase_iofloor(args):
             p = (index * np.float32(254 / 16777215)).astype(pdtype)
         mask = da.where(image[..., 1] > 128, np.uint8(255), np.uint8(0))
         writes = [
-            da.to_zarr(arr, str(out / f"{name}.zarr"), compute=False, overwrite=True,
-                       zarr_format=3, compressors=args.compressors)
+            da.to_zarr(
+                arr,
+                str(out / f"{name}.zarr"),
+                compute=False,
+                overwrite=True,
+                zarr_format=3,
+                compressors=args.compressors,
+            )
             for name, arr in (("probability", p), ("mask", mask))
         ]
         dask.compute(*writes)

@@ -394,10 +394,14 @@ def test_relative_output_path_is_the_clients(client, workers_elsewhere, many, rn
             pxio.write_zarr(lr, "lr.zarr")
     expected = pixgmm.log_ratio(img, skin, other)
     zarr = pytest.importorskip("zarr")
-    np.testing.assert_allclose(zarr.open_array(here / "lr.zarr", mode="r")[...], expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        zarr.open_array(here / "lr.zarr", mode="r")[...], expected, rtol=1e-12
+    )
     assert pxio.is_complete(here / "lr.zarr")
     if many:
-        np.testing.assert_array_equal(zarr.open_array(here / "mask.zarr", mode="r")[...], expected > 0)
+        np.testing.assert_array_equal(
+            zarr.open_array(here / "mask.zarr", mode="r")[...], expected > 0
+        )
         assert pxio.is_complete(here / "mask.zarr")
     assert not list(there.iterdir())  # nothing written in the workers' folder
 

@@ -40,7 +40,9 @@ def test_import_loads_neither_numba_nor_the_command_line_libraries():
         " if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -50,5 +52,7 @@ def test_the_command_group_imports_only_click():
         "import sys, pixgmm.cli\n"
         "print([m for m in ('numpy', 'numba', 'jsonschema', 'xarray') if m in sys.modules])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

@@ -81,7 +81,9 @@ def test_quantised_probabilities_decode_within_half_a_step():
         attrs = quantize.cf_attributes(dtype)
         packed = quantize.encode(np.array([np.nan, 0.25]), dtype)
         assert packed[0] == attrs["_FillValue"]
-        assert packed[1] * attrs["scale_factor"] + attrs["add_offset"] == pytest.approx(0.25, abs=step)
+        assert packed[1] * attrs["scale_factor"] + attrs["add_offset"] == pytest.approx(
+            0.25, abs=step
+        )
     assert quantize.cf_attributes("float32") == {}
 
 

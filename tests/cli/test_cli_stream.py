@@ -132,8 +132,9 @@ def test_memory_holds_a_few_windows_whatever_the_scene(tmp_path, monkeypatch):
     model = pixgmm.Mixture([1.0], [[2500.0] * 4], [[1e6] * 4], "diag")
     model.save(tmp_path / "m.json")
     monkeypatch.setattr(windows, "WINDOW_BYTES", 256 * 1024)
+    # the kernels compiled first
     invoke("density", tmp_path / "big.tif", "-m", tmp_path / "m.json", "--scale", "none",
-           "-o", tmp_path / "warm", cwd=tmp_path)  # fmt: skip  (kernels compiled first)
+           "-o", tmp_path / "warm", cwd=tmp_path)  # fmt: skip
     tracemalloc.start()
     try:
         result = invoke("density", tmp_path / "big.tif", "-m", tmp_path / "m.json", "--scale",
@@ -221,10 +222,10 @@ def _vrt(path, tiles, width, height, count, dtype="UInt16", nodata=0):
     bands = []
     for b in range(1, count + 1):
         sources = "".join(
-            f"<SimpleSource><SourceFilename relativeToVRT=\"1\">{name}</SourceFilename>"
-            f"<SourceBand>{b}</SourceBand><SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" "
-            f"ySize=\"{height}\"/><DstRect xOff=\"{off}\" yOff=\"0\" xSize=\"{w}\" "
-            f"ySize=\"{height}\"/></SimpleSource>"
+            f'<SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename>'
+            f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" '
+            f'ySize="{height}"/><DstRect xOff="{off}" yOff="0" xSize="{w}" '
+            f'ySize="{height}"/></SimpleSource>'
             for name, off, w in tiles
         )
         bands.append(f"<VRTRasterBand dataType=\"{dtype}\" band=\"{b}\"><NoDataValue>{nodata}"
@@ -233,7 +234,7 @@ def _vrt(path, tiles, width, height, count, dtype="UInt16", nodata=0):
     from rasterio.crs import CRS as RioCRS
 
     path.write_text(
-        f"<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{height}\">"
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">'
         f"<SRS>{RioCRS.from_string(CRS).to_wkt()}</SRS>"
         f"<GeoTransform>{c}, {a}, {b_}, {f}, {d}, {e}</GeoTransform>{''.join(bands)}</VRTDataset>"
     )
@@ -281,5 +282,6 @@ def test_cog_outputs_are_cloud_optimized_with_the_same_pixels(scene, small_windo
             cog = src.read()
         plain = read(tmp_path / "plain" / name)[0]
         np.testing.assert_array_equal(cog, plain)
+    # no temporary file left
     assert sorted(p.name for p in (tmp_path / "cog").iterdir()) == [
-        "scene.confidence.tif", "scene.labels.tif"]  # fmt: skip  (no temporary file left)
+        "scene.confidence.tif", "scene.labels.tif"]  # fmt: skip

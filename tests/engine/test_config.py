@@ -41,7 +41,10 @@ def _config_names(tree):
     """Names imported from the package's ``_config`` module."""
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] in ("config", "_config"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] in (
+            "config",
+            "_config",
+        ):
             names.update(alias.asname or alias.name for alias in node.names)
     return names
 
@@ -90,7 +93,9 @@ def check_source(source, filename="<source>"):
 
 
 def _modules():
-    return sorted(p for p in PACKAGE_DIR.rglob("*.py") if p != PACKAGE_DIR / "_engine" / "config.py")
+    return sorted(
+        p for p in PACKAGE_DIR.rglob("*.py") if p != PACKAGE_DIR / "_engine" / "config.py"
+    )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: p.relative_to(PACKAGE_DIR).as_posix())
@@ -101,7 +106,12 @@ def test_no_module_hard_codes_numba_flags(path):
 
 def test_the_kernel_modules_are_actually_checked():
     """The check is not vacuous: the kernel modules do compile functions with numba."""
-    for name in ("_engine/direct.py", "_engine/table.py", "_engine/separable.py", "_engine/vmath.py"):
+    for name in (
+        "_engine/direct.py",
+        "_engine/table.py",
+        "_engine/separable.py",
+        "_engine/vmath.py",
+    ):
         _, uses = check_source((PACKAGE_DIR / name).read_text(encoding="utf-8"), name)
         assert uses >= 1, f"no numba decorator found in {name}"
 

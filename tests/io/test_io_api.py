@@ -93,9 +93,10 @@ def test_atomic_writers_refuse_an_existing_output_and_leave_no_partial_file(tmp_
         pxio.write_float(target, np.zeros((4, 5)))
     assert isinstance(exists.value, pxio.OutputExists)
     np.testing.assert_array_equal(tifffile.imread(target), 1)
-    with pytest.raises(RuntimeError, match="interrupted"), pxio.atomic_target(
-        tmp_path / "half.png", False
-    ) as tmp:
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        pxio.atomic_target(tmp_path / "half.png", False) as tmp,
+    ):
         tmp.write_bytes(b"partial")
         raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tiff"]

@@ -131,9 +131,7 @@ def test_write_zarr_round_trip_end_to_end(tmp_path, image):
     tifffile.imwrite(src, image, tile=(32, 32))
     lazy = pxio.open_image_lazy(src, chunks=48)
     out = tmp_path / "density.zarr"
-    stored = pxio.write_zarr(
-        pixgmm.density(lazy, MODEL), out, attrs={"model": MODEL._fingerprint}
-    )
+    stored = pxio.write_zarr(pixgmm.density(lazy, MODEL), out, attrs={"model": MODEL._fingerprint})
     assert stored.shape == image.shape[:2] and stored.chunks == (48, 48)
     np.testing.assert_allclose(stored[...], pixgmm.density(image, MODEL), rtol=1e-12)
     assert pxio.is_complete(out)
@@ -263,7 +261,9 @@ def test_store_pixgmm_did_not_write_needs_overwrite(tmp_path, image):
     theirs = zarr.create_array(path, shape=(130, 97), chunks=(50, 50), dtype="f8")
     theirs[...] = 7.0
     lazy = pixgmm.density(da.from_array(image, chunks=64), MODEL)
-    with pytest.raises(FileExistsError, match=r"theirs\.zarr.*not written by pixgmm.*overwrite=True"):
+    with pytest.raises(
+        FileExistsError, match=r"theirs\.zarr.*not written by pixgmm.*overwrite=True"
+    ):
         pxio.write_zarr(lazy, path)
     assert pxio.store_status(path) == "foreign"
     np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], 7.0)  # untouched
