@@ -197,7 +197,7 @@ def training_pixels(
     from .classfit import ClassHistograms
     from .io.pixels import SCALES, PixelRule
     from .io.samples import open_samples
-    from .io.windows import WINDOW_BYTES, WindowReader, plan_windows
+    from .io.windows import WINDOW_BYTES, WindowReader, bounded_cache, plan_windows
 
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r}")
@@ -225,7 +225,7 @@ def training_pixels(
         acc = ClassHistograms(list(range(1, k + 1)))
         nodata = np.zeros(k + 1, np.int64)
         integer = True
-        with WindowReader(page.source) as reader:
+        with bounded_cache(), WindowReader(page.source) as reader:
             rule = PixelRule(len(read), scale).fixed(
                 dtype, lambda: _value_range(reader, plan, geo, read)
             )

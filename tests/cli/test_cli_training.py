@@ -82,21 +82,28 @@ def test_polygons_points_a_label_raster_and_another_crs_give_the_same_models(fil
 def test_the_api_reads_only_the_windows_with_samples(files, monkeypatch):
     d = files
     whole = pixgmm.fitting.fit_training(d / "scene.tif", d / "polygons.gpkg", 1, scale="none")
+    from rasterio.env import get_gdal_config
+
     read = []
+    cache = set()
     real = windows.WindowReader.read
 
     def spy(self, window, bands=None):
         read.append(window)
+        cache.add(str(get_gdal_config("GDAL_CACHEMAX")))
         return real(self, window, bands)
 
     monkeypatch.setattr(windows, "WINDOW_BYTES", 32 * 32 * 12)  # one 32 x 32 block a window
     monkeypatch.setattr(windows.WindowReader, "read", spy)
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     small = pixgmm.fitting.fit_training(d / "scene.tif", d / "polygons.gpkg", 1, scale="none")
     labels = scene.label_raster()
     plan = windows.plan_windows(scene.H, scene.W, (32, 32), 12, 32 * 32 * 12)
     assert len(plan) == 20
     needed = [w for w in plan if labels[w.slices].any()]
     assert read == needed  # the windows with training pixels, each once
+    # read under GDAL's cache of a few windows (GDAL_CACHEMAX is not set here)
+    assert cache == {str(windows.CACHE_BYTES)}
     for c in whole:  # the same pixels, met in another order
         np.testing.assert_allclose(small[c].means, whole[c].means, rtol=1e-12)
         np.testing.assert_allclose(small[c].covariances, whole[c].covariances, rtol=1e-9)

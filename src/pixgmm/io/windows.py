@@ -390,7 +390,7 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
     """
     from .atomic import atomic_target
 
-    with _bounded_cache(), contextlib.ExitStack() as files:
+    with bounded_cache(), contextlib.ExitStack() as files:
         writers = {}
         finished = False
         try:
@@ -417,8 +417,13 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
                 raise errors[0]
 
 
-def _bounded_cache():
-    """GDAL's block cache at :data:`CACHE_BYTES` (a ``rasterio.Env``), or as the user set it."""
+def bounded_cache():
+    """GDAL's block cache at :data:`CACHE_BYTES` (a ``rasterio.Env``), or as the user set it.
+
+    For a pass that reads (or writes) a raster window by window: its blocks are used once,
+    so a cache of a few windows loses nothing, and GDAL's default would keep up to 5% of
+    the machine's memory of them.
+    """
     import os
 
     if "GDAL_CACHEMAX" in os.environ:
