@@ -166,3 +166,27 @@ def test_the_command_lines_scale_names_are_the_pixel_rules():
     from pixgmm.io.pixels import SCALES as RULE_SCALES
 
     assert SCALES == RULE_SCALES
+
+
+def test_windowed_passes_bound_gdals_cache_and_restore_it(monkeypatch):
+    """bounded_cache: GDAL's cache at a few windows inside, as it was after (also nested in
+    another rasterio.Env); a GDAL_CACHEMAX the caller's rasterio.Env sets is kept."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.env import get_gdal_config
+
+    from pixgmm.io.windows import CACHE_BYTES, bounded_cache
+
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    assert before != CACHE_BYTES
+    with bounded_cache():
+        assert get_gdal_config("GDAL_CACHEMAX") == CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        with bounded_cache():
+            assert get_gdal_config("GDAL_CACHEMAX") == CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == before
+    with rasterio.Env(GDAL_CACHEMAX=3 * CACHE_BYTES):
+        with bounded_cache():
+            assert get_gdal_config("GDAL_CACHEMAX") == 3 * CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == before

@@ -417,20 +417,33 @@ def stream(reader, plan, compute, outputs, like, *, overwrite=False, bands=None,
                 raise errors[0]
 
 
+@contextlib.contextmanager
 def bounded_cache():
-    """GDAL's block cache at :data:`CACHE_BYTES` (a ``rasterio.Env``), or as the user set it.
+    """GDAL's block cache at :data:`CACHE_BYTES` while the block runs, or as the user set it.
 
     For a pass that reads (or writes) a raster window by window: its blocks are used once,
     so a cache of a few windows loses nothing, and GDAL's default would keep up to 5% of
-    the machine's memory of them.
+    the machine's memory of them. A ``GDAL_CACHEMAX`` in the environment, or in the
+    ``rasterio.Env`` the caller runs in, is kept; the cache's size is restored afterwards
+    (nested in another ``rasterio.Env``, rasterio alone would leave it changed).
     """
     import os
 
-    if "GDAL_CACHEMAX" in os.environ:
-        return contextlib.nullcontext()
     import rasterio
+    from rasterio.env import get_gdal_config, set_gdal_config
 
-    return rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES)
+    if "GDAL_CACHEMAX" in os.environ or (
+        rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+    ):
+        yield
+        return
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES):
+            yield
+    finally:
+        if get_gdal_config("GDAL_CACHEMAX") != before:
+            set_gdal_config("GDAL_CACHEMAX", before)
 
 
 class AlignedRaster:
