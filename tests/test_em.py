@@ -279,6 +279,60 @@ def test_statistics_do_not_depend_on_blocking(rng):
     assert (wsum, nnan) == (X.shape[0], 0)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_one_gaussian_statistics_in_numpy_equal_the_kernel(rng, covariance_type):
+    """K = 1 takes NumPy products (no kernel to load): the kernel's sums, NaN rows and all."""
+    X = blob_pixels(rng, 3 * _em.BLOCK + 17, 4, np.float64)
+    X[[3, 400]] = np.nan  # NaN rows weigh 0 and are counted
+    w = rng.uniform(0.5, 3.0, X.shape[0])
+    means = np.nanmean(X, axis=0)[None] + 7.0
+    cov = np.cov(X[~np.isnan(X).any(1)], rowvar=False) + np.eye(4)
+    cov = (np.diag(cov) if covariance_type == "diag" else cov)[None]
+    prec = _em.precision_cholesky(cov, covariance_type, 1, 4)
+    coef = _em.log_coefficients(np.ones(1), prec)
+    full = covariance_type == "full"
+    for weights in (w, None):
+        for second in (0, _em.SECOND_DIAG, _em.SECOND_FULL):
+            got = _histfit.one_component_stats(X, weights, means, prec, coef, second)
+            ref = _histfit.block_stats(X, weights, means, prec, coef, full, second)
+            np.testing.assert_allclose(got[0], ref[0], rtol=1e-13)
+            np.testing.assert_allclose(got[1], ref[1], rtol=1e-9, atol=1e-9 * np.abs(ref[1]).max())
+            if second == _em.SECOND_FULL:  # the kernel fills the lower triangle
+                np.testing.assert_allclose(np.tril(got[2][0]), ref[2][0], rtol=1e-10)
+            elif second == _em.SECOND_DIAG:
+                np.testing.assert_allclose(
+                    np.diagonal(got[2][0]), np.diagonal(ref[2][0]), rtol=1e-10
+                )
+            assert got[3] == pytest.approx(ref[3], rel=1e-12)
+            assert got[4:] == ref[4:] == (pytest.approx(ref[4]), 2)
+
+
+def test_one_gaussian_is_fitted_without_loading_the_em_kernels(tmp_path):
+    """A fit with k=1 (one Gaussian per class: the maximum-likelihood classifier) never
+    calls the EM's or k-means' kernels, so a new process does not load numba's compiler
+    for them; the result is the pixels' mean and covariance (+ reg_covar 1 for integers)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, pixgmm\n"
+        "from pixgmm._engine import em, emfit, emtable, kmeans\n"
+        "rng = np.random.default_rng(0)\n"
+        "img = rng.normal(100, 20, (60, 50, 4)).round().clip(0, 255).astype(np.uint16)\n"
+        "r = pixgmm.fitting.fit_em(img, 1, 'full')\n"
+        "px = img.reshape(-1, 4).astype(float)\n"
+        "ok = np.allclose(r.mixture.means[0], px.mean(0), rtol=1e-12) and np.allclose(\n"
+        "    r.mixture.covariances[0], np.cov(px, rowvar=False, bias=True) + np.eye(4),\n"
+        "    rtol=1e-9)\n"
+        "used = [f'{m.__name__}.{n}' for m in (em, emfit, emtable, kmeans)\n"
+        "        for n, f in vars(m).items() if getattr(f, 'signatures', None)]\n"
+        "print(ok, r.converged, used)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)  # fmt: skip
+    assert out.stdout.split() == ["True", "True", "[]"], out.stdout + out.stderr
+
+
 # -- initialisation, convergence, selection --------------------------------------------
 
 

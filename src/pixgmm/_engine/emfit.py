@@ -268,7 +268,7 @@ def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
     Xf = np.asarray(X, dtype=np.float64)
     mean = (w @ Xf) / w.sum()
     if k == 1:  # one cluster: k-means ends at the weighted mean, whatever its seed
-        nk, sx, sxx, _ = _lloyd_stats(X, w, mean[None, :], True, ntasks)
+        nk, sx, sxx = _histfit.one_component_moments(X, w, mean)[:3]
         return _em.m_step(nk, sx, sxx, mean[None, :], covariance_type, reg_covar)
     var = (w @ (Xf - mean) ** 2) / w.sum()
     tol = LLOYD_TOL * float(var.mean())

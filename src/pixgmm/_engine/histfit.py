@@ -48,7 +48,38 @@ class Points:
         return self.X.shape[0]
 
     def stats(self, means, prec, coef, full, second):
+        if means.shape[0] == 1:  # one Gaussian: a few matrix products, no kernel to load
+            return one_component_stats(self.X, self.w, means, prec, coef, second)
         return block_stats(self.X, self.w, means, prec, coef, full, second)
+
+
+def one_component_moments(X, w, centre):
+    """``(nk (1,), sx (1, D), sxx (1, D, D), X float64, weights)`` of points X (N, D) about
+    ``centre`` (D,), with weights ``w`` (None: all 1); a row with a NaN weighs 0 and counts
+    as 0, as in :func:`block_stats`."""
+    Xf = np.array(X, dtype=np.float64)
+    ww = np.ones(Xf.shape[0]) if w is None else np.array(w, dtype=np.float64)
+    bad = np.isnan(Xf).any(axis=1)
+    if bad.any():
+        Xf[bad] = 0.0
+        ww[bad] = 0.0
+    d = Xf - centre
+    wd = d * ww[:, None]
+    nk = np.array([ww.sum()])
+    return nk, wd.sum(axis=0)[None], (wd.T @ d)[None], d, ww, int(bad.sum())
+
+
+def one_component_stats(X, w, means, prec, coef, second):
+    """:func:`block_stats` for one Gaussian, in NumPy: the same sums (rounded in another
+    order), from a matrix product over all points instead of the kernels (whose first use
+    in a process loads numba's compiler: about half a second)."""
+    nk, sx, sxx, d, ww, n_nan = one_component_moments(X, w, means[0])
+    y = d @ prec[0]  # U^T (x - mu) for every point, as rows
+    logp = coef[0] - 0.5 * np.einsum("ij,ij->i", y, y)
+    ll = float(ww[ww > 0] @ logp[ww > 0])
+    if second == 0:
+        nk, sx, sxx = np.zeros(1), np.zeros_like(sx), np.zeros_like(sxx)
+    return nk, sx, sxx, ll, float(ww.sum()), n_nan
 
 
 def block_stats(X, w, means, prec, coef, full, second):
