@@ -308,15 +308,14 @@ def test_one_gaussian_statistics_in_numpy_equal_the_kernel(rng, covariance_type)
 
 
 def test_one_gaussian_is_fitted_without_loading_the_em_kernels(tmp_path):
-    """A fit with k=1 (one Gaussian per class: the maximum-likelihood classifier) never
-    calls the EM's or k-means' kernels, so a new process does not load numba's compiler
-    for them; the result is the pixels' mean and covariance (+ reg_covar 1 for integers)."""
+    """A fit with k=1 (one Gaussian per class: the maximum-likelihood classifier) of
+    integer pixels needs no kernel, so a new process does not even import numba; the
+    result is the pixels' mean and covariance (+ reg_covar 1 for integers)."""
     import subprocess
     import sys
 
     code = (
-        "import numpy as np, pixgmm\n"
-        "from pixgmm._engine import em, emfit, emtable, kmeans\n"
+        "import sys, numpy as np, pixgmm, pixgmm.fitting, pixgmm.training\n"
         "rng = np.random.default_rng(0)\n"
         "img = rng.normal(100, 20, (60, 50, 4)).round().clip(0, 255).astype(np.uint16)\n"
         "r = pixgmm.fitting.fit_em(img, 1, 'full')\n"
@@ -324,13 +323,16 @@ def test_one_gaussian_is_fitted_without_loading_the_em_kernels(tmp_path):
         "ok = np.allclose(r.mixture.means[0], px.mean(0), rtol=1e-12) and np.allclose(\n"
         "    r.mixture.covariances[0], np.cov(px, rowvar=False, bias=True) + np.eye(4),\n"
         "    rtol=1e-9)\n"
+        "print(ok, r.converged, 'numba' in sys.modules)\n"
+        "from pixgmm._engine import em, emfit, emtable, kmeans\n"
         "used = [f'{m.__name__}.{n}' for m in (em, emfit, emtable, kmeans)\n"
         "        for n, f in vars(m).items() if getattr(f, 'signatures', None)]\n"
-        "print(ok, r.converged, used)\n"
+        "r2 = pixgmm.fitting.fit_em(img, 2, 'full')\n"  # two components: the kernels
+        "print(used, bool(em.em_stats.signatures))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path)  # fmt: skip
-    assert out.stdout.split() == ["True", "True", "[]"], out.stdout + out.stderr
+    assert out.stdout.split() == ["True", "True", "False", "[]", "True"], out.stdout + out.stderr
 
 
 # -- initialisation, convergence, selection --------------------------------------------

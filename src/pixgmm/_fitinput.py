@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._engine import em as _em
 from ._engine import histfit as _histfit
 from ._validation import (
     as_image_array,
@@ -182,6 +181,8 @@ def nonfinite(px, name):
     """NaN pixels of float pixels (N, D); infinite values are an error."""
     if px.dtype.kind != "f":
         return 0
+    from ._engine import em as _em
+
     n_nan, n_inf = _em.count_nonfinite(px, _em.n_tasks(px.shape[0]))
     if n_inf:
         raise ValueError(

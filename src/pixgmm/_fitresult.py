@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 
-from ._engine import em as _em
 from ._engine import emfit as _emfit
+from ._engine import mstep as _mstep
 from .mixture import Mixture
 
 _INSTALL = 'pip install "pixgmm[fit]"'
@@ -170,7 +170,7 @@ def _start_from_mixture(init, n_features, covariance_type, channels):
         }[covariance_type]
     prec = np.array(init.precisions_cholesky) if cov is init.covariances else None
     if prec is None:
-        prec = _em.precision_cholesky(cov, covariance_type, *means.shape)
+        prec = _mstep.precision_cholesky(cov, covariance_type, *means.shape)
     return weights, means, prec
 
 

@@ -13,6 +13,10 @@ validated models, and never validate user input (the public modules do).
 - :mod:`.blocks`: the same engines applied block by block to a Dask array.
 - :mod:`.classes`: the classifier's one-pass kernels (label, confidence, margin, entropy,
   reject of every pixel); not an engine of the rule below.
+- The fit: :mod:`.em` (statistics and histogram kernels), :mod:`.mstep` (the M-step, in
+  NumPy), :mod:`.histfit` (the points an EM runs on), :mod:`.kmeans` and :mod:`.emfit`
+  (initialisation and the EM loop). Kernel modules are imported where they run, so one
+  Gaussian on integer points in memory imports no numba.
 
 Every engine module answers the same three questions, so the dispatcher needs
 nothing else and a new engine is one new file:

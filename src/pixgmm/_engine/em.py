@@ -29,32 +29,29 @@ rejects infinite values before the first call. ``ntasks`` is chosen by
 :func:`n_tasks` from the pixel count only, not the number of threads, so a
 fit gives bit-identical results on any machine with the same data.
 
-:func:`m_step` turns the summed statistics into parameters exactly as
-scikit-learn's ``_estimate_gaussian_parameters`` defines them (``nk + 10 eps``,
-``reg_covar`` added to the diagonal, weights ``nk / sum(nk)``), and
-:func:`precision_cholesky` as its ``_compute_precision_cholesky``.
+The M-step (:func:`~pixgmm._engine.mstep.m_step`, :func:`~.mstep.precision_cholesky`)
+is NumPy and lives in :mod:`.mstep`, which imports no numba.
 """
 
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
 
 from .config import BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
 from .direct import _block_log_terms3  # the same log-terms as evaluation, one kernel
+from .mstep import (  # noqa: F401  (the M-step's NumPy half, named here as before)
+    SECOND_DIAG,
+    SECOND_FULL,
+    IllDefinedCovariance,
+    log_coefficients,
+    m_step,
+    precision_cholesky,
+)
 from .vmath import vexp, vlog
-
-#: ``second`` argument of :func:`em_stats`: which second moments to accumulate.
-SECOND_DIAG = 1
-SECOND_FULL = 2
 
 #: Upper bound on the pixel groups of one call (each holds K x D x D accumulators).
 MAX_TASKS = 64
-
-_LOG_2PI = math.log(2.0 * math.pi)
-_EPS = float(np.finfo(np.float64).eps)
 
 
 def n_tasks(n):
@@ -468,77 +465,3 @@ def decode8(codes, n_channels):
     for c in range(n_channels):
         out[:, c] = (codes >> (8 * (n_channels - 1 - c))) & 255
     return out
-
-
-# -- M-step ---------------------------------------------------------------------------
-
-
-def m_step(nk, sx, sxx, means_old, covariance_type, reg_covar):
-    """``(weights, means, covariances)`` from summed statistics, as scikit-learn's M-step.
-
-    ``nk`` (K,), ``sx`` (K, D) and ``sxx`` (K, D, D) are the statistics of
-    :func:`em_stats` summed over pixel groups, centred on ``means_old``.
-    """
-    K, D = means_old.shape
-    nk_reg = nk + 10 * _EPS  # scikit-learn: nk = resp.sum(0) + 10 * eps
-    means = (sx + nk[:, None] * means_old) / nk_reg[:, None]
-    d = means - means_old  # the means' update: the statistics are re-centred on the new means
-    if covariance_type in ("diag", "spherical"):
-        dsq = np.diagonal(sxx, axis1=1, axis2=2)
-        scatter = dsq - 2.0 * sx * d + nk[:, None] * d * d
-        var = scatter / nk_reg[:, None] + reg_covar
-        cov = var if covariance_type == "diag" else var.mean(axis=1)
-    else:
-        low = np.tril(sxx)
-        full = low + np.swapaxes(np.tril(sxx, -1), 1, 2)
-        scatter = (
-            full
-            - sx[:, :, None] * d[:, None, :]
-            - d[:, :, None] * sx[:, None, :]
-            + nk[:, None, None] * d[:, :, None] * d[:, None, :]
-        )
-        idx = np.arange(D)
-        if covariance_type == "full":
-            cov = scatter / nk_reg[:, None, None]
-            cov[:, idx, idx] += reg_covar
-        else:
-            cov = scatter.sum(axis=0) / nk_reg.sum()
-            cov[idx, idx] += reg_covar
-        cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
-    weights = nk_reg / nk_reg.sum()
-    return weights, means, cov
-
-
-class IllDefinedCovariance(ValueError):
-    """A covariance is not positive definite (the driver adds what to do)."""
-
-
-def precision_cholesky(cov, covariance_type, K, D):
-    """Upper-triangular U (K, D, D) with ``inv(Sigma_k) = U_k U_k^T`` (scikit-learn's way)."""
-    if covariance_type in ("diag", "spherical"):
-        var = cov if covariance_type == "diag" else np.repeat(cov[:, None], D, axis=1)
-        if not np.all(var > 0):
-            k = int(np.argwhere(~(var > 0))[0, 0])
-            raise IllDefinedCovariance(f"component {k} has a variance <= 0")
-        u = np.zeros((K, D, D))
-        idx = np.arange(D)
-        u[:, idx, idx] = 1.0 / np.sqrt(var)
-        return u
-    mats = cov[None] if covariance_type == "tied" else cov
-    try:
-        low = np.linalg.cholesky(mats)
-    except np.linalg.LinAlgError:
-        raise IllDefinedCovariance("a covariance is not positive definite") from None
-    eye = np.broadcast_to(np.eye(D), mats.shape)
-    u = np.swapaxes(np.linalg.solve(low, eye), 1, 2)
-    if covariance_type == "tied":
-        u = np.repeat(u, K, axis=0)
-    return np.ascontiguousarray(u)
-
-
-def log_coefficients(weights, prec):
-    """``log w_k + log det U_k - D/2 log(2 pi)``: the constant of each log-term."""
-    D = prec.shape[1]
-    with np.errstate(divide="ignore"):
-        logw = np.log(weights)
-    return logw + np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1) - 0.5 * D * _LOG_2PI

@@ -12,7 +12,7 @@ module builds the :class:`pixgmm.fitting.FitResult` and issues the warnings).
   responsibilities, as scikit-learn's ``_initialize``.
 - The loop (:func:`run_em`): one :meth:`stats` pass per iteration (E-step and
   sufficient statistics fused, :mod:`.em`), components that lost their weight
-  dropped, :func:`.em.m_step`, scikit-learn's stopping rule on the lower bound.
+  dropped, :func:`.mstep.m_step`, scikit-learn's stopping rule on the lower bound.
 - :func:`fit_best`: the best of ``n_init`` starts by final lower bound.
 """
 
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import em as _em
 from . import histfit as _histfit
-from . import kmeans as _kmeans
+from . import mstep as _mstep
 
 _INSTALL = 'pip install "pixgmm[fit]"'
 #: Initialisation methods run on at most this many points (drawn by weight).
@@ -49,6 +48,8 @@ PARALLEL_MIN = 1 << 18
 
 
 def _d2(X):
+    from . import kmeans as _kmeans
+
     return _kmeans.nearest_d2 if X.shape[0] >= PARALLEL_MIN else _kmeans.nearest_d2_serial
 
 
@@ -144,7 +145,7 @@ def params_from_resp(X, w, resp, covariance_type, reg_covar):
     sx = rw.T @ d
     sxx = np.einsum("nk,nc,ne->kce", rw, d, d)
     k = resp.shape[1]
-    return _em.m_step(
+    return _mstep.m_step(
         nk, sx, sxx, np.broadcast_to(shift, (k, X.shape[1])), covariance_type, reg_covar
     )
 
@@ -183,6 +184,8 @@ def kmeans_plus_plus_exact(X, w, k, rng, ntasks):
     weighted potential) of ``2 + log k`` candidates drawn with probability
     ``w * d2``.
     """
+    from . import kmeans as _kmeans
+
     n, d = X.shape
     trials = 2 + int(np.log(k))
     no_cands = np.empty((0, d))
@@ -212,6 +215,8 @@ def kmeans_plus_plus_exact(X, w, k, rng, ntasks):
 
 
 def _lloyd_stats(X, w, centres, second, ntasks):
+    from . import kmeans as _kmeans
+
     k, d = centres.shape
     nk = np.empty((ntasks, k))
     sx = np.empty((ntasks, k, d))
@@ -264,12 +269,14 @@ def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
     """
     rng = np.random.default_rng(seed)
     X, w = _lloyd_points(points, seed)
-    ntasks = _em.n_tasks(X.shape[0])
     Xf = np.asarray(X, dtype=np.float64)
     mean = (w @ Xf) / w.sum()
     if k == 1:  # one cluster: k-means ends at the weighted mean, whatever its seed
         nk, sx, sxx = _histfit.one_component_moments(X, w, mean)[:3]
-        return _em.m_step(nk, sx, sxx, mean[None, :], covariance_type, reg_covar)
+        return _mstep.m_step(nk, sx, sxx, mean[None, :], covariance_type, reg_covar)
+    from . import em as _em
+
+    ntasks = _em.n_tasks(X.shape[0])
     var = (w @ (Xf - mean) ** 2) / w.sum()
     tol = LLOYD_TOL * float(var.mean())
     if X.shape[0] > LLOYD_COARSE_MIN:  # coarse: seeding and Lloyd on a sample drawn by weight
@@ -283,7 +290,7 @@ def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
         centres = kmeans_plus_plus_exact(X, w, k, rng, ntasks)
         centres = lloyd(X, w, centres, LLOYD_MAX_ITER, tol, ntasks)
     nk, sx, sxx, _ = _lloyd_stats(X, w, centres, True, ntasks)
-    return _em.m_step(nk, sx, sxx, centres, covariance_type, reg_covar)
+    return _mstep.m_step(nk, sx, sxx, centres, covariance_type, reg_covar)
 
 
 def initial_parameters(points, k, covariance_type, method, reg_covar, seed, random_state_obj):
@@ -295,8 +302,8 @@ def initial_parameters(points, k, covariance_type, method, reg_covar, seed, rand
         resp = initial_resp(Xs, ws, k, method, seed, random_state_obj)
         weights, means, cov = params_from_resp(Xs, ws, resp, covariance_type, reg_covar)
     try:
-        prec = _em.precision_cholesky(cov, covariance_type, k, points.n_features)
-    except _em.IllDefinedCovariance:
+        prec = _mstep.precision_cholesky(cov, covariance_type, k, points.n_features)
+    except _mstep.IllDefinedCovariance:
         raise ill_defined(reg_covar) from None
     return weights, means, prec
 
@@ -319,7 +326,7 @@ def run_em(
     ``on_empty(n_iter, n_empty, n_left)`` is called when components lose their
     weight (they are dropped); ``callback(n_iter, lower_bound)`` after every iteration.
     """
-    second = _em.SECOND_DIAG if covariance_type in ("diag", "spherical") else _em.SECOND_FULL
+    second = _mstep.SECOND_DIAG if covariance_type in ("diag", "spherical") else _mstep.SECOND_FULL
     lower_bound = -np.inf
     history = []
     converged = False
@@ -328,7 +335,7 @@ def run_em(
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         full = covariance_type in ("full", "tied") or not is_diagonal(prec)
-        coef = _em.log_coefficients(weights, prec)
+        coef = _mstep.log_coefficients(weights, prec)
         nk, sx, sxx, ll, wsum, _ = points.stats(means, prec, coef, full, second)
         prev, lower_bound = lower_bound, ll / wsum
         history.append(lower_bound)
@@ -340,17 +347,17 @@ def run_em(
             on_empty(n_iter, int(empty.sum()), int((~empty).sum()))
             keep = ~empty
             nk, sx, sxx, means = nk[keep], sx[keep], sxx[keep], means[keep]
-        weights, means, cov = _em.m_step(nk, sx, sxx, means, covariance_type, reg_covar)
+        weights, means, cov = _mstep.m_step(nk, sx, sxx, means, covariance_type, reg_covar)
         try:
-            prec = _em.precision_cholesky(cov, covariance_type, *means.shape)
-        except _em.IllDefinedCovariance:
+            prec = _mstep.precision_cholesky(cov, covariance_type, *means.shape)
+        except _mstep.IllDefinedCovariance:
             raise ill_defined(reg_covar) from None
         if callback is not None:
             callback(n_iter, lower_bound)
         if abs(lower_bound - prev) < tol:
             converged = True
             break
-    coef = _em.log_coefficients(weights, prec)
+    coef = _mstep.log_coefficients(weights, prec)
     full = covariance_type in ("full", "tied") or not is_diagonal(prec)
     _, _, _, ll, wsum, _ = points.stats(means, prec, coef, full, 0)
     return {

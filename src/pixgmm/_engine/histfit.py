@@ -12,7 +12,9 @@ as on every pixel (the sums over pixels are sums over values times counts). So
 
 :class:`Points` (in memory) and :class:`DaskPoints` (blocks of a dask array,
 float pixels) answer the one question the EM loop asks: the summed sufficient
-statistics for given parameters (:meth:`stats`).
+statistics for given parameters (:meth:`stats`). The kernels (:mod:`.em`,
+:mod:`.emtable`) are imported where they run, so one Gaussian on points in
+memory (:func:`one_component_stats`) loads no compiler.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-
-from . import em as _em
-from . import emtable as _emtable
 
 #: Below this many pixels an 8-bit histogram is counted by sorting packed codes
 #: instead of a dense 256**C array (the same histogram, cheaper for small inputs).
@@ -84,6 +83,9 @@ def one_component_stats(X, w, means, prec, coef, second):
 
 def block_stats(X, w, means, prec, coef, full, second):
     """``(nk, sx, sxx, loglik_sum, weight_sum, n_nan)`` of points X (N, D), summed."""
+    from . import em as _em
+    from . import emtable as _emtable
+
     K, D = means.shape
     T = _em.n_tasks(X.shape[0])
     nk = np.empty((T, K))
@@ -120,6 +122,8 @@ def histogram_counts(px, w, counts=None, mask=None):
 
 
 def _hist_into(px, w, mask, has_mask, counts):
+    from . import em as _em
+
     has_w = w is not None
     _em.histogram8(px, w if has_w else np.empty(1), has_w, mask, has_mask, counts)
 
@@ -134,6 +138,8 @@ def packed_codes8(px):
 
 def from_counts(counts, n_channels):
     """Distinct colours (M, C) uint8 and counts (M,) float64 from a dense histogram."""
+    from . import em as _em
+
     return _em.nonzero_counts(counts, n_channels, NONZERO_TASKS)
 
 
@@ -141,6 +147,8 @@ def compress(px, w):
     """``(X, w, compression)``: the points an EM on ``px`` (N, D) with weights ``w`` runs on."""
     n, d = px.shape
     if px.dtype == np.uint8 and d <= 3:
+        from . import em as _em
+
         if n >= DENSE_HISTOGRAM_MIN and w is None and n < 2**32:
             dense = np.zeros(256**d, dtype=np.uint32)
             _em.histogram8_count(px, dense)
@@ -204,6 +212,8 @@ def _block_histogram(block):
     into a dense 256**C array whose non-zero entries are then listed; a small block by
     sorting its packed codes.
     """
+    from . import em as _em
+
     px = np.ascontiguousarray(_block_pixels(block))
     if px.shape[1] == 3 and px.shape[0] >= DENSE_HISTOGRAM_MIN:
         return _em.histogram8_sparse3(px)
@@ -232,6 +242,8 @@ def _merge_histograms(*parts, size, dtype):
     2**32 pixels: exact, and half the memory of float64). Sparse ones are merged linearly
     while their codes together stay few, otherwise the sum is dense. The inputs are not
     modified."""
+    from . import em as _em
+
     sparse = [p for p in parts if isinstance(p, tuple)]
     dense = [p for p in parts if not isinstance(p, tuple)]
     if not dense and sum(p[0].shape[0] for p in sparse) <= size // DENSE_MERGE_FRACTION:
@@ -262,6 +274,8 @@ def dask_histogram(arr):
     """Distinct colours (M, C) uint8 and counts of a dask uint8 array (..., C), C <= 3."""
     import dask
 
+    from . import em as _em
+
     size = 256 ** arr.shape[-1]
     dtype = np.uint32 if np.prod(arr.shape[:-1], dtype=np.float64) < 2**32 else np.float64
     blocks = [dask.delayed(_block_histogram, pure=True)(b) for b in arr.to_delayed().ravel()]
@@ -280,6 +294,8 @@ def _dask_block_stats(block, params):
 
 
 def _dask_block_nonfinite(block):
+    from . import em as _em
+
     px = _block_pixels(block)
     return _em.count_nonfinite(px, _em.n_tasks(px.shape[0]))
 
