@@ -272,7 +272,7 @@ def lloyd_parameters(points, k, covariance_type, reg_covar, seed):
     Xf = np.asarray(X, dtype=np.float64)
     mean = (w @ Xf) / w.sum()
     if k == 1:  # one cluster: k-means ends at the weighted mean, whatever its seed
-        nk, sx, sxx = _histfit.one_component_moments(X, w, mean)[:3]
+        nk, sx, sxx = _histfit.one_component_sums(X, w, mean)[:3]
         return _mstep.m_step(nk, sx, sxx, mean[None, :], covariance_type, reg_covar)
     from . import em as _em
 

@@ -52,33 +52,49 @@ class Points:
         return block_stats(self.X, self.w, means, prec, coef, full, second)
 
 
-def one_component_moments(X, w, centre):
-    """``(nk (1,), sx (1, D), sxx (1, D, D), X float64, weights)`` of points X (N, D) about
-    ``centre`` (D,), with weights ``w`` (None: all 1); a row with a NaN weighs 0 and counts
-    as 0, as in :func:`block_stats`."""
-    Xf = np.array(X, dtype=np.float64)
-    ww = np.ones(Xf.shape[0]) if w is None else np.array(w, dtype=np.float64)
-    bad = np.isnan(Xf).any(axis=1)
-    if bad.any():
-        Xf[bad] = 0.0
-        ww[bad] = 0.0
-    d = Xf - centre
-    wd = d * ww[:, None]
-    nk = np.array([ww.sum()])
-    return nk, wd.sum(axis=0)[None], (wd.T @ d)[None], d, ww, int(bad.sum())
+#: Points per NumPy chunk of :func:`one_component_sums`: its temporaries stay a few MB.
+ONE_COMPONENT_CHUNK = 1 << 16
+
+
+def one_component_sums(X, w, centre, prec=None, coef=0.0):
+    """``(nk (1,), sx (1, D), sxx (1, D, D), loglik_sum, weight_sum, n_nan)`` of points X
+    (N, D) with weights ``w`` (None: all 1) about ``centre`` (D,), for one Gaussian.
+
+    The sums of :func:`block_stats` with K = 1, in NumPy (rounded in another order), chunk
+    by chunk; ``loglik_sum`` needs ``prec`` (the factor U, D x D) and ``coef`` (else 0). A
+    row with a NaN weighs 0 and is counted, as in the kernels.
+    """
+    n, dim = X.shape
+    nk, sx, sxx = 0.0, np.zeros(dim), np.zeros((dim, dim))
+    ll, n_nan = 0.0, 0
+    for start in range(0, n, ONE_COMPONENT_CHUNK):
+        d = np.array(X[start : start + ONE_COMPONENT_CHUNK], dtype=np.float64)
+        wb = (np.ones(d.shape[0]) if w is None
+              else np.array(w[start : start + d.shape[0]], dtype=np.float64))  # fmt: skip
+        bad = np.isnan(d).any(axis=1)
+        if bad.any():
+            d[bad] = 0.0
+            wb[bad] = 0.0
+            n_nan += int(bad.sum())
+        d -= centre
+        if prec is not None:
+            y = d @ prec  # U^T (x - mu) for every point, as rows
+            ll += float(wb @ (coef - 0.5 * np.einsum("ij,ij->i", y, y)))
+        wd = d * wb[:, None]
+        nk += float(wb.sum())
+        sx += wd.sum(axis=0)
+        sxx += wd.T @ d
+    return np.array([nk]), sx[None], sxx[None], ll, nk, n_nan
 
 
 def one_component_stats(X, w, means, prec, coef, second):
-    """:func:`block_stats` for one Gaussian, in NumPy: the same sums (rounded in another
-    order), from a matrix product over all points instead of the kernels (whose first use
-    in a process loads numba's compiler: about half a second)."""
-    nk, sx, sxx, d, ww, n_nan = one_component_moments(X, w, means[0])
-    y = d @ prec[0]  # U^T (x - mu) for every point, as rows
-    logp = coef[0] - 0.5 * np.einsum("ij,ij->i", y, y)
-    ll = float(ww[ww > 0] @ logp[ww > 0])
-    if second == 0:
+    """:func:`block_stats` for one Gaussian (:func:`one_component_sums`): a few matrix
+    products instead of the kernels, whose first use in a process loads numba's compiler
+    (about half a second)."""
+    nk, sx, sxx, ll, wsum, n_nan = one_component_sums(X, w, means[0], prec[0], coef[0])
+    if second == 0:  # a likelihood-only pass: the kernels leave the moments at 0
         nk, sx, sxx = np.zeros(1), np.zeros_like(sx), np.zeros_like(sxx)
-    return nk, sx, sxx, ll, float(ww.sum()), n_nan
+    return nk, sx, sxx, ll, wsum, n_nan
 
 
 def block_stats(X, w, means, prec, coef, full, second):
