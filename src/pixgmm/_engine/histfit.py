@@ -56,17 +56,18 @@ class Points:
 ONE_COMPONENT_CHUNK = 1 << 16
 
 
-def one_component_sums(X, w, centre, prec=None, coef=0.0):
+def one_component_sums(X, w, centre, prec=None, coef=0.0, moments=True):
     """``(nk (1,), sx (1, D), sxx (1, D, D), loglik_sum, weight_sum, n_nan)`` of points X
     (N, D) with weights ``w`` (None: all 1) about ``centre`` (D,), for one Gaussian.
 
     The sums of :func:`block_stats` with K = 1, in NumPy (rounded in another order), chunk
-    by chunk; ``loglik_sum`` needs ``prec`` (the factor U, D x D) and ``coef`` (else 0). A
-    row with a NaN weighs 0 and is counted, as in the kernels.
+    by chunk; ``loglik_sum`` needs ``prec`` (the factor U, D x D) and ``coef`` (else 0).
+    Without ``moments`` (a likelihood-only pass) ``nk``, ``sx`` and ``sxx`` stay 0, as the
+    kernels leave them. A row with a NaN weighs 0 and is counted, as in the kernels.
     """
     n, dim = X.shape
     nk, sx, sxx = 0.0, np.zeros(dim), np.zeros((dim, dim))
-    ll, n_nan = 0.0, 0
+    ll, wsum, n_nan = 0.0, 0.0, 0
     for start in range(0, n, ONE_COMPONENT_CHUNK):
         d = np.array(X[start : start + ONE_COMPONENT_CHUNK], dtype=np.float64)
         wb = (np.ones(d.shape[0]) if w is None
@@ -80,21 +81,20 @@ def one_component_sums(X, w, centre, prec=None, coef=0.0):
         if prec is not None:
             y = d @ prec  # U^T (x - mu) for every point, as rows
             ll += float(wb @ (coef - 0.5 * np.einsum("ij,ij->i", y, y)))
-        wd = d * wb[:, None]
-        nk += float(wb.sum())
-        sx += wd.sum(axis=0)
-        sxx += wd.T @ d
-    return np.array([nk]), sx[None], sxx[None], ll, nk, n_nan
+        wsum += float(wb.sum())
+        if moments:
+            wd = d * wb[:, None]
+            sx += wd.sum(axis=0)
+            sxx += wd.T @ d
+    nk = wsum if moments else 0.0
+    return np.array([nk]), sx[None], sxx[None], ll, wsum, n_nan
 
 
 def one_component_stats(X, w, means, prec, coef, second):
     """:func:`block_stats` for one Gaussian (:func:`one_component_sums`): a few matrix
     products instead of the kernels, whose first use in a process loads numba's compiler
     (about half a second)."""
-    nk, sx, sxx, ll, wsum, n_nan = one_component_sums(X, w, means[0], prec[0], coef[0])
-    if second == 0:  # a likelihood-only pass: the kernels leave the moments at 0
-        nk, sx, sxx = np.zeros(1), np.zeros_like(sx), np.zeros_like(sxx)
-    return nk, sx, sxx, ll, wsum, n_nan
+    return one_component_sums(X, w, means[0], prec[0], coef[0], moments=second != 0)
 
 
 def block_stats(X, w, means, prec, coef, full, second):
